@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace PtActors.Engine.Formats;
 
 /// <summary>
@@ -56,6 +58,7 @@ public readonly struct Amdv1Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool CanHaveLeaf(int level) => level < 5;
 
     /// <inheritdoc/>
@@ -68,6 +71,7 @@ public readonly struct Amdv1Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static PtEntryType Load(ulong pte, int level)
     {
         if ((pte & PR) == 0)
@@ -77,6 +81,7 @@ public readonly struct Amdv1Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int NumContigLg2(ulong pte, int level)
     {
         if (((pte >> 9) & 7) == NlDefault)
@@ -86,6 +91,7 @@ public readonly struct Amdv1Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EntryOa(ulong pte, int level)
     {
         ulong oa = (pte & OaMask) >> 12;
@@ -95,13 +101,16 @@ public readonly struct Amdv1Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong TablePa(ulong pte) => pte & OaMask;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong MakeTable(ulong tablePa, int level, PtFeatures features)
         => PR | ((ulong)level << 9) | (tablePa & OaMask) | IR | IW;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong MakeLeaf(ulong oa, int level, int sizeLg2, ulong attrs)
     {
         ulong entry = PR | (oa & OaMask) | attrs;
@@ -111,6 +120,7 @@ public readonly struct Amdv1Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Errno SetProt(IommuProt prot, PtFeatures features, out ulong attrs)
     {
         // FORCE_COHERENCE is a forced feature: FC is always set. Memory encryption (SME) is not modelled.

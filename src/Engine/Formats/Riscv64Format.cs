@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace PtActors.Engine.Formats;
 
 /// <summary>
@@ -63,6 +65,7 @@ public readonly struct Riscv64Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool CanHaveLeaf(int level) => true;
 
     /// <inheritdoc/>
@@ -75,6 +78,7 @@ public readonly struct Riscv64Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static PtEntryType Load(ulong pte, int level)
     {
         if ((pte & V) == 0)
@@ -83,19 +87,24 @@ public readonly struct Riscv64Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int NumContigLg2(ulong pte, int level) => (pte & N) != 0 ? 4 : 0;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EntryOa(ulong pte, int level)
         => (pte & N) != 0 ? ((pte & NapotPpnMask) >> 14) << 16 : ((pte & PpnMask) >> 10) << 12;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong TablePa(ulong pte) => ((pte & PpnMask) >> 10) << 12;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong MakeTable(ulong tablePa, int level, PtFeatures features) => V | ((tablePa >> 12) << 10 & PpnMask);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong MakeLeaf(ulong oa, int level, int sizeLg2, ulong attrs)
     {
         ulong entry = V | (((oa >> 12) << 10) & PpnMask) | attrs;
@@ -105,6 +114,7 @@ public readonly struct Riscv64Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Errno SetProt(IommuProt prot, PtFeatures features, out ulong attrs)
     {
         ulong pte = A | U;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace PtActors.Engine.Formats;
 
 /// <summary>
@@ -52,6 +54,7 @@ public readonly struct X86_64Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool CanHaveLeaf(int level) => level <= 2;
 
     /// <inheritdoc/>
@@ -59,6 +62,7 @@ public readonly struct X86_64Format : IPtFormat
         => CanHaveLeaf(level) ? 1UL << PtGeometry.ItemLg2(level) : 0;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static PtEntryType Load(ulong pte, int level)
     {
         if ((pte & P) == 0)
@@ -67,23 +71,29 @@ public readonly struct X86_64Format : IPtFormat
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int NumContigLg2(ulong pte, int level) => 0;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong EntryOa(ulong pte, int level) => pte & OaMask;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong TablePa(ulong pte) => pte & OaMask;
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong MakeTable(ulong tablePa, int level, PtFeatures features)
         => P | RW | U | A | (tablePa & OaMask);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong MakeLeaf(ulong oa, int level, int sizeLg2, ulong attrs)
         => P | (oa & OaMask) | attrs | (level != 0 ? PS : 0);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Errno SetProt(IommuProt prot, PtFeatures features, out ulong attrs)
     {
         ulong pte = U | A;
