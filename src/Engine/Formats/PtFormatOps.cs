@@ -70,6 +70,12 @@ public abstract class PtFormatOps
     public abstract ulong AttrFromEntry(ulong pte);
     /// <summary>Leaf permissions as hardware reads them.</summary>
     public abstract IommuProt LeafPermissions(ulong pte);
+    /// <summary>pt_entry_is_write_dirty of the entry holding item <paramref name="index"/> of a table.</summary>
+    public abstract bool IsWriteDirty(ulong[] table, int index, int level);
+    /// <summary>pt_entry_make_write_clean of the entry holding item <paramref name="index"/>.</summary>
+    public abstract void MakeWriteClean(ulong[] table, int index, int level);
+    /// <summary>pt_entry_make_write_dirty: compare-and-swap item <paramref name="index"/> from <paramref name="expected"/> to dirty.</summary>
+    public abstract bool MakeWriteDirty(ulong[] table, int index, ulong expected);
 
     private sealed class FormatOps<TFmt> : PtFormatOps where TFmt : struct, IPtFormat
     {
@@ -93,5 +99,8 @@ public abstract class PtFormatOps
         public override Errno SetProt(IommuProt prot, PtFeatures features, out ulong attrs) => TFmt.SetProt(prot, features, out attrs);
         public override ulong AttrFromEntry(ulong pte) => TFmt.AttrFromEntry(pte);
         public override IommuProt LeafPermissions(ulong pte) => TFmt.LeafPermissions(pte);
+        public override bool IsWriteDirty(ulong[] table, int index, int level) => PtDirty<TFmt>.IsWriteDirty(table, index, level);
+        public override void MakeWriteClean(ulong[] table, int index, int level) => PtDirty<TFmt>.MakeWriteClean(table, index, level);
+        public override bool MakeWriteDirty(ulong[] table, int index, ulong expected) => PtDirty<TFmt>.MakeWriteDirty(table, index, expected);
     }
 }

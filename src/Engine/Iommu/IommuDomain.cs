@@ -172,6 +172,15 @@ public abstract partial class IommuDomain
     /// </summary>
     public abstract void ForEachLeaf(Action<ulong, int, ulong> visit);
 
+    /// <summary>
+    /// The IOMMU's own walk for a DMA: reads PTEs through the format's decode, starting at the top or at the
+    /// table the walk cache gave, touching no walk state of the domain (it may run beside a map or unmap).
+    /// </summary>
+    public abstract void WalkForDma(ref DmaWalk walk);
+
+    /// <summary>Sets the hardware dirty bit of the item a DMA write hit (formats that track dirty bits).</summary>
+    public abstract void SetItemDirty(int page, int index);
+
     /// <summary>deinit: frees the top and every reachable table page. The domain is unusable afterwards.</summary>
     public abstract void Deinit();
 
@@ -207,6 +216,18 @@ public abstract partial class IommuDomain
             gather.AddRange(iova, len);
         }
         gather.Splice(freeList);
+    }
+
+    /// <summary>
+    /// Frees table pages that a flush queue held past the flush that covered them (pages taken off a gather
+    /// with <see cref="IotlbGather.TakeFreeList"/>).
+    /// </summary>
+    public void ReleaseTablePages(PageList pages)
+    {
+        var items = pages.Items;
+        for (int i = 0; i < items.Length; i++)
+            FreeTable(items[i]);
+        pages.Clear();
     }
 
     /// <summary>Allocates a table page for this domain; -1 when memory is exhausted.</summary>

@@ -278,12 +278,82 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
                     level--;
                     continue;
                 case PtEntryType.Oa:
-                    table[index] = pte | TFmt.DirtyBit;
-                    return Errno.None;
+                    return PtDirty<TFmt>.MakeWriteDirty(table, index, pte) ? Errno.None : Errno.EAGAIN;
                 default:
                     return Errno.ENOENT;
             }
         }
+    }
+
+    // ---------------------------------------------------------------- the hardware walk
+
+    public override void WalkForDma(ref DmaWalk walk)
+    {
+        walk.Result = PtEntryType.Empty;
+        walk.Depth = 0;
+        ulong va = walk.Va;
+        int top = TopLevel, level, page;
+        int rMax = TopRangeMax(top);
+        if (walk.StartLevel < 0)
+        {
+            if (CheckRange(va, va, rMax) != Errno.None)
+                return;
+            level = top;
+            page = TopPage;
+        }
+        else
+        {
+            level = walk.StartLevel;
+            page = walk.StartPage;
+        }
+        while (true)
+        {
+            var table = Memory[page];
+            int isz = PtGeometry.ItemLg2(level);
+            int index = level == top && walk.StartLevel < 0
+                ? (int)(Log2.Mod(va, rMax) >> isz)
+                : (int)((va >> isz) & (NumItems - 1));
+            if (walk.Depth < 8)
+            {
+                walk.Levels[walk.Depth] = level;
+                walk.Pages[walk.Depth] = page;
+                walk.Depth++;
+            }
+            ulong pte = Volatile.Read(ref table[index]);
+            switch (TFmt.Load(pte, level))
+            {
+                case PtEntryType.Table:
+                    ulong childPa = TFmt.TablePa(pte);
+                    if (level == 0 || !Memory.Contains(childPa))
+                        return; // garbage read from a reused page: the walk faults
+                    page = Memory.PaToPage(childPa);
+                    level--;
+                    continue;
+                case PtEntryType.Oa:
+                    int lg2 = isz + TFmt.NumContigLg2(pte, level);
+                    walk.Result = PtEntryType.Oa;
+                    walk.SizeLg2 = lg2;
+                    walk.EntryVa = Log2.SetMod(va, 0, lg2);
+                    walk.EntryOa = TFmt.EntryOa(pte, level);
+                    walk.Perms = TFmt.LeafPermissions(pte);
+                    walk.LeafPage = page;
+                    walk.LeafIndex = index;
+                    return;
+                default:
+                    return;
+            }
+        }
+    }
+
+    public override void SetItemDirty(int page, int index)
+    {
+        if (!TFmt.HasDirty)
+            return;
+        var table = Memory[page];
+        ulong pte;
+        do
+            pte = Volatile.Read(ref table[index]);
+        while (!PtDirty<TFmt>.MakeWriteDirty(table, index, pte));
     }
 
     // ---------------------------------------------------------------- read_and_clear_dirty
@@ -326,18 +396,15 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
             else if (type == PtEntryType.Oa)
             {
                 int n = TFmt.NumContigLg2(pte, level);
-                int blockStart = index & ~((1 << n) - 1);
-                int blockEnd = blockStart + (1 << n);
-                if (IsBlockDirty(table, blockStart, blockEnd))
+                int blockEnd = (index & ~((1 << n) - 1)) + (1 << n);
+                if (PtDirty<TFmt>.IsWriteDirty(table, index, level))
                 {
                     // Reading 6: a contiguous entry counts from here to its end, not past the query's last item.
                     ulong len = n == 0 ? 1UL << isz : (ulong)(Math.Min(blockEnd, end) - index) << isz;
                     _dirtySink?.Set(itemVa, len);
                     if (!_dirtyNoClear)
                     {
-                        ulong clean = ~TFmt.DirtyBit;
-                        for (int i = blockStart; i < blockEnd; i++)
-                            table[i] &= clean;
+                        PtDirty<TFmt>.MakeWriteClean(table, index, level);
                         _dirtyGather.AddRange(itemVa, len);
                     }
                 }
@@ -351,17 +418,6 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
                 return;
             itemVa = IndexToVa(level, itemVa, index);
         }
-    }
-
-    private static bool IsBlockDirty(ulong[] table, int start, int end)
-    {
-        ulong d = TFmt.DirtyBit;
-        for (int i = start; i < end; i++)
-        {
-            if ((table[i] & d) != 0)
-                return true;
-        }
-        return false;
     }
 
     // ---------------------------------------------------------------- count / visit / deinit

@@ -413,34 +413,12 @@ public sealed class PtState
     // (and of fmt/amdv1.h, fmt/vtdss.h): a contiguous entry is dirty if any of its items is, cleaning clears every
     // item of the entry, and making an item dirty is a cmpxchg on that one item.
 
-    /// <summary>pt_entry_is_write_dirty of the loaded entry.</summary>
-    public bool IsWriteDirty()
-    {
-        int n = NumContigLg2;
-        int start = (int)Log2.SetMod((ulong)Index, 0, n);
-        for (int i = start; i != start + (1 << n); i++)
-        {
-            if ((Table[i] & Ops.DirtyBit) != 0)
-                return true;
-        }
-        return false;
-    }
+    /// <summary>pt_entry_is_write_dirty of the loaded entry (the engine's format layer).</summary>
+    public bool IsWriteDirty() => Ops.IsWriteDirty(Table, Index, Level);
 
     /// <summary>pt_entry_make_write_clean of the loaded entry.</summary>
-    public void MakeWriteClean()
-    {
-        int n = NumContigLg2;
-        int start = (int)Log2.SetMod((ulong)Index, 0, n);
-        for (int i = start; i != start + (1 << n); i++)
-            Table[i] &= ~Ops.DirtyBit;
-    }
+    public void MakeWriteClean() => Ops.MakeWriteClean(Table, Index, Level);
 
     /// <summary>pt_entry_make_write_dirty: cmpxchg the item at <see cref="Index"/> from the loaded entry to entry | D.</summary>
-    public bool MakeWriteDirty()
-    {
-        if (Table[Index] != Entry)
-            return false;
-        Table[Index] = Entry | Ops.DirtyBit;
-        return true;
-    }
+    public bool MakeWriteDirty() => Ops.MakeWriteDirty(Table, Index, Entry);
 }

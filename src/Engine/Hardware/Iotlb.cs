@@ -1,0 +1,230 @@
+using System.Runtime.CompilerServices;
+
+namespace PtActors.Engine.Hardware;
+
+/// <summary>What the IOTLB does when a set is full.</summary>
+public enum IotlbMode
+{
+    /// <summary>Evict the least recently used way of the set.</summary>
+    Lru,
+    /// <summary>QEMU's behaviour: when the cache is full, drop everything.</summary>
+    FlushAll,
+}
+
+/// <summary>IOTLB geometry: <see cref="Entries"/> entries in sets of <see cref="Ways"/> ways.</summary>
+public readonly record struct IotlbConfig(int Entries = 1024, int Ways = 8, IotlbMode Mode = IotlbMode.Lru)
+{
+    /// <summary>Throws on an impossible geometry.</summary>
+    public void Validate()
+    {
+        if (Entries <= 0 || Ways <= 0 || Entries % Ways != 0)
+            throw new ArgumentException($"IOTLB of {Entries} entries cannot have {Ways} ways.");
+    }
+}
+
+/// <summary>One cached translation: a whole leaf entry (contiguous and large leaves included).</summary>
+public struct IotlbEntry
+{
+    /// <summary>VA of the entry, aligned to its size.</summary>
+    public ulong Va;
+    /// <summary>OA of the entry's start.</summary>
+    public ulong Pa;
+    /// <summary>Domain id tag.</summary>
+    public int DomainId;
+    /// <summary>log2 of the entry size; 0 = invalid way.</summary>
+    public byte SizeLg2;
+    /// <summary>Permissions of the leaf.</summary>
+    public IommuProt Perms;
+    /// <summary>An unmap covered this entry after it was filled, and no invalidation has removed it yet.</summary>
+    public bool Suspect;
+    /// <summary>LRU stamp.</summary>
+    public long Stamp;
+}
+
+/// <summary>
+/// A set-associative LRU IOTLB, or (flush-all mode) QEMU's fully associative one that drops everything when
+/// it is full. Entries are tagged (domain id, VA aligned to the entry size, entry size); the set
+/// index comes from the VA at that size, and a lookup probes only the sizes the cache currently holds.
+/// </summary>
+public sealed class Iotlb
+{
+    private readonly IotlbEntry[] _entries;
+    private readonly int _sets;
+    private readonly int _ways;
+    private readonly IotlbMode _mode;
+    private readonly int[] _countBySize = new int[64];
+    private ulong _sizesPresent;
+    private readonly Dictionary<Tag, int>? _index;  // flush-all mode: one fully associative cache
+    private long _clock;
+    private int _valid;
+
+    private readonly record struct Tag(int DomainId, ulong Va, int SizeLg2);
+
+    /// <summary>Creates an empty IOTLB.</summary>
+    public Iotlb(IotlbConfig config)
+    {
+        config.Validate();
+        _ways = config.Ways;
+        _sets = config.Entries / config.Ways;
+        _mode = config.Mode;
+        _entries = new IotlbEntry[config.Entries];
+        if (_mode == IotlbMode.FlushAll)
+            _index = new Dictionary<Tag, int>(config.Entries);
+        Config = config;
+    }
+
+    /// <summary>The geometry.</summary>
+    public IotlbConfig Config { get; }
+
+    /// <summary>Valid entries now.</summary>
+    public int Count => _valid;
+
+    /// <summary>Entries evicted to make room.</summary>
+    public long Evictions { get; private set; }
+
+    /// <summary>Times the whole cache was dropped because it was full (flush-all mode).</summary>
+    public long FullFlushes { get; private set; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int SetOf(int domainId, ulong va, int sizeLg2)
+    {
+        ulong key = (va >> sizeLg2) ^ ((ulong)(uint)domainId * 0x9E3779B97F4A7C15UL) ^ (ulong)sizeLg2;
+        return (int)(key % (ulong)_sets);
+    }
+
+    /// <summary>Finds the entry translating <paramref name="va"/> for a domain; returns its slot or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Lookup(int domainId, ulong va)
+    {
+        ulong sizes = _sizesPresent;
+        while (sizes != 0)
+        {
+            int lg2 = System.Numerics.BitOperations.TrailingZeroCount(sizes);
+            sizes &= sizes - 1;
+            ulong tagVa = Log2.SetMod(va, 0, lg2);
+            int slot = Find(domainId, tagVa, lg2);
+            if (slot >= 0)
+            {
+                _entries[slot].Stamp = ++_clock;
+                return slot;
+            }
+        }
+        return -1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Find(int domainId, ulong tagVa, int lg2)
+    {
+        if (_index is not null)
+            return _index.TryGetValue(new Tag(domainId, tagVa, lg2), out int s) ? s : -1;
+        int baseSlot = SetOf(domainId, tagVa, lg2) * _ways;
+        for (int w = 0; w < _ways; w++)
+        {
+            ref var e = ref _entries[baseSlot + w];
+            if (e.SizeLg2 == lg2 && e.Va == tagVa && e.DomainId == domainId)
+                return baseSlot + w;
+        }
+        return -1;
+    }
+
+    /// <summary>The entry in <paramref name="slot"/>.</summary>
+    public ref IotlbEntry this[int slot] => ref _entries[slot];
+
+    /// <summary>Caches a translation (replacing an entry with the same tag).</summary>
+    public void Fill(int domainId, ulong va, int sizeLg2, ulong pa, IommuProt perms)
+    {
+        ulong tagVa = Log2.SetMod(va, 0, sizeLg2);
+        int victim = Find(domainId, tagVa, sizeLg2);
+        if (victim < 0)
+            victim = _index is null ? ChooseWay(domainId, tagVa, sizeLg2) : ChooseFree();
+        ref var slot = ref _entries[victim];
+        if (slot.SizeLg2 == 0)
+        {
+            _valid++;
+            if (_countBySize[sizeLg2]++ == 0)
+                _sizesPresent |= 1UL << sizeLg2;
+            _index?.Add(new Tag(domainId, tagVa, sizeLg2), victim);
+        }
+        slot = new IotlbEntry { Va = tagVa, Pa = pa, DomainId = domainId, SizeLg2 = (byte)sizeLg2, Perms = perms, Stamp = ++_clock };
+    }
+
+    private int ChooseWay(int domainId, ulong tagVa, int sizeLg2)
+    {
+        int baseSlot = SetOf(domainId, tagVa, sizeLg2) * _ways;
+        int victim = baseSlot;
+        for (int w = 0; w < _ways; w++)
+        {
+            ref var e = ref _entries[baseSlot + w];
+            if (e.SizeLg2 == 0)
+                return baseSlot + w;
+            if (e.Stamp < _entries[victim].Stamp)
+                victim = baseSlot + w;
+        }
+        Evictions++;
+        Remove(victim);
+        return victim;
+    }
+
+    private int ChooseFree()
+    {
+        if (_valid == _entries.Length)
+        {
+            FullFlushes++;
+            Clear();
+        }
+        for (int i = 0; i < _entries.Length; i++)
+        {
+            if (_entries[i].SizeLg2 == 0)
+                return i;
+        }
+        throw new InvalidOperationException("IOTLB accounting is inconsistent.");
+    }
+
+    /// <summary>Drops the entry in <paramref name="slot"/>.</summary>
+    public void Remove(int slot)
+    {
+        ref var e = ref _entries[slot];
+        if (e.SizeLg2 == 0)
+            return;
+        if (--_countBySize[e.SizeLg2] == 0)
+            _sizesPresent &= ~(1UL << e.SizeLg2);
+        _index?.Remove(new Tag(e.DomainId, e.Va, e.SizeLg2));
+        e = default;
+        _valid--;
+    }
+
+    /// <summary>Drops every entry.</summary>
+    public void Clear()
+    {
+        Array.Clear(_entries);
+        Array.Clear(_countBySize);
+        _index?.Clear();
+        _sizesPresent = 0;
+        _valid = 0;
+    }
+
+    /// <summary>
+    /// Visits each valid entry of <paramref name="domainId"/> (any domain when negative) that overlaps
+    /// [<paramref name="start"/>, <paramref name="last"/>]; the visitor returns true to remove it.
+    /// Returns how many were removed.
+    /// </summary>
+    public int Sweep(int domainId, ulong start, ulong last, Func<int, bool> visit)
+    {
+        int removed = 0;
+        for (int i = 0; i < _entries.Length; i++)
+        {
+            ref var e = ref _entries[i];
+            if (e.SizeLg2 == 0 || (domainId >= 0 && e.DomainId != domainId))
+                continue;
+            ulong eLast = e.Va + Log2.ToMaxInt(e.SizeLg2);
+            if (e.Va > last || eLast < start)
+                continue;
+            if (visit(i))
+            {
+                Remove(i);
+                removed++;
+            }
+        }
+        return removed;
+    }
+}
