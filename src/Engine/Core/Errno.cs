@@ -11,6 +11,7 @@ public enum Errno
     ENXIO = 6,
     EAGAIN = 11,
     ENOMEM = 12,
+    EBUSY = 16,
     ENODEV = 19,
     EINVAL = 22,
     ERANGE = 34,

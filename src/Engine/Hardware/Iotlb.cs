@@ -12,7 +12,7 @@ public enum IotlbMode
 }
 
 /// <summary>IOTLB geometry: <see cref="Entries"/> entries in sets of <see cref="Ways"/> ways.</summary>
-public readonly record struct IotlbConfig(int Entries = 1024, int Ways = 8, IotlbMode Mode = IotlbMode.Lru)
+public sealed record IotlbConfig(int Entries = 1024, int Ways = 8, IotlbMode Mode = IotlbMode.Lru)
 {
     /// <summary>Throws on an impossible geometry.</summary>
     public void Validate()
@@ -37,6 +37,10 @@ public struct IotlbEntry
     public IommuProt Perms;
     /// <summary>An unmap covered this entry after it was filled, and no invalidation has removed it yet.</summary>
     public bool Suspect;
+    /// <summary>The hardware has set the leaf's dirty bit through this entry.</summary>
+    public bool Dirty;
+    /// <summary>Page and index of the leaf item the entry was filled from.</summary>
+    public int LeafPage, LeafIndex;
     /// <summary>LRU stamp.</summary>
     public long Stamp;
 }
@@ -131,7 +135,7 @@ public sealed class Iotlb
     public ref IotlbEntry this[int slot] => ref _entries[slot];
 
     /// <summary>Caches a translation (replacing an entry with the same tag).</summary>
-    public void Fill(int domainId, ulong va, int sizeLg2, ulong pa, IommuProt perms)
+    public int Fill(int domainId, ulong va, int sizeLg2, ulong pa, IommuProt perms)
     {
         ulong tagVa = Log2.SetMod(va, 0, sizeLg2);
         int victim = Find(domainId, tagVa, sizeLg2);
@@ -146,6 +150,7 @@ public sealed class Iotlb
             _index?.Add(new Tag(domainId, tagVa, sizeLg2), victim);
         }
         slot = new IotlbEntry { Va = tagVa, Pa = pa, DomainId = domainId, SizeLg2 = (byte)sizeLg2, Perms = perms, Stamp = ++_clock };
+        return victim;
     }
 
     private int ChooseWay(int domainId, ulong tagVa, int sizeLg2)

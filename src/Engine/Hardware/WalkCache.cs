@@ -5,7 +5,7 @@ namespace PtActors.Engine.Hardware;
 /// at level-0 tables, and so on up. The defaults are gem5's SMMUv3 (4/28/348/4 entries from the top of a
 /// 4-level table down, 4-way); levels above 3 share the top size.
 /// </summary>
-public readonly record struct WalkCacheConfig(int Level1 = 348, int Level2 = 28, int Level3 = 4, int Upper = 4, int Ways = 4)
+public sealed record WalkCacheConfig(int Level1 = 348, int Level2 = 28, int Level3 = 4, int Upper = 4, int Ways = 4)
 {
     /// <summary>Entries cached for items of <paramref name="level"/> (1..5).</summary>
     public int EntriesFor(int level) => level switch { 1 => Level1, 2 => Level2, 3 => Level3, _ => Upper };
@@ -25,6 +25,8 @@ public struct WalkCacheEntry
     public int DomainId;
     /// <summary>True while valid.</summary>
     public bool Valid;
+    /// <summary>An unmap covered the item's VA after the entry was filled (it may point at an unlinked table).</summary>
+    public bool Suspect;
     /// <summary>LRU stamp.</summary>
     public long Stamp;
 }
@@ -70,7 +72,7 @@ public sealed class WalkCache
     /// The deepest cached table for <paramref name="va"/>, searching levels 1 up to <paramref name="topLevel"/>:
     /// returns the level of the cached item (the walk continues at level - 1 in <paramref name="childPage"/>), or -1.
     /// </summary>
-    public int Lookup(int domainId, ulong va, int topLevel, out int childPage)
+    public int Lookup(int domainId, ulong va, int topLevel, out int childPage, out bool suspect)
     {
         for (int level = 1; level <= Math.Min(topLevel, MaxLevel); level++)
         {
@@ -86,16 +88,18 @@ public sealed class WalkCache
                 {
                     e.Stamp = ++_clock;
                     childPage = e.ChildPage;
+                    suspect = e.Suspect;
                     return level;
                 }
             }
         }
         childPage = -1;
+        suspect = false;
         return -1;
     }
 
     /// <summary>Caches that the item of <paramref name="level"/> covering <paramref name="va"/> points at <paramref name="childPage"/>.</summary>
-    public void Fill(int domainId, int level, ulong va, int childPage)
+    public void Fill(int domainId, int level, ulong va, int childPage, bool suspect = false)
     {
         if (level < 1 || level > MaxLevel || _sets[level] == 0)
             return;
@@ -114,14 +118,19 @@ public sealed class WalkCache
             if (e.Stamp < set[victim].Stamp)
                 victim = b + w;
         }
-        set[victim] = new WalkCacheEntry { Va = itemVa, ChildPage = childPage, DomainId = domainId, Valid = true, Stamp = ++_clock };
+        set[victim] = new WalkCacheEntry { Va = itemVa, ChildPage = childPage, DomainId = domainId, Valid = true, Suspect = suspect, Stamp = ++_clock };
     }
 
     /// <summary>
     /// Drops the entries of <paramref name="domainId"/> (every domain when negative) whose item overlaps
     /// [<paramref name="start"/>, <paramref name="last"/>]. Returns how many were dropped.
     /// </summary>
-    public int Invalidate(int domainId, ulong start, ulong last)
+    public int Invalidate(int domainId, ulong start, ulong last) => Sweep(domainId, start, last, drop: true);
+
+    /// <summary>Marks the entries overlapping the range suspect (an unmap changed what they lead to).</summary>
+    public int MarkSuspect(int domainId, ulong start, ulong last) => Sweep(domainId, start, last, drop: false);
+
+    private int Sweep(int domainId, ulong start, ulong last, bool drop)
     {
         int dropped = 0;
         for (int level = 1; level <= MaxLevel; level++)
@@ -135,7 +144,10 @@ public sealed class WalkCache
                     continue;
                 if (e.Va > last || e.Va + size < start)
                     continue;
-                e.Valid = false;
+                if (drop)
+                    e.Valid = false;
+                else
+                    e.Suspect = true;
                 dropped++;
             }
         }

@@ -399,8 +399,11 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
                 int blockEnd = (index & ~((1 << n) - 1)) + (1 << n);
                 if (PtDirty<TFmt>.IsWriteDirty(table, index, level))
                 {
-                    // Reading 6: a contiguous entry counts from here to its end, not past the query's last item.
-                    ulong len = n == 0 ? 1UL << isz : (ulong)(Math.Min(blockEnd, end) - index) << isz;
+                    // Reading 6: a single item counts whole; a contiguous entry counts from here to its end,
+                    // but not past the query's last item.
+                    ulong len = n == 0
+                        ? 1UL << isz
+                        : IndexToVa(level, itemVa, Math.Min(blockEnd, end) - 1) + (1UL << isz) - itemVa;
                     _dirtySink?.Set(itemVa, len);
                     if (!_dirtyNoClear)
                     {

@@ -1,0 +1,130 @@
+namespace PtActors.Engine.Hardware;
+
+/// <summary>The translation side: a device's DMA through the IOTLB, walk caches and page walk, with the checkers.</summary>
+public sealed partial class IommuUnit
+{
+    private const int MaxFaultLog = 10_000;
+
+    /// <summary>
+    /// Translates one DMA of <paramref name="device"/> to <paramref name="iova"/> the way hardware does: IOTLB
+    /// lookup; on a miss a walk of the real PTEs through the walk caches, then a fill; a permission check. A write
+    /// sets the dirty bit of the leaf it hits (formats that track dirty bits). The safety checkers run on every
+    /// hit that an unmap has made suspect and on every walk.
+    /// </summary>
+    public DmaResult Dma(IommuDevice device, ulong iova, bool write)
+    {
+        var domain = device.HardwareDomain;
+        if (domain is null)
+            return Fault(device, iova, write, FaultReason.NotAttached);
+        if (!ReferenceEquals(domain, device.Domain))
+        {
+            Stats.IsolationBreaches++;
+            Stats.FirstIsolationBreach ??= Event(device.Name, iova, Clock.NowNs);
+        }
+        var ctx = _domains[domain];
+        var need = write ? IommuProt.Write : IommuProt.Read;
+
+        int slot = Iotlb.Lookup(ctx.Id, iova);
+        if (slot >= 0)
+        {
+            Stats.Hits++;
+            ref var e = ref Iotlb[slot];
+            if ((e.Perms & need) == 0)
+                return Fault(device, iova, write, FaultReason.Permission);
+            ulong hitPa = e.Pa | Log2.Mod(iova, e.SizeLg2);
+            bool staleHit = e.Suspect && CheckStale(ctx, device, iova, hitPa, e.Perms);
+            if (write && !e.Dirty)
+            {
+                e.Dirty = true;
+                if (domain.Memory.IsAllocated(e.LeafPage))
+                    domain.SetItemDirty(e.LeafPage, e.LeafIndex);
+            }
+            return new DmaResult(staleHit ? DmaOutcome.Stale : DmaOutcome.Hit, hitPa);
+        }
+
+        Stats.Misses++;
+        var walk = new DmaWalk { Va = iova, StartLevel = -1 };
+        int cached = WalkCache.Lookup(ctx.Id, iova, domain.TopLevel, out int childPage, out bool suspect);
+        if (cached > 0)
+        {
+            walk.StartLevel = cached - 1;
+            walk.StartPage = childPage;
+        }
+        domain.WalkForDma(ref walk);
+
+        bool freedRead = false;
+        for (int i = 0; i < walk.Depth; i++)
+        {
+            if (!domain.Memory.IsAllocated(walk.Pages[i]))
+            {
+                freedRead = true;
+                Stats.UseAfterFree++;
+                Stats.FirstUseAfterFree ??= Event(device.Name, iova, Clock.NowNs);
+                break;
+            }
+        }
+        suspect |= freedRead;
+        for (int i = 0; i + 1 < walk.Depth; i++)
+            WalkCache.Fill(ctx.Id, walk.Levels[i], iova, walk.Pages[i + 1], suspect);
+
+        if (walk.Result != PtEntryType.Oa)
+            return Fault(device, iova, write, FaultReason.Unmapped);
+        if ((walk.Perms & need) == 0)
+            return Fault(device, iova, write, FaultReason.Permission);
+
+        int filled = Iotlb.Fill(ctx.Id, walk.EntryVa, walk.SizeLg2, walk.EntryOa, walk.Perms);
+        ref var f = ref Iotlb[filled];
+        f.Suspect = suspect;
+        f.LeafPage = walk.LeafPage;
+        f.LeafIndex = walk.LeafIndex;
+        f.Dirty = write;
+        if (write && !freedRead)
+            domain.SetItemDirty(walk.LeafPage, walk.LeafIndex);
+
+        ulong pa = walk.Pa;
+        bool stale = suspect && CheckStale(ctx, device, iova, pa, walk.Perms);
+        return new DmaResult(stale ? DmaOutcome.Stale : DmaOutcome.Miss, pa);
+    }
+
+    /// <summary>
+    /// The stale-hit checker: a cached translation is stale when the current table gives no mapping, another
+    /// PA, or fewer permissions. It is in window while an unflushed unmap covers the IOVA, a violation otherwise.
+    /// </summary>
+    private bool CheckStale(DomainContext ctx, IommuDevice device, ulong iova, ulong pa, IommuProt perms)
+    {
+        var now = new DmaWalk { Va = iova, StartLevel = -1 };
+        ctx.Domain.WalkForDma(ref now);
+        if (now.Result == PtEntryType.Oa && now.Pa == pa && (now.Perms & perms) == perms)
+            return false;
+
+        ulong earliest = ulong.MaxValue;
+        foreach (var r in ctx.Unflushed)
+        {
+            if (r.Start <= iova && iova <= r.Last && r.TimeNs < earliest)
+                earliest = r.TimeNs;
+        }
+        ulong t = Clock.NowNs;
+        if (earliest != ulong.MaxValue)
+        {
+            Stats.StaleInWindow++;
+            long window = (long)(t - earliest);
+            if (window > Stats.MaxStaleWindowNs)
+                Stats.MaxStaleWindowNs = window;
+            Stats.FirstStaleInWindow ??= Event(device.Name, iova, t);
+        }
+        else
+        {
+            Stats.StaleViolations++;
+            Stats.FirstStaleViolation ??= Event(device.Name, iova, t);
+        }
+        return true;
+    }
+
+    private DmaResult Fault(IommuDevice device, ulong iova, bool write, FaultReason reason)
+    {
+        Stats.Faults++;
+        if (_faults.Count < MaxFaultLog)
+            _faults.Add(new IoPageFault(device.Name, iova, write ? IoPageFault.Write : IoPageFault.Read, reason, Clock.NowNs));
+        return new DmaResult(DmaOutcome.Fault, 0, reason);
+    }
+}

@@ -1,0 +1,291 @@
+namespace PtActors.Engine.Hardware;
+
+/// <summary>The flush side: unmaps through the policy, invalidation commands, the flush queue, batching.</summary>
+public sealed partial class IommuUnit
+{
+    /// <summary>
+    /// Unmaps [<paramref name="iova"/>, +<paramref name="size"/>) of a bound domain through this unit's flush policy
+    /// (iommu_unmap_fast plus what dma-iommu does next), as CPU <paramref name="cpu"/>. Returns the bytes unmapped.
+    /// strict syncs now; lazy queues the range and the freed table pages on the flush queue; batch:N syncs every
+    /// N unmaps or after an idle period.
+    /// </summary>
+    public ulong Unmap(IommuDomain domain, ulong iova, ulong size, int cpu = 0)
+    {
+        var ctx = Context(domain);
+        var policy = Config.Policy.Kind;
+        var gather = policy == FlushPolicyKind.Batch ? ctx.Batch! : ctx.Gather;
+        if (policy != FlushPolicyKind.Batch)
+        {
+            gather.Init();
+            gather.Queued = policy is FlushPolicyKind.Lazy or FlushPolicyKind.LazySingle;
+        }
+        ulong unmapped = domain.IommuUnmapFast(iova, size, gather);
+        RecordUnmap(ctx, iova, unmapped);
+        if (Config.FreeTablesBeforeFlush && gather.FreeCount > 0)
+        {
+            // Deliberately broken: the pages go back to the allocator while the IOMMU may still walk them.
+            var early = new PageList();
+            gather.TakeFreeList(early);
+            domain.ReleaseTablePages(early);
+        }
+
+        switch (policy)
+        {
+            case FlushPolicyKind.Strict:
+                domain.IotlbSync(gather);
+                if (unmapped > 0)
+                    IovaReleased?.Invoke(domain, iova, iova + unmapped - 1);
+                break;
+            case FlushPolicyKind.Lazy:
+            case FlushPolicyKind.LazySingle:
+                QueueIova(ctx, cpu, iova, unmapped, gather);
+                break;
+            case FlushPolicyKind.Batch:
+                if (++ctx.BatchCount >= Config.Policy.BatchSize)
+                    SyncBatch(ctx);
+                else
+                    ArmBatchTimer(ctx);
+                break;
+        }
+        return unmapped;
+    }
+
+    /// <summary>Flushes everything a policy is holding back for every bound domain (the end of a run).</summary>
+    public void Drain()
+    {
+        foreach (var ctx in _domains.Values)
+        {
+            if (ctx.Queues is not null && QueuedEntries(ctx) > 0)
+            {
+                FlushQueueFlush(ctx);
+                FreeAllQueues(ctx);
+            }
+            if (ctx.Batch is { IsPending: true })
+                SyncBatch(ctx);
+        }
+    }
+
+    /// <summary>Table pages a flush queue holds for <paramref name="domain"/> (counted in its table pages).</summary>
+    public int QueuedTablePages(IommuDomain domain)
+    {
+        if (!_domains.TryGetValue(domain, out var ctx) || ctx.Queues is null)
+            return 0;
+        int pages = 0;
+        foreach (var fq in ctx.Queues)
+        {
+            for (int i = fq.Head; i != fq.Tail; i = (i + 1) & fq.Mask)
+                pages += fq.Entries[i].Pages.Count;
+        }
+        return pages;
+    }
+
+    private static int QueuedEntries(DomainContext ctx)
+    {
+        int n = 0;
+        foreach (var fq in ctx.Queues!)
+            n += fq.Count;
+        return n;
+    }
+
+    private void RecordUnmap(DomainContext ctx, ulong iova, ulong unmapped)
+    {
+        if (unmapped == 0)
+            return;
+        ulong last = iova + unmapped - 1;
+        ctx.Unflushed.Add(new UnmapRecord(iova, last, Clock.NowNs));
+        // The IOTLB and walk caches may still hold what was just removed: mark it for the stale checker.
+        Iotlb.Sweep(ctx.Id, iova, last, MarkSuspect);
+        WalkCache.MarkSuspect(ctx.Id, iova, last);
+    }
+
+    private bool MarkSuspect(int slot)
+    {
+        Iotlb[slot].Suspect = true;
+        return false;
+    }
+
+    // ------------------------------------------------------------------ the driver's iotlb_sync
+
+    /// <inheritdoc/>
+    public void OnIotlbSync(IommuDomain domain, IotlbGather gather, FlushKind kind)
+    {
+        if (kind == FlushKind.None || !_domains.TryGetValue(domain, out var ctx))
+            return;
+        Stats.Flushes++;
+        if (kind == FlushKind.All)
+        {
+            Issue(new InvalidationCommand(InvalidationKind.Domain, ctx.Id, 0, ulong.MaxValue));
+            CompleteFlush(ctx, 0, ulong.MaxValue, psiBytes: 0);
+            return;
+        }
+        var cmd = InvalidationBlocks.ForRange(Config.Flavor, ctx.Id, gather.Start, gather.End, Config.VtdMaxAddressMask);
+        Issue(cmd);
+        ulong psi = cmd.Kind == InvalidationKind.PageSelective ? cmd.Last - cmd.Start + 1 : 0;
+        CompleteFlush(ctx, gather.Start, gather.End, psi);
+    }
+
+    /// <summary>Executes one invalidation command on the IOTLB and walk caches and charges its latency.</summary>
+    public void Issue(InvalidationCommand cmd)
+    {
+        Stats.Invalidations++;
+        Stats.InvalidationBusyNs += (long)Config.InvalidationNs;
+        switch (cmd.Kind)
+        {
+            case InvalidationKind.PageSelective:
+                ulong bytes = cmd.Last - cmd.Start + 1;
+                Stats.InvalidatedBytes += bytes == 0 ? long.MaxValue : (long)Math.Min(bytes, long.MaxValue);
+                Iotlb.Sweep(cmd.DomainId, cmd.Start, cmd.Last, static _ => true);
+                WalkCache.Invalidate(cmd.DomainId, cmd.Start, cmd.Last);
+                break;
+            case InvalidationKind.Domain:
+                Stats.DomainInvalidations++;
+                Iotlb.Sweep(cmd.DomainId, 0, ulong.MaxValue, static _ => true);
+                WalkCache.Invalidate(cmd.DomainId, 0, ulong.MaxValue);
+                break;
+            default:
+                Stats.GlobalInvalidations++;
+                Iotlb.Clear();
+                WalkCache.Invalidate(-1, 0, ulong.MaxValue);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A flush of [start, last] completed: the unmaps inside it are no longer in a stale window, and the bytes a
+    /// page-selective command covered beyond what was unmapped count as over-invalidation.
+    /// </summary>
+    private void CompleteFlush(DomainContext ctx, ulong start, ulong last, ulong psiBytes)
+    {
+        var union = ctx.Scratch;
+        union.Clear();
+        for (int i = ctx.Unflushed.Count - 1; i >= 0; i--)
+        {
+            var r = ctx.Unflushed[i];
+            if (r.Start >= start && r.Last <= last)
+            {
+                union.Add((r.Start, r.Last));
+                ctx.Unflushed.RemoveAt(i);
+            }
+        }
+        if (psiBytes == 0)
+            return;
+        union.Sort();
+        ulong covered = 0, curStart = 0, curLast = 0;
+        bool open = false;
+        foreach (var (s, l) in union)
+        {
+            if (open && s <= curLast + 1 && curLast != ulong.MaxValue)
+            {
+                if (l > curLast)
+                    curLast = l;
+                continue;
+            }
+            if (open)
+                covered += curLast - curStart + 1;
+            curStart = s;
+            curLast = l;
+            open = true;
+        }
+        if (open)
+            covered += curLast - curStart + 1;
+        if (psiBytes > covered)
+            Stats.OverInvalidatedBytes += (long)Math.Min(psiBytes - covered, long.MaxValue);
+    }
+
+    // ------------------------------------------------------------------ dma-iommu flush queue
+
+    private void QueueIova(DomainContext ctx, int cpu, ulong iova, ulong unmapped, IotlbGather gather)
+    {
+        var fq = ctx.Queues!.Length == 1 ? ctx.Queues[0] : ctx.Queues[cpu % ctx.Queues.Length];
+        FreeFinished(ctx, fq);
+        if (fq.IsFull)
+        {
+            FlushQueueFlush(ctx);
+            FreeFinished(ctx, fq);
+        }
+        var entry = fq.Entries[fq.Tail];
+        fq.Tail = (fq.Tail + 1) & fq.Mask;
+        entry.Iova = iova;
+        entry.Last = iova + unmapped - 1;
+        entry.Counter = ctx.FlushStartCount;
+        entry.Pages.Clear();
+        gather.TakeFreeList(entry.Pages);
+        if (unmapped == 0)
+            entry.Last = iova - 1;
+        if (!ctx.TimerOn)
+        {
+            ctx.TimerOn = true;
+            ulong timeout = Config.Policy.Kind == FlushPolicyKind.LazySingle ? Config.SingleQueueTimeoutNs : Config.FlushQueueTimeoutNs;
+            Clock.ScheduleIn(timeout, _ => FlushQueueTimeout(ctx));
+        }
+    }
+
+    /// <summary>fq_flush_iotlb: one whole-domain flush, counted from start to finish.</summary>
+    private void FlushQueueFlush(DomainContext ctx)
+    {
+        ctx.FlushStartCount++;
+        Stats.Flushes++;
+        Issue(new InvalidationCommand(InvalidationKind.Domain, ctx.Id, 0, ulong.MaxValue));
+        CompleteFlush(ctx, 0, ulong.MaxValue, psiBytes: 0);
+        ctx.FlushFinishCount++;
+    }
+
+    /// <summary>fq_ring_free: release the entries whose flush started after they were queued and has finished.</summary>
+    private void FreeFinished(DomainContext ctx, FlushQueue fq)
+    {
+        ulong finished = ctx.FlushFinishCount;
+        while (fq.Head != fq.Tail)
+        {
+            var entry = fq.Entries[fq.Head];
+            if (entry.Counter >= finished)
+                break;
+            ctx.Domain.ReleaseTablePages(entry.Pages);
+            if (entry.Last >= entry.Iova)
+                IovaReleased?.Invoke(ctx.Domain, entry.Iova, entry.Last);
+            fq.Head = (fq.Head + 1) & fq.Mask;
+        }
+    }
+
+    private void FreeAllQueues(DomainContext ctx)
+    {
+        foreach (var fq in ctx.Queues!)
+            FreeFinished(ctx, fq);
+    }
+
+    private void FlushQueueTimeout(DomainContext ctx)
+    {
+        ctx.TimerOn = false;
+        Stats.TimedFlushes++;
+        FlushQueueFlush(ctx);
+        FreeAllQueues(ctx);
+    }
+
+    // ------------------------------------------------------------------ batch:N
+
+    private void SyncBatch(DomainContext ctx)
+    {
+        ctx.BatchTimer?.Cancel();
+        ctx.BatchTimer = null;
+        ctx.BatchCount = 0;
+        var gather = ctx.Batch!;
+        ulong start = gather.Start, end = gather.End;
+        bool hadRange = gather.HasRange;
+        ctx.Domain.IotlbSync(gather);
+        if (hadRange)
+            IovaReleased?.Invoke(ctx.Domain, start, end);
+    }
+
+    private void ArmBatchTimer(DomainContext ctx)
+    {
+        ctx.BatchTimer?.Cancel();
+        ctx.BatchTimer = Clock.ScheduleIn(Config.BatchIdleNs, _ =>
+        {
+            ctx.BatchTimer = null;
+            if (ctx.Batch!.IsPending)
+            {
+                Stats.TimedFlushes++;
+                SyncBatch(ctx);
+            }
+        });
+    }
+}

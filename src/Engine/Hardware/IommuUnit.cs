@@ -1,0 +1,134 @@
+using System.Globalization;
+
+namespace PtActors.Engine.Hardware;
+
+/// <summary>A device (a BDF, a name) behind an IOMMU unit.</summary>
+public sealed class IommuDevice
+{
+    internal IommuDevice(string name, int index)
+    {
+        Name = name;
+        Index = index;
+    }
+
+    /// <summary>Name or BDF.</summary>
+    public string Name { get; }
+
+    /// <summary>Order of arrival on the unit; the device's CPU is this mod the unit's CPUs.</summary>
+    public int Index { get; }
+
+    /// <summary>The domain software attached the device to (null when detached).</summary>
+    public IommuDomain? Domain { get; internal set; }
+
+    /// <summary>The domain the hardware's cached device context points at.</summary>
+    public IommuDomain? HardwareDomain { get; internal set; }
+}
+
+/// <summary>
+/// One IOMMU: devices attached to paging domains, an IOTLB and walk caches shared by them, invalidation
+/// commands with a cost model, the flush policy with its per-domain state, and the safety checkers. All
+/// timing is the simulated <see cref="SimClock"/>; nothing here reads a real clock.
+/// </summary>
+public sealed partial class IommuUnit : IIotlbSyncHandler
+{
+    private readonly Dictionary<string, IommuDevice> _devices = new(StringComparer.Ordinal);
+    private readonly Dictionary<IommuDomain, DomainContext> _domains = new(ReferenceEqualityComparer.Instance);
+    private readonly List<IoPageFault> _faults = new();
+    private int _nextDomainId = 1;
+
+    /// <summary>Creates a unit on <paramref name="clock"/>.</summary>
+    public IommuUnit(string name, IommuUnitConfig config, SimClock clock)
+    {
+        config.Iotlb.Validate();
+        if (config.Cpus < 1)
+            throw new ArgumentOutOfRangeException(nameof(config), "cpus must be at least 1");
+        Name = name;
+        Config = config;
+        Clock = clock;
+        Iotlb = new Iotlb(config.Iotlb);
+        WalkCache = new WalkCache(config.WalkCache);
+    }
+
+    /// <summary>The unit's name.</summary>
+    public string Name { get; }
+
+    /// <summary>Its configuration.</summary>
+    public IommuUnitConfig Config { get; }
+
+    /// <summary>The simulated clock.</summary>
+    public SimClock Clock { get; }
+
+    /// <summary>The IOTLB.</summary>
+    public Iotlb Iotlb { get; }
+
+    /// <summary>The paging-structure caches.</summary>
+    public WalkCache WalkCache { get; }
+
+    /// <summary>Counters and first events.</summary>
+    public IommuUnitStats Stats { get; } = new();
+
+    /// <summary>IO page faults, in order (the first 10 000 are kept).</summary>
+    public IReadOnlyList<IoPageFault> Faults => _faults;
+
+    /// <summary>Called when an unmapped IOVA range may be reused: after the flush that covered it completed.</summary>
+    public Action<IommuDomain, ulong, ulong>? IovaReleased { get; set; }
+
+    /// <summary>The device named <paramref name="name"/>, created on first use.</summary>
+    public IommuDevice Device(string name)
+    {
+        if (!_devices.TryGetValue(name, out var dev))
+        {
+            dev = new IommuDevice(name, _devices.Count);
+            _devices.Add(name, dev);
+        }
+        return dev;
+    }
+
+    /// <summary>The device named <paramref name="name"/>, or null.</summary>
+    public IommuDevice? FindDevice(string name) => _devices.GetValueOrDefault(name);
+
+    /// <summary>True when <paramref name="domain"/> is bound to this unit.</summary>
+    public bool Owns(IommuDomain domain) => _domains.ContainsKey(domain);
+
+    /// <summary>The domain id this unit tags <paramref name="domain"/>'s IOTLB entries with (0 when not bound).</summary>
+    public int DomainId(IommuDomain domain) => _domains.TryGetValue(domain, out var ctx) ? ctx.Id : 0;
+
+    /// <summary>
+    /// Attaches a device to a paging domain, moving it if it was attached elsewhere. The first attach binds
+    /// the domain to this unit (its flushes are this unit's from then on). A domain bound to another unit is
+    /// refused (<see cref="Errno.EBUSY"/>).
+    /// </summary>
+    public Errno Attach(IommuDevice device, IommuDomain domain)
+    {
+        if (!_domains.TryGetValue(domain, out var ctx))
+        {
+            if (domain.SyncHandler is not null)
+                return Errno.EBUSY;
+            ctx = new DomainContext(domain, _nextDomainId++, this);
+            _domains.Add(domain, ctx);
+            domain.SyncHandler = this;
+        }
+        device.Domain = domain;
+        if (!Config.SkipContextInvalidation || device.HardwareDomain is null)
+            device.HardwareDomain = domain;
+        return Errno.None;
+    }
+
+    /// <summary>Detaches a device; <see cref="Errno.ENODEV"/> when it is not attached.</summary>
+    public Errno Detach(IommuDevice device)
+    {
+        if (device.Domain is null)
+            return Errno.ENODEV;
+        device.Domain = null;
+        if (!Config.SkipContextInvalidation)
+            device.HardwareDomain = null;
+        return Errno.None;
+    }
+
+    private DomainContext Context(IommuDomain domain)
+        => _domains.TryGetValue(domain, out var ctx) ? ctx
+            : throw new InvalidOperationException($"Domain is not bound to IOMMU unit {Name}.");
+
+    private static string Event(string device, ulong iova, ulong now)
+        => string.Create(CultureInfo.InvariantCulture, $"{device}@0x{iova:x}@t={now}ns");
+}
