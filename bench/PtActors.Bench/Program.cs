@@ -1,10 +1,28 @@
 using BenchmarkDotNet.Running;
+using PtActors.Engine.Hardware;
 
 namespace PtActors.Bench;
 
-/// <summary>Runs the benchmarks: <c>dotnet run -c Release --project bench/PtActors.Bench -- --filter '*'</c>.</summary>
+/// <summary>
+/// Runs the benchmarks: <c>dotnet run -c Release --project bench/PtActors.Bench -- --filter '*'</c>;
+/// <c>-- nic [PACKETS]</c> runs the NIC loop under each flush policy and prints its invalidation counters.
+/// </summary>
 public static class Program
 {
     /// <summary>Entry point.</summary>
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static void Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "nic")
+        {
+            int packets = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000;
+            NicLoop.Header(Console.Out);
+            foreach (var policy in new[] { "strict", "lazy", "lazy-single", "batch:32" })
+            {
+                FlushPolicySpec.TryParse(policy, out var spec);
+                NicLoop.Run(spec, packets, Console.Out);
+            }
+            return;
+        }
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    }
 }

@@ -13,15 +13,15 @@ public sealed partial class IommuUnit
     /// </summary>
     public DmaResult Dma(IommuDevice device, ulong iova, bool write)
     {
-        var domain = device.HardwareDomain;
-        if (domain is null)
+        var ctx = device.HardwareContext;
+        if (ctx is null)
             return Fault(device, iova, write, FaultReason.NotAttached);
+        var domain = ctx.Domain;
         if (!ReferenceEquals(domain, device.Domain))
         {
             Stats.IsolationBreaches++;
             Stats.FirstIsolationBreach ??= Event(device.Name, iova, Clock.NowNs);
         }
-        var ctx = _domains[domain];
         var need = write ? IommuProt.Write : IommuProt.Read;
 
         int slot = Iotlb.Lookup(ctx.Id, iova);

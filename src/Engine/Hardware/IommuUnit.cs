@@ -21,7 +21,10 @@ public sealed class IommuDevice
     public IommuDomain? Domain { get; internal set; }
 
     /// <summary>The domain the hardware's cached device context points at.</summary>
-    public IommuDomain? HardwareDomain { get; internal set; }
+    public IommuDomain? HardwareDomain => HardwareContext?.Domain;
+
+    /// <summary>The unit's state of <see cref="HardwareDomain"/>.</summary>
+    internal DomainContext? HardwareContext { get; set; }
 }
 
 /// <summary>
@@ -109,8 +112,8 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
             domain.SyncHandler = this;
         }
         device.Domain = domain;
-        if (!Config.SkipContextInvalidation || device.HardwareDomain is null)
-            device.HardwareDomain = domain;
+        if (!Config.SkipContextInvalidation || device.HardwareContext is null)
+            device.HardwareContext = ctx;
         return Errno.None;
     }
 
@@ -121,7 +124,7 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
             return Errno.ENODEV;
         device.Domain = null;
         if (!Config.SkipContextInvalidation)
-            device.HardwareDomain = null;
+            device.HardwareContext = null;
         return Errno.None;
     }
 

@@ -54,6 +54,7 @@ public sealed class Iotlb
 {
     private readonly IotlbEntry[] _entries;
     private readonly int _sets;
+    private readonly ulong _setMask;   // sets - 1 when a power of two (then non-zero unless one set)
     private readonly int _ways;
     private readonly IotlbMode _mode;
     private readonly int[] _countBySize = new int[64];
@@ -70,6 +71,8 @@ public sealed class Iotlb
         config.Validate();
         _ways = config.Ways;
         _sets = config.Entries / config.Ways;
+        if ((_sets & (_sets - 1)) == 0)
+            _setMask = (ulong)_sets - 1;
         _mode = config.Mode;
         _entries = new IotlbEntry[config.Entries];
         if (_mode == IotlbMode.FlushAll)
@@ -93,7 +96,7 @@ public sealed class Iotlb
     private int SetOf(int domainId, ulong va, int sizeLg2)
     {
         ulong key = (va >> sizeLg2) ^ ((ulong)(uint)domainId * 0x9E3779B97F4A7C15UL) ^ (ulong)sizeLg2;
-        return (int)(key % (ulong)_sets);
+        return _setMask != 0 ? (int)(key & _setMask) : (int)(key % (ulong)_sets);
     }
 
     /// <summary>Finds the entry translating <paramref name="va"/> for a domain; returns its slot or -1.</summary>
