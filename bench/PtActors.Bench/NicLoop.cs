@@ -6,7 +6,7 @@ using PtActors.Engine.Hardware;
 namespace PtActors.Bench;
 
 /// <summary>
-/// A NIC-like DMA-API loop on one IOMMU: per packet map a 4 KiB buffer at a free IOVA, DMA-write it, unmap it;
+/// A NIC-like DMA-API loop on one IOMMU: per packet map a 4 KiB buffer at a free IOVA, DMA-write it twice (descriptor, payload), unmap it;
 /// 1 µs of simulated time per packet (a 10 GbE port at line rate with 1500-byte frames). IOVAs come back to
 /// the free pool only when the unit releases them (after the flush that covered them).
 /// </summary>
@@ -47,7 +47,8 @@ public static class NicLoop
             ulong iova = Base + ((ulong)free.Pop() << 12);
             if (d!.IommuMap(iova, 0x2_0000_0000 + ((ulong)(p & 1023) << 12), 0x1000, IommuProt.Read | IommuProt.Write) != Errno.None)
                 throw new InvalidOperationException("map failed");
-            unit.Dma(dev, iova + 64, write: true);
+            unit.Dma(dev, iova + 64, write: true);      // descriptor write-back
+            unit.Dma(dev, iova + 1536, write: true);    // payload: hits the entry just filled
             unit.Unmap(d, iova, 0x1000);
             clock.Advance(1000);
         }

@@ -94,14 +94,8 @@ public sealed partial class IommuUnit
         ulong last = iova + unmapped - 1;
         ctx.Unflushed.Add(new UnmapRecord(iova, last, Clock.NowNs));
         // The IOTLB and walk caches may still hold what was just removed: mark it for the stale checker.
-        Iotlb.Sweep(ctx.Id, iova, last, MarkSuspect);
+        Iotlb.InvalidateRange(ctx.Id, iova, last, remove: false);
         WalkCache.MarkSuspect(ctx.Id, iova, last);
-    }
-
-    private bool MarkSuspect(int slot)
-    {
-        Iotlb[slot].Suspect = true;
-        return false;
     }
 
     // ------------------------------------------------------------------ the driver's iotlb_sync
@@ -134,7 +128,7 @@ public sealed partial class IommuUnit
             case InvalidationKind.PageSelective:
                 ulong bytes = cmd.Last - cmd.Start + 1;
                 Stats.InvalidatedBytes += bytes == 0 ? long.MaxValue : (long)Math.Min(bytes, long.MaxValue);
-                Iotlb.Sweep(cmd.DomainId, cmd.Start, cmd.Last, static _ => true);
+                Iotlb.InvalidateRange(cmd.DomainId, cmd.Start, cmd.Last);
                 WalkCache.Invalidate(cmd.DomainId, cmd.Start, cmd.Last);
                 break;
             case InvalidationKind.Domain:

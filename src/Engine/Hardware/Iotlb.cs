@@ -212,6 +212,51 @@ public sealed class Iotlb
     }
 
     /// <summary>
+    /// Removes (or, with <paramref name="remove"/> false, marks suspect) every entry of <paramref name="domainId"/>
+    /// overlapping [<paramref name="start"/>, <paramref name="last"/>]. Small ranges probe only the sets the range
+    /// maps to, size by size; large ones sweep the whole cache. Returns how many entries it touched.
+    /// </summary>
+    public int InvalidateRange(int domainId, ulong start, ulong last, bool remove = true)
+    {
+        const int MaxProbes = 64;
+        int probes = 0;
+        for (ulong sizes = _sizesPresent; sizes != 0; sizes &= sizes - 1)
+        {
+            int lg2 = System.Numerics.BitOperations.TrailingZeroCount(sizes);
+            ulong n = (Log2.Div(last, lg2) - Log2.Div(start, lg2)) + 1;
+            if (n == 0 || n > MaxProbes || (probes += (int)n) > MaxProbes)
+                return Sweep(domainId, start, last, remove ? static _ => true : MarkSuspect);
+        }
+        int touched = 0;
+        for (ulong sizes = _sizesPresent; sizes != 0; sizes &= sizes - 1)
+        {
+            int lg2 = System.Numerics.BitOperations.TrailingZeroCount(sizes);
+            ulong first = Log2.SetMod(start, 0, lg2), lastTag = Log2.SetMod(last, 0, lg2);
+            for (ulong va = first; ; va += 1UL << lg2)
+            {
+                int slot = Find(domainId, va, lg2);
+                if (slot >= 0)
+                {
+                    touched++;
+                    if (remove)
+                        Remove(slot);
+                    else
+                        _entries[slot].Suspect = true;
+                }
+                if (va == lastTag)
+                    break;
+            }
+        }
+        return touched;
+    }
+
+    private bool MarkSuspect(int slot)
+    {
+        _entries[slot].Suspect = true;
+        return false;
+    }
+
+    /// <summary>
     /// Visits each valid entry of <paramref name="domainId"/> (any domain when negative) that overlaps
     /// [<paramref name="start"/>, <paramref name="last"/>]; the visitor returns true to remove it.
     /// Returns how many were removed.

@@ -132,11 +132,35 @@ public sealed class WalkCache
 
     private int Sweep(int domainId, ulong start, ulong last, bool drop)
     {
-        int dropped = 0;
+        const ulong MaxProbes = 16;
+        int touched = 0;
         for (int level = 1; level <= MaxLevel; level++)
         {
+            if (_sets[level] == 0)
+                continue;
             var set = _levels[level];
-            ulong size = Log2.ToMaxInt(ItemLg2(level));
+            int lg2 = ItemLg2(level);
+            ulong n = (Log2.Div(last, lg2) - Log2.Div(start, lg2)) + 1;
+            if (domainId >= 0 && n != 0 && n <= MaxProbes)
+            {
+                // Probe the sets of the few items the range covers.
+                ulong itemVa = Log2.SetMod(start, 0, lg2);
+                for (ulong k = 0; k < n; k++, itemVa += 1UL << lg2)
+                {
+                    int b = SetBase(level, domainId, itemVa);
+                    for (int w = 0; w < _ways; w++)
+                    {
+                        ref var e = ref set[b + w];
+                        if (e.Valid && e.Va == itemVa && e.DomainId == domainId)
+                        {
+                            Touch(ref e, drop);
+                            touched++;
+                        }
+                    }
+                }
+                continue;
+            }
+            ulong size = Log2.ToMaxInt(lg2);
             for (int i = 0; i < set.Length; i++)
             {
                 ref var e = ref set[i];
@@ -144,13 +168,18 @@ public sealed class WalkCache
                     continue;
                 if (e.Va > last || e.Va + size < start)
                     continue;
-                if (drop)
-                    e.Valid = false;
-                else
-                    e.Suspect = true;
-                dropped++;
+                Touch(ref e, drop);
+                touched++;
             }
         }
-        return dropped;
+        return touched;
+    }
+
+    private static void Touch(ref WalkCacheEntry e, bool drop)
+    {
+        if (drop)
+            e.Valid = false;
+        else
+            e.Suspect = true;
     }
 }
