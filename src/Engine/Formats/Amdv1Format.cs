@@ -145,4 +145,7 @@ public readonly struct Amdv1Format : IPtFormat
 
     /// <inheritdoc/>
     public static ulong DirtyBit => D;
+
+    /// <inheritdoc/>
+    public static ulong AccessedDirtyMask => D;
 }

@@ -74,4 +74,7 @@ public interface IPtFormat
 
     /// <summary>The dirty bit of one item.</summary>
     static abstract ulong DirtyBit { get; }
+
+    /// <summary>The bits hardware sets on use (accessed, dirty), which a canonical form of the table clears.</summary>
+    static abstract ulong AccessedDirtyMask { get; }
 }

@@ -140,4 +140,7 @@ public readonly struct Riscv64Format : IPtFormat
 
     /// <inheritdoc/>
     public static ulong DirtyBit => D;
+
+    /// <inheritdoc/>
+    public static ulong AccessedDirtyMask => A | D;
 }

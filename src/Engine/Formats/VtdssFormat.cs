@@ -129,4 +129,7 @@ public readonly struct VtdssFormat : IPtFormat
 
     /// <inheritdoc/>
     public static ulong DirtyBit => D;
+
+    /// <inheritdoc/>
+    public static ulong AccessedDirtyMask => A | D;
 }

@@ -115,4 +115,7 @@ public readonly struct X86_64Format : IPtFormat
 
     /// <inheritdoc/>
     public static ulong DirtyBit => D;
+
+    /// <inheritdoc/>
+    public static ulong AccessedDirtyMask => A | D;
 }

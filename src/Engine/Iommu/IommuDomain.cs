@@ -86,7 +86,7 @@ public abstract partial class IommuDomain
     public ulong PgsizeBitmap { get; set; }
 
     /// <summary>Table pages this domain holds now: the top, every reachable table, and pages parked on gathers.</summary>
-    public int TablePages { get; private set; }
+    public int TablePages { get; private protected set; }
 
     /// <summary>The driver's iotlb_sync hook; null frees pages only (the kunit harness).</summary>
     public IIotlbSyncHandler? SyncHandler { get; set; }
@@ -135,6 +135,47 @@ public abstract partial class IommuDomain
     }
 
     private protected abstract Errno Init();
+
+    /// <summary>The domain's own state (its memory is captured separately, see <see cref="TableMemory.Capture"/>).</summary>
+    public DomainSnapshot Capture() => new(Config, TopLevel, TopPage, PgsizeBitmap, TablePages);
+
+    /// <summary>
+    /// Rebuilds a domain over <paramref name="memory"/> (restored from the same point) from its snapshot: the cfg is
+    /// validated again exactly as init does, then the top, level, bitmap and page count are taken over.
+    /// </summary>
+    public static Errno Restore(DomainSnapshot snapshot, TableMemory memory, out IommuDomain? domain)
+    {
+        domain = null;
+        IommuDomain d = snapshot.Config.Format switch
+        {
+            PtFormatKind.Amdv1 => new PageTable<Amdv1Format>(memory, snapshot.Config),
+            PtFormatKind.X86_64 => new PageTable<X86_64Format>(memory, snapshot.Config),
+            PtFormatKind.Vtdss => new PageTable<VtdssFormat>(memory, snapshot.Config),
+            PtFormatKind.Riscv64 => new PageTable<Riscv64Format>(memory, snapshot.Config),
+            _ => throw new ArgumentOutOfRangeException(nameof(snapshot)),
+        };
+        var err = d.InitState();
+        if (err != Errno.None)
+            return err;
+        if (!memory.IsAllocated(snapshot.TopPage))
+            throw new ArgumentException($"Snapshot top page {snapshot.TopPage} is not allocated in the restored memory.", nameof(snapshot));
+        d.TopLevel = snapshot.TopLevel;
+        d.TopPage = snapshot.TopPage;
+        d.PgsizeBitmap = snapshot.PgsizeBitmap;
+        d.TablePages = snapshot.TablePages;
+        domain = d;
+        return Errno.None;
+    }
+
+    /// <summary>Init without allocating the top: the validation and the derived fields.</summary>
+    private protected abstract Errno InitState();
+
+    /// <summary>
+    /// Feeds a canonical form of the table to <paramref name="hash"/>: format, top level, then a depth-first walk
+    /// writing every present item as (level, index, value) with child-table addresses replaced by their walk
+    /// order and accessed/dirty bits cleared — equal mappings hash equal whatever the allocation history.
+    /// </summary>
+    public abstract void WriteCanonical(System.Security.Cryptography.IncrementalHash hash);
 
     /// <summary>
     /// map_pages: install <paramref name="pgsize"/> × <paramref name="pgcount"/> bytes at <paramref name="iova"/>.

@@ -67,6 +67,18 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
 
     private protected override Errno Init()
     {
+        var err = InitState();
+        if (err != Errno.None)
+            return err;
+        int page = AllocTable();
+        if (page < 0)
+            return Errno.ENOMEM;
+        TopPage = page;
+        return Errno.None;
+    }
+
+    private protected override Errno InitState()
+    {
         var cfg = Config;
         if (cfg.HwMaxVaszLg2 > TFmt.MaxVaLg2 || cfg.HwMaxVaszLg2 <= 0 || cfg.HwMaxOaszLg2 <= 0)
             return Errno.EINVAL;
@@ -112,11 +124,6 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
             return Errno.EINVAL;
 
         PgsizeBitmap = ComputePgsizeBitmap();
-
-        int page = AllocTable();
-        if (page < 0)
-            return Errno.ENOMEM;
-        TopPage = page;
         return Errno.None;
     }
 
@@ -486,6 +493,40 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
                     i++;
                     break;
             }
+        }
+    }
+
+    public override void WriteCanonical(System.Security.Cryptography.IncrementalHash hash)
+    {
+        Span<byte> head = stackalloc byte[2];
+        head[0] = (byte)TFmt.Kind;
+        head[1] = (byte)TopLevel;
+        hash.AppendData(System.Text.Encoding.ASCII.GetBytes(TFmt.Name));
+        hash.AppendData(head);
+        int ordinal = 0;
+        CanonicalLevel(TopLevel, TopPage, hash, ref ordinal);
+    }
+
+    private void CanonicalLevel(int level, int page, System.Security.Cryptography.IncrementalHash hash, ref int ordinal)
+    {
+        var table = Memory[page];
+        Span<byte> rec = stackalloc byte[12];
+        for (int i = 0; i < NumItems; i++)
+        {
+            ulong pte = table[i];
+            var type = TFmt.Load(pte, level);
+            if (type == PtEntryType.Empty)
+                continue;
+            ulong value = type == PtEntryType.Table
+                ? TFmt.MakeTable((ulong)(uint)++ordinal << 12, level, Features)
+                : pte & ~TFmt.AccessedDirtyMask;
+            rec[0] = (byte)level;
+            rec[1] = 0;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(rec[2..], (ushort)i);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(rec[4..], value);
+            hash.AppendData(rec);
+            if (type == PtEntryType.Table)
+                CanonicalLevel(level - 1, ChildPage(pte), hash, ref ordinal);
         }
     }
 

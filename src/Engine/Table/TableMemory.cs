@@ -120,6 +120,58 @@ public sealed class TableMemory
     /// <summary>True when <paramref name="pa"/> falls inside a page this memory has created.</summary>
     public bool Contains(ulong pa) => pa >= Base && (pa - Base) >> PageLg2 < (ulong)_count;
 
+    /// <summary>Captures the allocator state and the contents of every allocated page.</summary>
+    public TableMemorySnapshot Capture()
+    {
+        var bits = new ulong[(_count + 63) >> 6];
+        var pages = new ulong[AllocatedPages][];
+        int n = 0;
+        for (int i = 0; i < _count; i++)
+        {
+            if (_state[i] != 1)
+                continue;
+            bits[i >> 6] |= 1UL << i;
+            pages[n++] = (ulong[])_pages[i].Clone();
+        }
+        return new TableMemorySnapshot(Base, _count, PageLimit, bits, pages);
+    }
+
+    /// <summary>
+    /// Rebuilds a memory from <paramref name="snapshot"/>: the same pages allocated with the same contents, the
+    /// same free pages (zeroed), so that allocation continues exactly as it would have.
+    /// </summary>
+    public static TableMemory Restore(TableMemorySnapshot snapshot)
+    {
+        var mem = new TableMemory(snapshot.Base, snapshot.PageLimit);
+        int count = snapshot.PageCount;
+        if (count < 0 || snapshot.AllocatedBits.Length < (count + 63) >> 6)
+            throw new ArgumentException("Snapshot page count and allocation bitmap disagree.", nameof(snapshot));
+        mem.Grow(Math.Max(count, 1));
+        mem._count = count;
+        int n = 0;
+        for (int i = 0; i < count; i++)
+        {
+            bool allocated = (snapshot.AllocatedBits[i >> 6] & (1UL << i)) != 0;
+            if (allocated)
+            {
+                if (n >= snapshot.AllocatedPages.Length || snapshot.AllocatedPages[n].Length != ItemsPerPage)
+                    throw new ArgumentException("Snapshot lacks the contents of an allocated page.", nameof(snapshot));
+                mem._pages[i] = (ulong[])snapshot.AllocatedPages[n++].Clone();
+                mem._state[i] = 1;
+                mem.AllocatedPages++;
+            }
+            else
+            {
+                mem._pages[i] = new ulong[ItemsPerPage];
+                mem._freeBits[i >> 6] |= 1UL << i;
+            }
+        }
+        if (n != snapshot.AllocatedPages.Length)
+            throw new ArgumentException("Snapshot holds more page contents than allocated pages.", nameof(snapshot));
+        mem.PeakPages = mem.AllocatedPages;
+        return mem;
+    }
+
     private int FindLowestFree()
     {
         var bits = _freeBits;
