@@ -1,5 +1,6 @@
 using PtActors.Engine;
 using PtActors.Engine.Formats;
+using PtActors.Engine.Hardware;
 
 namespace PtActors.Cli.Script;
 
@@ -30,6 +31,14 @@ internal static class ScriptParser
         ["dirty"] = new(3, 4, "dirty D IOVA SIZE [noclear]",
             a => new DirtyCommand(a[0], Num(a[1]), Num(a[2]), a.Length > 3 && ParseDirtyFlag(a[3]))),
         ["touch"] = new(2, 2, "touch D IOVA", a => new TouchCommand(a[0], Num(a[1]))),
+        ["iommu"] = new(1, int.MaxValue,
+            "iommu U [iotlb=N] [ways=N] [mode=lru|flushall] [policy=strict|lazy|lazy-single|batch:N] [cpus=N] [inv_ns=N]",
+            ParseIommu),
+        ["attach"] = new(3, 3, "attach DEV U D", a => new AttachCommand(a[0], a[1], a[2])),
+        ["detach"] = new(1, 1, "detach DEV", a => new DetachCommand(a[0])),
+        ["dma"] = new(3, 3, "dma DEV IOVA r|w", a => new DmaCommand(a[0], Num(a[1]), ParseDirection(a[2]))),
+        ["advance"] = new(1, 1, "advance DURATION", a => new AdvanceCommand(ParseDuration(a[0]))),
+        ["stats"] = new(1, 1, "stats U", a => new StatsCommand(a[0])),
     };
 
     /// <summary>The protection of a <c>map</c> without PROT: read and write.</summary>
@@ -90,6 +99,106 @@ internal static class ScriptParser
     private static bool ParseDirtyFlag(string token) => token == "noclear"
         ? true
         : throw new ScriptSyntaxException($"bad dirty flag '{token}' (the only flag is noclear)");
+
+    private static bool ParseDirection(string token) => token switch
+    {
+        "r" => false,
+        "w" => true,
+        _ => throw new ScriptSyntaxException($"bad DMA direction '{token}' (r or w)"),
+    };
+
+    /// <summary>DURATION: a decimal integer with a unit, ns, us, ms or s.</summary>
+    private static ulong ParseDuration(string token)
+    {
+        (string unit, ulong scale) = token.EndsWith("ns", StringComparison.Ordinal) ? ("ns", 1UL)
+            : token.EndsWith("us", StringComparison.Ordinal) ? ("us", 1_000UL)
+            : token.EndsWith("ms", StringComparison.Ordinal) ? ("ms", 1_000_000UL)
+            : token.EndsWith('s') ? ("s", 1_000_000_000UL)
+            : throw new ScriptSyntaxException($"bad duration '{token}' (an integer with a unit: ns, us, ms or s)");
+        string digits = token[..^unit.Length];
+        if (digits.Length == 0 || !digits.All(char.IsAsciiDigit)
+            || !ulong.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong n))
+            throw new ScriptSyntaxException($"bad duration '{token}' (an integer with a unit: ns, us, ms or s)");
+        ulong ns = n * scale;
+        if (scale != 0 && ns / scale != n)
+            throw new ScriptSyntaxException($"duration '{token}' is above 2^64-1 ns");
+        return ns;
+    }
+
+    private static ScriptCommand ParseIommu(string[] args)
+    {
+        var config = new IommuUnitConfig();
+        int entries = config.Iotlb.Entries, ways = config.Iotlb.Ways;
+        var mode = config.Iotlb.Mode;
+        foreach (string option in args.AsSpan(1))
+        {
+            int eq = option.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+                throw new ScriptSyntaxException($"option '{option}' is not key=value");
+            string key = option[..eq], value = option[(eq + 1)..];
+            switch (key)
+            {
+                case "iotlb":
+                    entries = Positive(key, value);
+                    break;
+                case "ways":
+                    ways = Positive(key, value);
+                    break;
+                case "mode":
+                    mode = value switch
+                    {
+                        "lru" => IotlbMode.Lru,
+                        "flushall" => IotlbMode.FlushAll,
+                        _ => throw new ScriptSyntaxException($"bad value '{value}' for mode (lru or flushall)"),
+                    };
+                    break;
+                case "policy":
+                    if (!FlushPolicySpec.TryParse(value, out var policy))
+                        throw new ScriptSyntaxException($"bad value '{value}' for policy (strict, lazy, lazy-single or batch:N)");
+                    config = config with { Policy = policy };
+                    break;
+                case "cpus":
+                    config = config with { Cpus = Positive(key, value) };
+                    break;
+                case "inv_ns":
+                    config = config with { InvalidationNs = Num(value) };
+                    break;
+                case "flavor":
+                    config = config with
+                    {
+                        Flavor = value switch
+                        {
+                            "amd" => InvalidationFlavor.Amd,
+                            "vtd" => InvalidationFlavor.Vtd,
+                            "amd-short" => InvalidationFlavor.AmdOneBitShort,
+                            _ => throw new ScriptSyntaxException($"bad value '{value}' for flavor (amd, vtd or amd-short)"),
+                        },
+                    };
+                    break;
+                case "unsafe":
+                    config = value switch
+                    {
+                        "free-early" => config with { FreeTablesBeforeFlush = true },
+                        "skip-context" => config with { SkipContextInvalidation = true },
+                        _ => throw new ScriptSyntaxException($"bad value '{value}' for unsafe (free-early or skip-context)"),
+                    };
+                    break;
+                default:
+                    throw new ScriptSyntaxException(
+                        $"iommu does not accept key '{key}' (keys: iotlb ways mode policy cpus inv_ns flavor unsafe)");
+            }
+        }
+        if (entries % ways != 0)
+            throw new ScriptSyntaxException($"an IOTLB of {entries} entries cannot have {ways} ways");
+        return new IommuCommand(args[0], config with { Iotlb = new IotlbConfig(entries, ways, mode) });
+    }
+
+    private static int Positive(string key, string value)
+    {
+        ulong v = ScriptNumber.Parse(value);
+        return v is >= 1 and <= int.MaxValue ? (int)v
+            : throw new ScriptSyntaxException($"bad value '{value}' for {key} (1 to {int.MaxValue})");
+    }
 
     /// <summary>The keys each format's <c>domain</c> line accepts.</summary>
     private static string[] KeysOf(PtFormatKind format) => format switch

@@ -1,5 +1,6 @@
 using System.Text;
 using PtActors.Engine;
+using PtActors.Engine.Hardware;
 
 namespace PtActors.Cli.Script;
 
@@ -18,6 +19,9 @@ internal sealed class ScriptRunner
     public const int ExitMalformed = 2;
 
     private readonly Dictionary<string, IommuDomain> _domains = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IommuUnit> _units = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IommuUnit> _deviceUnits = new(StringComparer.Ordinal);
+    private readonly SimClock _clock = new();
     private readonly long[] _buckets = new long[64];
     private readonly DirtyRuns _dirtyRuns = new();
     private readonly StringBuilder _sb = new();
@@ -73,12 +77,42 @@ internal sealed class ScriptRunner
         }
     }
 
-    /// <summary>Every command but <c>domain</c> needs a domain that a <c>domain</c> line created successfully.</summary>
-    /// <exception cref="ScriptSyntaxException">The domain does not exist.</exception>
+    /// <summary>
+    /// Every command but <c>domain</c> needs a domain that a <c>domain</c> line created successfully; <c>attach</c>
+    /// and <c>stats</c> need a unit an <c>iommu</c> line created; a unit is created once.
+    /// </summary>
+    /// <exception cref="ScriptSyntaxException">The domain or unit does not exist (or the unit already does).</exception>
     public void CheckDomain(ScriptCommand command)
     {
-        if (command is not DomainCommand && !_domains.ContainsKey(command.Domain))
-            throw new ScriptSyntaxException($"unknown domain '{command.Domain}' (no domain line has created it)");
+        switch (command)
+        {
+            case DomainCommand:
+                break;
+            case OnDomain c:
+                RequireDomain(c.Domain);
+                break;
+            case AttachCommand c:
+                RequireUnit(c.Unit);
+                RequireDomain(c.Domain);
+                break;
+            case StatsCommand c:
+                RequireUnit(c.Unit);
+                break;
+            case IommuCommand c when _units.ContainsKey(c.Unit):
+                throw new ScriptSyntaxException($"IOMMU unit '{c.Unit}' already exists");
+        }
+    }
+
+    private void RequireDomain(string name)
+    {
+        if (!_domains.ContainsKey(name))
+            throw new ScriptSyntaxException($"unknown domain '{name}' (no domain line has created it)");
+    }
+
+    private void RequireUnit(string name)
+    {
+        if (!_units.ContainsKey(name))
+            throw new ScriptSyntaxException($"unknown IOMMU unit '{name}' (no iommu line has created it)");
     }
 
     /// <summary>Executes one checked command and returns its result line (without the newline).</summary>
@@ -86,7 +120,7 @@ internal sealed class ScriptRunner
     {
         DomainCommand c => CreateDomain(c),
         MapCommand c => Status(_domains[c.Domain].IommuMap(c.Iova, c.Paddr, c.Size, c.Prot)),
-        UnmapCommand c => "unmapped " + Hex(_domains[c.Domain].IommuUnmap(c.Iova, c.Size)),
+        UnmapCommand c => "unmapped " + Hex(Unmap(_domains[c.Domain], c.Iova, c.Size)),
         UnmapFastCommand c => UnmapFast(_domains[c.Domain], c),
         SyncCommand c => Sync(_domains[c.Domain]),
         PhysCommand c => Phys(_domains[c.Domain], c.Iova),
@@ -95,6 +129,12 @@ internal sealed class ScriptRunner
         TablesCommand c => "tables " + _domains[c.Domain].TablePages.ToString(Inv),
         DirtyCommand c => Dirty(_domains[c.Domain], c),
         TouchCommand c => Status(_domains[c.Domain].SetDirty(c.Iova)),
+        IommuCommand c => CreateUnit(c),
+        AttachCommand c => Attach(c),
+        DetachCommand c => Detach(c),
+        DmaCommand c => Dma(c),
+        AdvanceCommand c => Advance(c),
+        StatsCommand c => "stats" + _units[c.Unit].Stats.ToFields(),
         _ => throw new ArgumentOutOfRangeException(nameof(command), command, "Unknown script command."),
     };
 
@@ -114,6 +154,64 @@ internal sealed class ScriptRunner
             return Error(err);
         _domains[c.Domain] = domain!;
         return "ok pgsizes=" + Hex(domain!.PgsizeBitmap);
+    }
+
+    /// <summary>unmap: through the unit's flush policy when the domain is bound to one, else iommu_unmap.</summary>
+    private ulong Unmap(IommuDomain d, ulong iova, ulong size)
+    {
+        foreach (var unit in _units.Values)
+        {
+            if (unit.Owns(d))
+                return unit.Unmap(d, iova, size);
+        }
+        return d.IommuUnmap(iova, size);
+    }
+
+    private string CreateUnit(IommuCommand c)
+    {
+        _units.Add(c.Unit, new IommuUnit(c.Unit, c.Config, _clock));
+        return "ok";
+    }
+
+    private string Attach(AttachCommand c)
+    {
+        var unit = _units[c.Unit];
+        if (_deviceUnits.TryGetValue(c.Device, out var old) && !ReferenceEquals(old, unit))
+            old.Detach(old.Device(c.Device));
+        var err = unit.Attach(unit.Device(c.Device), _domains[c.Domain]);
+        if (err != Errno.None)
+            return Error(err);
+        _deviceUnits[c.Device] = unit;
+        return "ok";
+    }
+
+    private string Detach(DetachCommand c)
+        => _deviceUnits.TryGetValue(c.Device, out var unit) ? Status(unit.Detach(unit.Device(c.Device))) : Error(Errno.ENODEV);
+
+    private string Dma(DmaCommand c)
+    {
+        if (!_deviceUnits.TryGetValue(c.Device, out var unit))
+            return "fault reason=notattached";
+        var r = unit.Dma(unit.Device(c.Device), c.Iova, c.Write);
+        return r.Outcome switch
+        {
+            DmaOutcome.Hit => $"ok {Hex(r.Pa)} hit",
+            DmaOutcome.Miss => $"ok {Hex(r.Pa)} miss",
+            DmaOutcome.Stale => $"ok {Hex(r.Pa)} stale",
+            _ => "fault reason=" + r.Reason.ToString().ToLowerInvariant(),
+        };
+    }
+
+    private string Advance(AdvanceCommand c)
+    {
+        long before = 0;
+        foreach (var u in _units.Values)
+            before += u.Stats.TimedFlushes;
+        _clock.Advance(c.Nanoseconds);
+        long after = 0;
+        foreach (var u in _units.Values)
+            after += u.Stats.TimedFlushes;
+        return $"ok flushes={(after - before).ToString(Inv)} now={_clock.NowNs.ToString(Inv)}ns";
     }
 
     private static string UnmapFast(IommuDomain d, UnmapFastCommand c)
