@@ -1,0 +1,87 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+
+namespace PtActors.Persistence.Runs;
+
+/// <summary>
+/// The persistent list of simulation runs (persistence id "runs"): one <see cref="RunStarted"/> event
+/// per run, a <see cref="RunRegistrySnapshot"/> every <c>snapshotEvery</c> events. A caller is
+/// answered only after its event is in the journal; a failed write answers nothing and stops the
+/// actor (run it under <see cref="PersistentSupervision.Backoff"/>, which recovers it from the journal).
+/// </summary>
+public sealed class RunRegistry : ReceivePersistentActor
+{
+    public const string Id = "runs";
+    public const int DefaultSnapshotEvery = 100;
+
+    private readonly List<RunStarted> _runs = [];
+    private readonly Dictionary<string, RunStarted> _byId = new(StringComparer.Ordinal);
+    private readonly int _snapshotEvery;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public RunRegistry(int snapshotEvery)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(snapshotEvery);
+        _snapshotEvery = snapshotEvery;
+
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is not RunRegistrySnapshot snapshot)
+                throw new InvalidOperationException($"unexpected snapshot {offer.Snapshot.GetType()} for '{Id}'");
+            _runs.Clear();
+            _byId.Clear();
+            foreach (var run in snapshot.Runs) Apply(run);
+        });
+        Recover<RunStarted>(Apply);
+
+        Command<RecordRun>(Handle);
+        Command<GetRuns>(_ => Sender.Tell(new RunList([.. _runs])));
+        Command<SaveSnapshotSuccess>(ok =>
+            DeleteSnapshots(new SnapshotSelectionCriteria(ok.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(failed =>
+            _log.Warning(failed.Cause, "RunRegistry: snapshot at {0} not saved; recovery replays more events", failed.Metadata.SequenceNr));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(failed =>
+            _log.Warning(failed.Cause, "RunRegistry: old snapshots not deleted"));
+    }
+
+    public override string PersistenceId => Id;
+
+    /// <summary>The registry itself (unsupervised).</summary>
+    public static Props Props(int snapshotEvery = DefaultSnapshotEvery) =>
+        Akka.Actor.Props.Create(() => new RunRegistry(snapshotEvery));
+
+    /// <summary>The registry under a backoff supervisor that restarts it (recovering from the journal) after a failed write.</summary>
+    public static Props SupervisedProps(int snapshotEvery = DefaultSnapshotEvery, TimeSpan? minBackoff = null, TimeSpan? maxBackoff = null) =>
+        PersistentSupervision.Backoff(Props(snapshotEvery), Id, minBackoff, maxBackoff);
+
+    private void Handle(RecordRun cmd)
+    {
+        if (!PersistenceIds.IsValidPart(cmd.RunId))
+        {
+            Sender.Tell(new RunRejected(cmd.RunId, $"invalid run id: use 1..{PersistenceIds.MaxPartLength} characters of A-Z a-z 0-9 . _ -"));
+            return;
+        }
+        var run = new RunStarted(cmd.RunId, cmd.ConfigHash ?? string.Empty, cmd.StartedUnixMs);
+        if (_byId.TryGetValue(run.RunId, out var existing))
+        {
+            // An identical repeat (a caller retrying after a lost reply) is answered as recorded.
+            Sender.Tell(existing == run ? new RunRecorded(existing) : new RunRejected(run.RunId, "run id already recorded for another run"));
+            return;
+        }
+        Persist(run, e =>
+        {
+            Apply(e);
+            Sender.Tell(new RunRecorded(e));
+            if (_snapshotEvery > 0 && LastSequenceNr % _snapshotEvery == 0)
+                SaveSnapshot(new RunRegistrySnapshot(_runs));
+        });
+    }
+
+    private void Apply(RunStarted run)
+    {
+        _runs.Add(run);
+        _byId[run.RunId] = run;
+    }
+}
