@@ -44,13 +44,25 @@ internal sealed partial class PageTable<TFmt>
             if (type == PtEntryType.Oa)
             {
                 int n = TFmt.NumContigLg2(pte, level);
-                int count = 1 << n;
-                if (count == 1)
-                    table[index] = 0;
+                if (n == 0)
+                {
+                    // A run of single-item leaves (the common 4 KiB case): clear until something else or the end.
+                    int runStart = index;
+                    do
+                    {
+                        table[index] = 0;
+                        index++;
+                    }
+                    while (index < end && IsSingleItemLeaf(table[index], level));
+                    numOas += index - runStart;
+                }
                 else
+                {
+                    int count = 1 << n;
                     table.AsSpan(index, count).Clear();
-                numOas += count;
-                index += count;
+                    numOas += count;
+                    index += count;
+                }
             }
             else if (type == PtEntryType.Table)
             {
@@ -81,4 +93,8 @@ internal sealed partial class PageTable<TFmt>
         _unmapped += Log2.Mul((ulong)(uint)numOas, isz);
         return err;
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool IsSingleItemLeaf(ulong pte, int level)
+        => TFmt.Load(pte, level) == PtEntryType.Oa && TFmt.NumContigLg2(pte, level) == 0;
 }
