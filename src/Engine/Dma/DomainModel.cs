@@ -1,0 +1,212 @@
+namespace PtActors.Engine.Dma;
+
+/// <summary>
+/// What the IOMMU side needs to hear about an applied unmap: which operation, when, which range, and the
+/// translation that range had (a DMA stamped before the unmap must still see it). The table pages the unmap
+/// freed stay parked in the <see cref="DomainModel"/> until <see cref="DomainModel.Release"/>.
+/// </summary>
+public readonly record struct UnmapNotice(long Id, ulong StampNs, ulong Iova, ulong Unmapped, ulong Paddr, IommuProt Prot, int ParkedPages);
+
+/// <summary>One operation the model applied, with its result and (for an unmap that removed something) its notice.</summary>
+public readonly record struct AppliedOp(DmaOp Op, DmaOpResult Result, UnmapNotice? Notice);
+
+/// <summary>
+/// The pure state of one paging domain as the DMA API drives it: the page table, the IOVA allocator, the live
+/// DMA mappings and the range locks. Operations are applied atomically in the order given; an operation whose
+/// range is locked waits and is applied when the lock is released. An unmap keeps its range locked, its freed
+/// table pages parked and its IOVA allocated until <see cref="Release"/> says the flush that covers it has
+/// completed. Deterministic: the same calls in the same order leave byte-identical tables.
+/// </summary>
+public sealed class DomainModel
+{
+    private readonly Dictionary<ulong, Mapping> _mappings = new();
+    private readonly Dictionary<long, ParkedUnmap> _parked = new();
+    private readonly Dictionary<long, DmaOp> _waiting = new();
+    private readonly List<long> _granted = new();
+    private readonly Queue<long> _runnable = new();
+    private readonly IotlbGather _gather = new();
+
+    private readonly record struct Mapping(ulong Size, ulong Paddr, IommuProt Prot);
+
+    private sealed record ParkedUnmap(ulong Iova, ulong Unmapped, ulong AllocatedIova, ulong AllocatedSize, PageList Pages);
+
+    private DomainModel(IommuDomain domain, IovaAllocator iovas)
+    {
+        Domain = domain;
+        Iovas = iovas;
+    }
+
+    /// <summary>
+    /// Creates a domain of <paramref name="config"/> whose DMA-API IOVAs come from [<paramref name="iovaStart"/>,
+    /// <paramref name="iovaLimit"/>]; the init error when the cfg is refused.
+    /// </summary>
+    public static Errno Create(in PtConfig config, ulong iovaStart, ulong iovaLimit, out DomainModel? model)
+    {
+        model = null;
+        var err = IommuDomain.Create(config, new TableMemory(), out var domain);
+        if (err != Errno.None)
+            return err;
+        model = new DomainModel(domain!, new IovaAllocator(iovaStart, iovaLimit));
+        return Errno.None;
+    }
+
+    /// <summary>The page table.</summary>
+    public IommuDomain Domain { get; }
+
+    /// <summary>The table pages' memory.</summary>
+    public TableMemory Memory => Domain.Memory;
+
+    /// <summary>The DMA-API IOVA allocator.</summary>
+    public IovaAllocator Iovas { get; }
+
+    /// <summary>The range locks.</summary>
+    public RangeLocks Locks { get; } = new();
+
+    /// <summary>Operations waiting for a range lock.</summary>
+    public int Waiting => _waiting.Count;
+
+    /// <summary>Unmaps waiting for their flush.</summary>
+    public int Parked => _parked.Count;
+
+    /// <summary>Live DMA-API mappings.</summary>
+    public int Mappings => _mappings.Count;
+
+    /// <summary>Bytes mapped through the DMA API now.</summary>
+    public ulong MappedBytes { get; private set; }
+
+    /// <summary>
+    /// Submits <paramref name="op"/>. Returns true with its result when it ran now; false when it waits for a
+    /// range lock (it then comes out of a later <see cref="Release"/>).
+    /// </summary>
+    public bool Submit(in DmaOp op, out AppliedOp applied)
+    {
+        if (op.Kind == DmaOpKind.DmaMap)
+        {
+            applied = DmaMap(op);
+            return true;
+        }
+        if (op.Size == 0 || op.Iova + (op.Size - 1) < op.Iova)
+        {
+            // Nothing to lock: the engine gives its result for the degenerate range at once.
+            applied = Run(op, op.StampNs);
+            return true;
+        }
+        bool shared = op.Kind == DmaOpKind.ReadDirty;
+        if (!Locks.Acquire(op.Id, op.Iova, op.Iova + op.Size - 1, shared))
+        {
+            _waiting.Add(op.Id, op);
+            applied = default;
+            return false;
+        }
+        applied = Run(op, op.StampNs);
+        // A fresh grant cannot unblock anyone: an overlapping earlier waiter would have made it wait.
+        if (_runnable.Count != 0)
+            throw new InvalidOperationException("A fresh operation's lock let a waiter through.");
+        return true;
+    }
+
+    /// <summary>
+    /// The flush covering unmap <paramref name="unmapId"/> completed: free its table pages and its IOVA, drop
+    /// its range lock, and run the operations that lets through, at <paramref name="nowNs"/>, appending them to
+    /// <paramref name="ran"/> in the order they ran.
+    /// </summary>
+    public void Release(long unmapId, ulong nowNs, List<AppliedOp> ran)
+    {
+        if (!_parked.Remove(unmapId, out var parked))
+            throw new InvalidOperationException($"Unmap {unmapId} is not waiting for a flush.");
+        Domain.ReleaseTablePages(parked.Pages);
+        if (parked.AllocatedSize != 0)
+            Iovas.Free(parked.AllocatedIova, parked.AllocatedSize);
+        GrantAfterRelease(unmapId);
+        while (_runnable.TryDequeue(out long id))
+        {
+            _waiting.Remove(id, out var op);
+            ran.Add(Run(op, nowNs));
+        }
+    }
+
+    /// <summary>Runs a granted (locked) explicit operation; every lock but an unmap's is dropped at once.</summary>
+    private AppliedOp Run(in DmaOp op, ulong nowNs)
+    {
+        ulong wait = nowNs > op.StampNs ? nowNs - op.StampNs : 0;
+        bool locked = op.Size != 0 && op.Iova + (op.Size - 1) >= op.Iova;
+        switch (op.Kind)
+        {
+            case DmaOpKind.Map:
+            {
+                var err = Domain.IommuMap(op.Iova, op.Paddr, op.Size, op.Prot);
+                if (locked)
+                    ReleaseLock(op.Id);
+                return new AppliedOp(op, new DmaOpResult(op.Id, err, op.Iova, err == Errno.None ? op.Size : 0, wait), null);
+            }
+            case DmaOpKind.ReadDirty:
+            {
+                var err = Domain.ReadAndClearDirty(op.Iova, op.Size, noClear: false, sink: null);
+                if (locked)
+                    ReleaseLock(op.Id);
+                return new AppliedOp(op, new DmaOpResult(op.Id, err, op.Iova, 0, wait), null);
+            }
+            default:
+                return Unmap(op, wait, locked);
+        }
+    }
+
+    /// <summary>Drops a lock; the waiters it lets through become runnable, in arrival order.</summary>
+    private void GrantAfterRelease(long id)
+    {
+        _granted.Clear();
+        Locks.Release(id, _granted);
+        foreach (long g in _granted)
+            _runnable.Enqueue(g);
+    }
+
+    private void ReleaseLock(long id) => GrantAfterRelease(id);
+
+    private AppliedOp DmaMap(in DmaOp op)
+    {
+        if (!Iovas.TryAllocate(op.Size, out ulong iova))
+            return new AppliedOp(op, new DmaOpResult(op.Id, Errno.ENOMEM, 0, 0, 0), null);
+        var err = Domain.IommuMap(iova, op.Paddr, PageAligned(op.Size), op.Prot);
+        if (err != Errno.None)
+        {
+            Iovas.Free(iova, op.Size);
+            return new AppliedOp(op, new DmaOpResult(op.Id, err, 0, 0, 0), null);
+        }
+        _mappings.Add(iova, new Mapping(op.Size, op.Paddr, op.Prot));
+        MappedBytes += PageAligned(op.Size);
+        return new AppliedOp(op, new DmaOpResult(op.Id, Errno.None, iova, PageAligned(op.Size), 0), null);
+    }
+
+    private static ulong PageAligned(ulong size) => (size + 0xfff) & ~0xfffUL;
+
+    private AppliedOp Unmap(in DmaOp op, ulong wait, bool locked)
+    {
+        _gather.Init();
+        // A DMA-API unmap names the mapping by its IOVA and its size as mapped.
+        ulong size = op.Size;
+        bool dmaApi = _mappings.TryGetValue(op.Iova, out var m) && PageAligned(m.Size) == PageAligned(op.Size);
+        if (dmaApi)
+            size = PageAligned(m.Size);
+        ulong unmapped = Domain.IommuUnmapFast(op.Iova, size, _gather);
+        var result = new DmaOpResult(op.Id, Errno.None, op.Iova, unmapped, wait);
+        if (unmapped == 0 && _gather.FreeCount == 0)
+        {
+            // Nothing changed: nothing for the IOMMU to flush, nothing to hold.
+            if (locked)
+                ReleaseLock(op.Id);
+            return new AppliedOp(op, result, null);
+        }
+        var pages = new PageList();
+        _gather.TakeFreeList(pages);
+        if (dmaApi)
+        {
+            _mappings.Remove(op.Iova);
+            MappedBytes -= size;
+        }
+        if (!locked)
+            throw new InvalidOperationException("An unmap that removed something held no lock.");
+        _parked.Add(op.Id, new ParkedUnmap(op.Iova, unmapped, dmaApi ? op.Iova : 0, dmaApi ? m.Size : 0, pages));
+        var notice = new UnmapNotice(op.Id, op.StampNs, op.Iova, unmapped, dmaApi ? m.Paddr : 0, dmaApi ? m.Prot : IommuProt.None, pages.Count);
+        return new AppliedOp(op, result, notice);
+    }
+}

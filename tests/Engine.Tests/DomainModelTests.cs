@@ -1,0 +1,129 @@
+using PtActors.Engine.Dma;
+using Xunit;
+
+namespace PtActors.Engine.Tests;
+
+public class DomainModelTests
+{
+    private const IommuProt RW = IommuProt.Read | IommuProt.Write;
+
+    private static DomainModel Make()
+    {
+        Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var m));
+        return m!;
+    }
+
+    private static DmaOp Op(ulong t, int dev, uint seq, DmaOpKind kind, ulong iova = 0, ulong pa = 0, ulong size = 0x1000)
+        => new(t, DmaOp.MakeId(dev, seq), kind, iova, pa, size, RW);
+
+    [Fact]
+    public void DmaMapThenUnmapParksUntilReleased()
+    {
+        var m = Make();
+        Assert.True(m.Submit(Op(10, 0, 1, DmaOpKind.DmaMap, pa: 0x8000_0000, size: 0x800), out var map));
+        Assert.Equal(Errno.None, map.Result.Error);
+        ulong iova = map.Result.Iova;
+        Assert.Equal(0xffff_f000UL, iova);
+        Assert.Equal(0x1000UL, map.Result.Bytes);
+        Assert.Equal(Errno.None, m.Domain.TryIovaToPhys(iova + 0x10, out ulong pa));
+        Assert.Equal(0x8000_0010UL, pa);
+
+        Assert.True(m.Submit(Op(20, 0, 2, DmaOpKind.Unmap, iova, size: 0x800), out var unmap));
+        Assert.Equal(0x1000UL, unmap.Result.Bytes);
+        var notice = Assert.NotNull(unmap.Notice);
+        Assert.Equal(new UnmapNotice(unmap.Op.Id, 20, iova, 0x1000, 0x8000_0000, RW, 0), notice);
+        Assert.Equal(1, m.Parked);
+        Assert.Equal(0x1000UL, m.Iovas.AllocatedBytes);        // the IOVA stays allocated until the flush
+
+        var ran = new List<AppliedOp>();
+        m.Release(unmap.Op.Id, 30, ran);
+        Assert.Empty(ran);
+        Assert.Equal(0, m.Parked);
+        Assert.Equal(0UL, m.Iovas.AllocatedBytes);
+        Assert.Throws<InvalidOperationException>(() => m.Release(unmap.Op.Id, 30, ran));
+    }
+
+    [Fact]
+    public void FreedTablePagesStayParkedUntilRelease()
+    {
+        var m = Make();
+        // 512 × 4K (PA only 4K-aligned) fills one level-0 table; the unmap frees it.
+        Assert.True(m.Submit(Op(0, 0, 1, DmaOpKind.Map, iova: 0x4000_0000, pa: 0x1000, size: 0x200000), out var map));
+        Assert.Equal(Errno.None, map.Result.Error);
+        int tables = m.Domain.TablePages;
+        Assert.True(m.Submit(Op(1, 0, 2, DmaOpKind.Unmap, iova: 0x4000_0000, size: 0x200000), out var unmap));
+        Assert.Equal(1, unmap.Notice!.Value.ParkedPages);
+        Assert.Equal(tables, m.Domain.TablePages);
+        m.Release(unmap.Op.Id, 2, new List<AppliedOp>());
+        Assert.Equal(tables - 1, m.Domain.TablePages);
+    }
+
+    [Fact]
+    public void OverlappingOperationsWaitForTheUnmapsFlushInArrivalOrder()
+    {
+        var m = Make();
+        Assert.True(m.Submit(Op(0, 0, 1, DmaOpKind.Map, 0x10000, 0x10000, 0x4000), out _));
+        Assert.True(m.Submit(Op(100, 0, 2, DmaOpKind.Unmap, 0x10000, size: 0x4000), out var unmap));
+        Assert.False(m.Submit(Op(200, 1, 1, DmaOpKind.Map, 0x12000, 0x5000, 0x1000), out _));
+        Assert.False(m.Submit(Op(300, 2, 1, DmaOpKind.ReadDirty, 0x12000, size: 0x1000), out _));
+        Assert.True(m.Submit(Op(400, 3, 1, DmaOpKind.Map, 0x20000, 0x6000, 0x1000), out var disjoint));
+        Assert.Equal(Errno.None, disjoint.Result.Error);
+        Assert.Equal(2, m.Waiting);
+
+        var ran = new List<AppliedOp>();
+        m.Release(unmap.Op.Id, 1000, ran);
+        Assert.Equal([DmaOp.MakeId(1, 1), DmaOp.MakeId(2, 1)], ran.Select(a => a.Op.Id));
+        Assert.Equal(800UL, ran[0].Result.LockWaitNs);
+        Assert.Equal(700UL, ran[1].Result.LockWaitNs);
+        Assert.Equal(Errno.None, ran[0].Result.Error);
+        Assert.Equal(0, m.Waiting);
+        Assert.Equal(0, m.Locks.Held);
+    }
+
+    [Fact]
+    public void AnUnmapThatRemovesNothingHoldsNothing()
+    {
+        var m = Make();
+        Assert.True(m.Submit(Op(0, 0, 1, DmaOpKind.Unmap, 0x10000, size: 0x1000), out var unmap));
+        Assert.Equal(0UL, unmap.Result.Bytes);
+        Assert.Null(unmap.Notice);
+        Assert.Equal(0, m.Locks.Held);
+        Assert.True(m.Submit(Op(1, 0, 2, DmaOpKind.Map, 0x10000, 0x1000, 0x1000), out var map));
+        Assert.Equal(Errno.None, map.Result.Error);
+    }
+
+    [Fact]
+    public void TheSameOperationsGiveByteIdenticalTables()
+    {
+        var a = Make();
+        var b = Make();
+        foreach (var m in new[] { a, b })
+        {
+            var rng = new Random(3);
+            var live = new List<AppliedOp>();
+            var ran = new List<AppliedOp>();
+            for (uint i = 0; i < 500; i++)
+            {
+                if (live.Count > 0 && rng.Next(3) == 0)
+                {
+                    var victim = live[rng.Next(live.Count)];
+                    live.Remove(victim);
+                    Assert.True(m.Submit(Op(i, 0, i, DmaOpKind.Unmap, victim.Result.Iova, size: victim.Op.Size), out var u));
+                    if (u.Notice is not null)
+                        m.Release(u.Op.Id, i, ran);
+                }
+                else
+                {
+                    ulong size = (ulong)rng.Next(1, 64) << 12;
+                    Assert.True(m.Submit(Op(i, 0, i, DmaOpKind.DmaMap, pa: (ulong)rng.Next(1, 1 << 20) << 12, size: size), out var d));
+                    if (d.Result.Error == Errno.None)
+                        live.Add(d);
+                }
+            }
+        }
+        Assert.Equal(a.Memory.TotalPages, b.Memory.TotalPages);
+        for (int p = 0; p < a.Memory.TotalPages; p++)
+            Assert.Equal(a.Memory[p], b.Memory[p]);
+        Assert.Equal(a.MappedBytes, b.MappedBytes);
+    }
+}
