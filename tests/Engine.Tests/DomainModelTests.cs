@@ -127,3 +127,120 @@ public class DomainModelTests
         Assert.Equal(a.MappedBytes, b.MappedBytes);
     }
 }
+
+public class DomainModelReplayTests
+{
+    private const IommuProt RW = IommuProt.Read | IommuProt.Write;
+
+    private static DomainModel Make()
+    {
+        Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.Amdv1), 0x1000, 0xff_ffff_ffff, out var m));
+        return m!;
+    }
+
+    /// <summary>Drives a model through windows of mixed operations, releasing unmaps a window later; returns the journal.</summary>
+    private static List<DomainBatch> Drive(DomainModel m, int windows, int seed, List<DomainBatch>? journal = null)
+    {
+        journal ??= new List<DomainBatch>();
+        var rng = new Random(seed);
+        var live = new List<(ulong Iova, ulong Size)>();
+        var toRelease = new List<long>();
+        var ran = new List<AppliedOp>();
+        uint seq = (uint)seed * 100_000;   // op ids stay unique across calls
+        for (int w = 0; w < windows; w++)
+        {
+            ulong t0 = (ulong)w * 100_000;
+            var ops = new List<DmaOp>();
+            for (int k = 0; k < 20; k++)
+            {
+                ulong t = t0 + (ulong)k * 1000;
+                int dev = k % 4;
+                int pick = rng.Next(10);
+                if (pick < 5 || live.Count == 0)
+                    ops.Add(new DmaOp(t, DmaOp.MakeId(dev, ++seq), DmaOpKind.DmaMap, 0, (ulong)rng.Next(1, 1 << 20) << 12, (ulong)rng.Next(1, 40) << 12, RW));
+                else if (pick < 8)
+                {
+                    var (iova, size) = live[rng.Next(live.Count)];
+                    live.Remove((iova, size));
+                    ops.Add(new DmaOp(t, DmaOp.MakeId(dev, ++seq), DmaOpKind.Unmap, iova, 0, size, RW));
+                }
+                else
+                {
+                    // Explicit operations that may collide with parked unmaps and wait.
+                    var (iova, _) = live[rng.Next(live.Count)];
+                    ops.Add(new DmaOp(t, DmaOp.MakeId(dev, ++seq), pick == 8 ? DmaOpKind.ReadDirty : DmaOpKind.Map, iova, 0x7000, 0x1000, RW));
+                }
+            }
+            ran.Clear();
+            var released = toRelease.ToArray();
+            toRelease.Clear();
+            ulong digest = m.ApplyBatch(released, t0, ops.ToArray(), ran);
+            journal.Add(new DomainBatch(released, t0, ops.ToArray(), digest));
+            foreach (var a in ran)
+            {
+                if (a.Op.Kind == DmaOpKind.DmaMap && a.Result.Error == Errno.None)
+                    live.Add((a.Result.Iova, a.Op.Size));
+                if (a.Notice is { } n)
+                    toRelease.Add(n.Id);
+            }
+        }
+        return journal;
+    }
+
+    private static void AssertSame(DomainModel a, DomainModel b)
+    {
+        Assert.Equal(a.Memory.TotalPages, b.Memory.TotalPages);
+        for (int p = 0; p < a.Memory.TotalPages; p++)
+        {
+            Assert.Equal(a.Memory.IsAllocated(p), b.Memory.IsAllocated(p));
+            if (a.Memory.IsAllocated(p))
+                Assert.Equal(a.Memory[p], b.Memory[p]);
+        }
+        Assert.Equal(a.Domain.TablePages, b.Domain.TablePages);
+        Assert.Equal(a.Parked, b.Parked);
+        Assert.Equal(a.Waiting, b.Waiting);
+        Assert.Equal(a.MappedBytes, b.MappedBytes);
+        Assert.Equal(a.Iovas.AllocatedBytes, b.Iovas.AllocatedBytes);
+    }
+
+    [Fact]
+    public void ReplayingTheJournalRebuildsTheSameState()
+    {
+        var live = Make();
+        var journal = Drive(live, 60, 11);
+        Assert.Contains(journal, b => b.Released.Length > 0);
+
+        var replayed = Make();
+        var scratch = new List<AppliedOp>();
+        foreach (var batch in journal)
+            replayed.Replay(batch, scratch);
+        AssertSame(live, replayed);
+    }
+
+    [Fact]
+    public void ASnapshotPlusTheRestOfTheJournalRebuildsTheSameState()
+    {
+        var live = Make();
+        var journal = Drive(live, 30, 12);
+        var snapshot = live.Capture();
+        int cut = journal.Count;
+        Drive(live, 30, 13, journal);
+
+        var restored = DomainModel.Restore(snapshot);
+        var scratch = new List<AppliedOp>();
+        foreach (var batch in journal.Skip(cut))
+            restored.Replay(batch, scratch);
+        AssertSame(live, restored);
+    }
+
+    [Fact]
+    public void AJournalThatNoLongerMatchesIsRejected()
+    {
+        var live = Make();
+        var journal = Drive(live, 5, 14);
+        var replayed = Make();
+        var scratch = new List<AppliedOp>();
+        var bad = journal[0] with { ResultDigest = journal[0].ResultDigest ^ 1 };
+        Assert.Throws<InvalidOperationException>(() => replayed.Replay(bad, scratch));
+    }
+}

@@ -11,6 +11,36 @@ public readonly record struct UnmapNotice(long Id, ulong StampNs, ulong Iova, ul
 public readonly record struct AppliedOp(DmaOp Op, DmaOpResult Result, UnmapNotice? Notice);
 
 /// <summary>
+/// The event of one group commit: the unmaps whose flush completed (released at <c>ReleasedAtNs</c>, before
+/// anything else), then every operation submitted, in stamp order — those that ran and those that waited for
+/// a lock. Replaying it through <see cref="DomainModel.ApplyBatch"/> rebuilds the same state; the digest of the
+/// results detects a journal that no longer matches the engine.
+/// </summary>
+public sealed record DomainBatch(long[] Released, ulong ReleasedAtNs, DmaOp[] Ops, ulong ResultDigest);
+
+/// <summary>A live DMA-API mapping, for snapshots.</summary>
+public readonly record struct MappingEntry(ulong Iova, ulong Size, ulong Paddr, IommuProt Prot);
+
+/// <summary>An unmap waiting for its flush, for snapshots.</summary>
+public sealed record ParkedEntry(long Id, ulong Iova, ulong Unmapped, ulong AllocatedIova, ulong AllocatedSize, int[] Pages);
+
+/// <summary>Everything a <see cref="DomainModel"/> holds, to rebuild it byte for byte.</summary>
+public sealed record DomainModelSnapshot(
+    TableMemorySnapshot Memory,
+    DomainSnapshot Domain,
+    ulong IovaStart,
+    ulong IovaLimit,
+    ulong IovaNext,
+    ulong[][] IovaCaches,
+    ulong IovaAllocatedBytes,
+    MappingEntry[] Mappings,
+    ParkedEntry[] Parked,
+    RangeLocks.Entry[] HeldLocks,
+    RangeLocks.Entry[] WaitingLocks,
+    DmaOp[] WaitingOps,
+    ulong MappedBytes);
+
+/// <summary>
 /// The pure state of one paging domain as the DMA API drives it: the page table, the IOVA allocator, the live
 /// DMA mappings and the range locks. Operations are applied atomically in the order given; an operation whose
 /// range is locked waits and is applied when the lock is released. An unmap keeps its range locked, its freed
@@ -30,10 +60,11 @@ public sealed class DomainModel
 
     private sealed record ParkedUnmap(ulong Iova, ulong Unmapped, ulong AllocatedIova, ulong AllocatedSize, PageList Pages);
 
-    private DomainModel(IommuDomain domain, IovaAllocator iovas)
+    private DomainModel(IommuDomain domain, IovaAllocator iovas, RangeLocks? locks = null)
     {
         Domain = domain;
         Iovas = iovas;
+        Locks = locks ?? new RangeLocks();
     }
 
     /// <summary>
@@ -60,7 +91,7 @@ public sealed class DomainModel
     public IovaAllocator Iovas { get; }
 
     /// <summary>The range locks.</summary>
-    public RangeLocks Locks { get; } = new();
+    public RangeLocks Locks { get; }
 
     /// <summary>Operations waiting for a range lock.</summary>
     public int Waiting => _waiting.Count;
@@ -123,6 +154,103 @@ public sealed class DomainModel
             _waiting.Remove(id, out var op);
             ran.Add(Run(op, nowNs));
         }
+    }
+
+    /// <summary>
+    /// One group commit, live or replayed: release the flushed unmaps (running what they let through), then
+    /// submit <paramref name="ops"/> in order. Every operation that ran is appended to <paramref name="ran"/>;
+    /// returns the digest of their results.
+    /// </summary>
+    public ulong ApplyBatch(ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, List<AppliedOp> ran)
+    {
+        int first = ran.Count;
+        foreach (long id in released)
+            Release(id, releasedAtNs, ran);
+        foreach (var op in ops)
+        {
+            if (Submit(op, out var applied))
+                ran.Add(applied);
+        }
+        return Digest(ran, first);
+    }
+
+    /// <summary>Replays a journalled batch; throws when the engine no longer gives the recorded results.</summary>
+    public void Replay(DomainBatch batch, List<AppliedOp> scratch)
+    {
+        scratch.Clear();
+        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops, scratch);
+        if (digest != batch.ResultDigest)
+            throw new InvalidOperationException(
+                $"Journal replay diverges: a batch of {batch.Ops.Length} operations gave digest {digest:x16}, the journal recorded {batch.ResultDigest:x16}.");
+    }
+
+    /// <summary>FNV-1a over the results from <paramref name="first"/> on.</summary>
+    private static ulong Digest(List<AppliedOp> ran, int first)
+    {
+        ulong h = 0xcbf29ce484222325;
+        for (int i = first; i < ran.Count; i++)
+        {
+            var r = ran[i].Result;
+            h = Mix(h, (ulong)r.Id);
+            h = Mix(h, (ulong)r.Error);
+            h = Mix(h, r.Iova);
+            h = Mix(h, r.Bytes);
+            h = Mix(h, r.LockWaitNs);
+        }
+        return h;
+
+        static ulong Mix(ulong h, ulong v)
+        {
+            for (int b = 0; b < 8; b++, v >>= 8)
+                h = (h ^ (v & 0xff)) * 0x100000001b3;
+            return h;
+        }
+    }
+
+    /// <summary>Captures the whole state (table pages included) for a snapshot.</summary>
+    public DomainModelSnapshot Capture()
+    {
+        var (next, caches) = Iovas.Capture();
+        var (held, waitingLocks) = Locks.Capture();
+        var mappings = new MappingEntry[_mappings.Count];
+        int i = 0;
+        foreach (var (iova, m) in _mappings)
+            mappings[i++] = new MappingEntry(iova, m.Size, m.Paddr, m.Prot);
+        var parked = new ParkedEntry[_parked.Count];
+        i = 0;
+        foreach (var (id, p) in _parked)
+            parked[i++] = new ParkedEntry(id, p.Iova, p.Unmapped, p.AllocatedIova, p.AllocatedSize, p.Pages.Items.ToArray());
+        var waiting = new DmaOp[waitingLocks.Length];
+        for (int w = 0; w < waiting.Length; w++)
+            waiting[w] = _waiting[waitingLocks[w].Id];
+        return new DomainModelSnapshot(Memory.Capture(), Domain.Capture(), Iovas.Start, Iovas.Limit, next, caches,
+            Iovas.AllocatedBytes, mappings, parked, held, waitingLocks, waiting, MappedBytes);
+    }
+
+    /// <summary>Rebuilds a model from <see cref="Capture"/>: byte-identical tables, the same locks and waiters.</summary>
+    public static DomainModel Restore(DomainModelSnapshot s)
+    {
+        var memory = TableMemory.Restore(s.Memory);
+        var err = IommuDomain.Restore(s.Domain, memory, out var domain);
+        if (err != Errno.None)
+            throw new InvalidOperationException($"A snapshot's domain cfg is refused: {err}.");
+        var iovas = IovaAllocator.Restore(s.IovaStart, s.IovaLimit, s.IovaNext, s.IovaCaches, s.IovaAllocatedBytes);
+        var model = new DomainModel(domain!, iovas, RangeLocks.Restore(s.HeldLocks, s.WaitingLocks))
+        {
+            MappedBytes = s.MappedBytes,
+        };
+        foreach (var m in s.Mappings)
+            model._mappings.Add(m.Iova, new Mapping(m.Size, m.Paddr, m.Prot));
+        foreach (var p in s.Parked)
+        {
+            var pages = new PageList();
+            foreach (int page in p.Pages)
+                pages.Add(page);
+            model._parked.Add(p.Id, new ParkedUnmap(p.Iova, p.Unmapped, p.AllocatedIova, p.AllocatedSize, pages));
+        }
+        foreach (var op in s.WaitingOps)
+            model._waiting.Add(op.Id, op);
+        return model;
     }
 
     /// <summary>Runs a granted (locked) explicit operation; every lock but an unmap's is dropped at once.</summary>

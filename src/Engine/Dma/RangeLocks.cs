@@ -12,6 +12,32 @@ public sealed class RangeLocks
     private readonly List<Request> _held = new();
     private readonly List<Request> _waiting = new();
 
+    /// <summary>A held or waiting lock, for snapshots.</summary>
+    public readonly record struct Entry(long Id, ulong Start, ulong Last, bool Shared);
+
+    /// <summary>The held locks and the waiting requests, each in order.</summary>
+    public (Entry[] Held, Entry[] Waiting) Capture()
+    {
+        var held = new Entry[_held.Count];
+        for (int i = 0; i < held.Length; i++)
+            held[i] = new Entry(_held[i].Id, _held[i].Start, _held[i].Last, _held[i].Shared);
+        var waiting = new Entry[_waiting.Count];
+        for (int i = 0; i < waiting.Length; i++)
+            waiting[i] = new Entry(_waiting[i].Id, _waiting[i].Start, _waiting[i].Last, _waiting[i].Shared);
+        return (held, waiting);
+    }
+
+    /// <summary>Rebuilds the lock table from <see cref="Capture"/>.</summary>
+    public static RangeLocks Restore(Entry[] held, Entry[] waiting)
+    {
+        var locks = new RangeLocks();
+        foreach (var e in held)
+            locks._held.Add(new Request(e.Id, e.Start, e.Last, e.Shared));
+        foreach (var e in waiting)
+            locks._waiting.Add(new Request(e.Id, e.Start, e.Last, e.Shared));
+        return locks;
+    }
+
     private readonly record struct Request(long Id, ulong Start, ulong Last, bool Shared)
     {
         public bool ConflictsWith(in Request other)
