@@ -1,0 +1,110 @@
+using PtActors.Engine;
+using PtActors.Engine.Hardware;
+
+namespace PtActors.Actors;
+
+/// <summary>Everything a <c>ptactors simulate</c> run is configured with.</summary>
+public sealed record SimulationSettings
+{
+    /// <summary>IOMMU units.</summary>
+    public int Iommus { get; init; } = 4;
+    /// <summary>Paging domains (spread round-robin over the units).</summary>
+    public int Domains { get; init; } = 64;
+    /// <summary>Devices (spread round-robin over the domains).</summary>
+    public int Devices { get; init; } = 1024;
+    /// <summary>Workload: nic, nvme, gpu, random or mixed.</summary>
+    public string Workload { get; init; } = "mixed";
+    /// <summary>Page-table format of every domain.</summary>
+    public PtFormatKind Format { get; init; } = PtFormatKind.X86_64;
+    /// <summary>Flush policy of every unit.</summary>
+    public FlushPolicySpec Policy { get; init; } = new(FlushPolicyKind.Lazy);
+    /// <summary>IOTLB entries per unit.</summary>
+    public int IotlbEntries { get; init; } = 1024;
+    /// <summary>CPUs for the per-CPU flush queues.</summary>
+    public int Cpus { get; init; } = 1;
+    /// <summary>Operations each device keeps outstanding.</summary>
+    public int Inflight { get; init; } = 32;
+    /// <summary>Probability of a DMA to an IOVA just unmapped (null: the workload's default).</summary>
+    public double? LateDma { get; init; }
+    /// <summary>Stop after exactly this many map+unmap operations were acknowledged (or null).</summary>
+    public long? Ops { get; init; } = 2_000_000;
+    /// <summary>Stop after this much simulated time (or null).</summary>
+    public ulong? DurationNs { get; init; }
+    /// <summary>Seed of every device's generator.</summary>
+    public ulong Seed { get; init; } = 1;
+    /// <summary>Simulated length of one window.</summary>
+    public ulong WindowNs { get; init; } = 100_000;
+    /// <summary>Group-commit size.</summary>
+    public int MaxOpsPerEvent { get; init; } = 256;
+    /// <summary>Run id (persistence ids are RUNID/DOMAIN).</summary>
+    public string RunId { get; init; } = "run";
+}
+
+/// <summary>The figures of a finished run (every key but the wall-clock ones is reproducible from the seed).</summary>
+public sealed record SimulationResult
+{
+    /// <summary>Run id.</summary>
+    public required string RunId { get; init; }
+    /// <summary>Acknowledged map and unmap calls.</summary>
+    public long Ops { get; init; }
+    /// <summary>DMAs translated (or faulted).</summary>
+    public long Dmas { get; init; }
+    /// <summary>Acknowledged operations per second of wall time.</summary>
+    public double OpsPerSec { get; init; }
+    /// <summary>Wall time, seconds.</summary>
+    public double WallS { get; init; }
+    /// <summary>Simulated time, seconds.</summary>
+    public double SimS { get; init; }
+    /// <summary>Acknowledged maps.</summary>
+    public long Maps { get; init; }
+    /// <summary>Acknowledged unmaps.</summary>
+    public long Unmaps { get; init; }
+    /// <summary>Bytes mapped by acknowledged maps.</summary>
+    public ulong BytesMapped { get; init; }
+    /// <summary>IOTLB hit rate over all units.</summary>
+    public double IotlbHitRate { get; init; }
+    /// <summary>Invalidation commands.</summary>
+    public long Invalidations { get; init; }
+    /// <summary>Invalidations per acknowledged unmap.</summary>
+    public double InvalidationsPerUnmap { get; init; }
+    /// <summary>Over-invalidated bytes.</summary>
+    public long OverInvalidatedBytes { get; init; }
+    /// <summary>Stale hits inside a window.</summary>
+    public long StaleInWindow { get; init; }
+    /// <summary>Stale hits after the covering flush.</summary>
+    public long StaleViolations { get; init; }
+    /// <summary>Walks of freed table pages.</summary>
+    public long UseAfterFree { get; init; }
+    /// <summary>Translations through a domain the device is not attached to.</summary>
+    public long IsolationBreaches { get; init; }
+    /// <summary>Median range-lock wait, simulated µs.</summary>
+    public double LockWaitP50Us { get; init; }
+    /// <summary>99th percentile range-lock wait, simulated µs.</summary>
+    public double LockWaitP99Us { get; init; }
+    /// <summary>Most table pages held at once (summed over domains at window ends).</summary>
+    public long TablePagesMax { get; init; }
+    /// <summary>Events written.</summary>
+    public long EventsPersisted { get; init; }
+    /// <summary>Operations in those events.</summary>
+    public long OpsPersisted { get; init; }
+    /// <summary>SHA-256 (hex) of the canonical form of every domain's final table, domains sorted by name.</summary>
+    public required string TableHash { get; init; }
+    /// <summary>IO page faults.</summary>
+    public long Faults { get; init; }
+    /// <summary>Errors returned to devices (EADDRINUSE, ENOMEM, ...).</summary>
+    public long Errors { get; init; }
+}
+
+/// <summary>A progress report, once per reporting interval of a run.</summary>
+public readonly record struct SimulationProgress(long Window, double SimS, long Ops, long TargetOps, long Dmas, double OpsPerSec);
+
+/// <summary>Runs a simulation (the actor system, its persistence, the coordinator) to its end.</summary>
+public interface ISimulationRunner
+{
+    /// <summary>
+    /// Runs <paramref name="settings"/> on <paramref name="backend"/>, reporting progress now and then; returns the
+    /// figures once every operation is acknowledged and every unit drained.
+    /// </summary>
+    Task<SimulationResult> RunAsync(SimulationSettings settings, PtActors.Persistence.PersistenceBackend backend,
+        IProgress<SimulationProgress>? progress, CancellationToken cancellationToken);
+}
