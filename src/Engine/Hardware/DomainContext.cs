@@ -6,6 +6,7 @@ internal readonly record struct UnmapRecord(ulong Start, ulong Last, ulong TimeN
 /// <summary>One flush-queue entry: an unmapped IOVA range, its freed table pages, the flush counter at queueing.</summary>
 internal sealed class FlushQueueEntry
 {
+    public long Id = -1;
     public ulong Iova;
     public ulong Last;
     public ulong Counter;
@@ -81,6 +82,7 @@ internal sealed class DomainContext
     public readonly IotlbGather? Batch;
     public int BatchCount;
     public TimerEvent? BatchTimer;
+    public readonly List<(long Id, ulong Iova, ulong Last)> BatchIds = new();
 
     // scratch for the union of unflushed ranges
     public readonly List<(ulong Start, ulong Last)> Scratch = new();

@@ -36,7 +36,7 @@ public sealed partial class IommuUnit
             if (write && !e.Dirty)
             {
                 e.Dirty = true;
-                if (domain.Memory.IsAllocated(e.LeafPage))
+                if (e.LeafPage >= 0 && domain.Memory.IsAllocated(e.LeafPage))
                     domain.SetItemDirty(e.LeafPage, e.LeafIndex);
             }
             return new DmaResult(staleHit ? DmaOutcome.Stale : DmaOutcome.Hit, hitPa);
@@ -68,7 +68,16 @@ public sealed partial class IommuUnit
             WalkCache.Fill(ctx.Id, walk.Levels[i], iova, walk.Pages[i + 1], suspect);
 
         if (walk.Result != PtEntryType.Oa)
-            return Fault(device, iova, write, FaultReason.Unmapped);
+        {
+            // Changed by an unmap stamped after this DMA: translate as the table was before it.
+            if (PreState is null || !PreState.TryTranslate(domain, iova, out ulong prePa, out var prePerms))
+                return Fault(device, iova, write, FaultReason.Unmapped);
+            if ((prePerms & need) == 0)
+                return Fault(device, iova, write, FaultReason.Permission);
+            int preSlot = Iotlb.Fill(ctx.Id, iova & ~0xfffUL, 12, prePa & ~0xfffUL, prePerms);
+            Iotlb[preSlot].LeafPage = -1;
+            return new DmaResult(DmaOutcome.Miss, prePa);
+        }
         if ((walk.Perms & need) == 0)
             return Fault(device, iova, write, FaultReason.Permission);
 

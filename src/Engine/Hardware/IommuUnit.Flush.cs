@@ -50,6 +50,50 @@ public sealed partial class IommuUnit
         return unmapped;
     }
 
+    /// <summary>
+    /// Split mode: the domain's owner already unmapped [<paramref name="iova"/>, +<paramref name="unmapped"/>) and
+    /// keeps the freed table pages; apply the flush policy to it as CPU <paramref name="cpu"/>.
+    /// <see cref="UnmapReleased"/> reports <paramref name="id"/> once the flush covering it completed.
+    /// </summary>
+    public void Unmapped(IommuDomain domain, long id, ulong iova, ulong unmapped, int cpu = 0)
+    {
+        var ctx = Context(domain);
+        RecordUnmap(ctx, iova, unmapped);
+        switch (Config.Policy.Kind)
+        {
+            case FlushPolicyKind.Strict:
+            {
+                var g = ctx.Gather;
+                g.Init();
+                g.AddRange(iova, unmapped);
+                domain.IotlbSync(g);
+                UnmapReleased?.Invoke(domain, id);
+                break;
+            }
+            case FlushPolicyKind.Lazy:
+            case FlushPolicyKind.LazySingle:
+            {
+                var g = ctx.Gather;
+                g.Init();
+                QueueIova(ctx, cpu, iova, unmapped, g, id);
+                break;
+            }
+            default:
+            {
+                var g = ctx.Batch!;
+                if (domain.HasFeature(PtFeatures.FlushRangeNoGaps) && g.IsDisjoint(iova, unmapped))
+                    SyncBatch(ctx);
+                g.AddRange(iova, unmapped);
+                ctx.BatchIds.Add((id, iova, iova + unmapped - 1));
+                if (++ctx.BatchCount >= Config.Policy.BatchSize)
+                    SyncBatch(ctx);
+                else
+                    ArmBatchTimer(ctx);
+                break;
+            }
+        }
+    }
+
     /// <summary>Flushes everything a policy is holding back for every bound domain (the end of a run).</summary>
     public void Drain()
     {
@@ -60,7 +104,7 @@ public sealed partial class IommuUnit
                 FlushQueueFlush(ctx);
                 FreeAllQueues(ctx);
             }
-            if (ctx.Batch is { IsPending: true })
+            if (ctx.Batch is { IsPending: true } || ctx.BatchIds.Count > 0)
                 SyncBatch(ctx);
         }
     }
@@ -188,7 +232,7 @@ public sealed partial class IommuUnit
 
     // ------------------------------------------------------------------ dma-iommu flush queue
 
-    private void QueueIova(DomainContext ctx, int cpu, ulong iova, ulong unmapped, IotlbGather gather)
+    private void QueueIova(DomainContext ctx, int cpu, ulong iova, ulong unmapped, IotlbGather gather, long id = -1)
     {
         var fq = ctx.Queues!.Length == 1 ? ctx.Queues[0] : ctx.Queues[cpu % ctx.Queues.Length];
         FreeFinished(ctx, fq);
@@ -202,6 +246,7 @@ public sealed partial class IommuUnit
         entry.Iova = iova;
         entry.Last = iova + unmapped - 1;
         entry.Counter = ctx.FlushStartCount;
+        entry.Id = id;
         entry.Pages.Clear();
         gather.TakeFreeList(entry.Pages);
         if (unmapped == 0)
@@ -234,7 +279,9 @@ public sealed partial class IommuUnit
             if (entry.Counter >= finished)
                 break;
             ctx.Domain.ReleaseTablePages(entry.Pages);
-            if (entry.Last >= entry.Iova)
+            if (entry.Id >= 0)
+                UnmapReleased?.Invoke(ctx.Domain, entry.Id);
+            else if (entry.Last >= entry.Iova)
                 IovaReleased?.Invoke(ctx.Domain, entry.Iova, entry.Last);
             fq.Head = (fq.Head + 1) & fq.Mask;
         }
@@ -265,8 +312,16 @@ public sealed partial class IommuUnit
         ulong start = gather.Start, end = gather.End;
         bool hadRange = gather.HasRange;
         ctx.Domain.IotlbSync(gather);
-        if (hadRange)
+        if (ctx.BatchIds.Count > 0)
+        {
+            foreach (var (id, _, _) in ctx.BatchIds)
+                UnmapReleased?.Invoke(ctx.Domain, id);
+            ctx.BatchIds.Clear();
+        }
+        else if (hadRange)
+        {
             IovaReleased?.Invoke(ctx.Domain, start, end);
+        }
     }
 
     private void ArmBatchTimer(DomainContext ctx)
@@ -275,7 +330,7 @@ public sealed partial class IommuUnit
         ctx.BatchTimer = Clock.ScheduleIn(Config.BatchIdleNs, _ =>
         {
             ctx.BatchTimer = null;
-            if (ctx.Batch!.IsPending)
+            if (ctx.Batch!.IsPending || ctx.BatchIds.Count > 0)
             {
                 Stats.TimedFlushes++;
                 SyncBatch(ctx);

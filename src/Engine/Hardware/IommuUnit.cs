@@ -2,6 +2,13 @@ using System.Globalization;
 
 namespace PtActors.Engine.Hardware;
 
+/// <summary>The translations a domain had before changes stamped later than the DMA being translated.</summary>
+public interface IPreStateOracle
+{
+    /// <summary>True when <paramref name="iova"/> was mapped (to <paramref name="pa"/>) before such a change.</summary>
+    bool TryTranslate(IommuDomain domain, ulong iova, out ulong pa, out IommuProt prot);
+}
+
 /// <summary>A device (a BDF, a name) behind an IOMMU unit.</summary>
 public sealed class IommuDevice
 {
@@ -75,6 +82,18 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
 
     /// <summary>Called when an unmapped IOVA range may be reused: after the flush that covered it completed.</summary>
     public Action<IommuDomain, ulong, ulong>? IovaReleased { get; set; }
+
+    /// <summary>
+    /// Split mode (<see cref="Unmapped"/>): called with the unmap's id when the flush covering it completed —
+    /// its owner may now free its table pages and IOVA.
+    /// </summary>
+    public Action<IommuDomain, long>? UnmapReleased { get; set; }
+
+    /// <summary>
+    /// What a table looked like just before changes the unit has not yet been told of (an unmap applied by its
+    /// domain but stamped after the DMA being translated): consulted when a walk finds nothing.
+    /// </summary>
+    public IPreStateOracle? PreState { get; set; }
 
     /// <summary>The device named <paramref name="name"/>, created on first use.</summary>
     public IommuDevice Device(string name)
