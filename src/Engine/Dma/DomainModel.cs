@@ -7,6 +7,13 @@ namespace PtActors.Engine.Dma;
 /// </summary>
 public readonly record struct UnmapNotice(long Id, ulong StampNs, ulong Iova, ulong Unmapped, ulong Paddr, IommuProt Prot, int ParkedPages);
 
+/// <summary>
+/// A flush the page table asked for outside an unmap (tables replaced by a large leaf during a map; dirty bits
+/// cleared): the IOMMU side must invalidate [Start, End] (or everything, for <see cref="FlushKind.All"/>); the
+/// pages the map freed stay parked under <c>Id</c> until it says the flush completed.
+/// </summary>
+public readonly record struct FlushNotice(long Id, ulong StampNs, ulong Start, ulong End, FlushKind Kind, int ParkedPages);
+
 /// <summary>One operation the model applied, with its result and (for an unmap that removed something) its notice.</summary>
 public readonly record struct AppliedOp(DmaOp Op, DmaOpResult Result, UnmapNotice? Notice);
 
@@ -47,8 +54,12 @@ public sealed record DomainModelSnapshot(
 /// table pages parked and its IOVA allocated until <see cref="Release"/> says the flush that covers it has
 /// completed. Deterministic: the same calls in the same order leave byte-identical tables.
 /// </summary>
-public sealed class DomainModel
+public sealed class DomainModel : IIotlbSyncHandler
 {
+    private readonly List<FlushNotice> _flushes = new();
+    private ulong _stamp;
+    private bool _deferFlushes;
+
     private readonly Dictionary<ulong, Mapping> _mappings = new();
     private readonly Dictionary<long, ParkedUnmap> _parked = new();
     private readonly Dictionary<long, DmaOp> _waiting = new();
@@ -93,6 +104,46 @@ public sealed class DomainModel
     /// <summary>The range locks.</summary>
     public RangeLocks Locks { get; }
 
+    /// <summary>
+    /// Hands the domain's own flushes (map-time table replacement, dirty clearing) to the IOMMU side instead of
+    /// doing them in place: each becomes a <see cref="FlushNotice"/> (see <see cref="TakeFlushes"/>) whose freed
+    /// pages stay parked until <see cref="Release"/>. The actor simulator turns this on; a model used alone
+    /// frees such pages at once, as the kunit harness does.
+    /// </summary>
+    public void DeferFlushes()
+    {
+        _deferFlushes = true;
+        Domain.SyncHandler = this;
+    }
+
+    /// <summary>The flush notices produced since the last call, in order.</summary>
+    public FlushNotice[] TakeFlushes()
+    {
+        if (_flushes.Count == 0)
+            return [];
+        var result = _flushes.ToArray();
+        _flushes.Clear();
+        return result;
+    }
+
+    /// <inheritdoc/>
+    void IIotlbSyncHandler.OnIotlbSync(IommuDomain domain, IotlbGather gather, FlushKind kind)
+    {
+        if (!_deferFlushes || kind == FlushKind.None)
+            return;
+        // Ids of these pseudo-unmaps are negative; any id no live one uses will do, so derive it from the state.
+        long id = -1;
+        foreach (long k in _parked.Keys)
+        {
+            if (k <= id)
+                id = k - 1;
+        }
+        var pages = new PageList();
+        gather.TakeFreeList(pages);
+        _parked.Add(id, new ParkedUnmap(gather.Start, 0, 0, 0, pages));
+        _flushes.Add(new FlushNotice(id, _stamp, gather.Start, gather.End, kind, pages.Count));
+    }
+
     /// <summary>Operations waiting for a range lock.</summary>
     public int Waiting => _waiting.Count;
 
@@ -111,6 +162,7 @@ public sealed class DomainModel
     /// </summary>
     public bool Submit(in DmaOp op, out AppliedOp applied)
     {
+        _stamp = op.StampNs;
         if (op.Kind == DmaOpKind.DmaMap)
         {
             applied = DmaMap(op);
@@ -148,6 +200,8 @@ public sealed class DomainModel
         Domain.ReleaseTablePages(parked.Pages);
         if (parked.AllocatedSize != 0)
             Iovas.Free(parked.AllocatedIova, parked.AllocatedSize);
+        if (unmapId < 0)
+            return; // a map-time flush: no lock, no IOVA
         GrantAfterRelease(unmapId);
         while (_runnable.TryDequeue(out long id))
         {
@@ -256,6 +310,7 @@ public sealed class DomainModel
     /// <summary>Runs a granted (locked) explicit operation; every lock but an unmap's is dropped at once.</summary>
     private AppliedOp Run(in DmaOp op, ulong nowNs)
     {
+        _stamp = nowNs;
         ulong wait = nowNs > op.StampNs ? nowNs - op.StampNs : 0;
         bool locked = op.Size != 0 && op.Iova + (op.Size - 1) >= op.Iova;
         switch (op.Kind)

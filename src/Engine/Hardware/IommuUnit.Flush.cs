@@ -62,14 +62,9 @@ public sealed partial class IommuUnit
         switch (Config.Policy.Kind)
         {
             case FlushPolicyKind.Strict:
-            {
-                var g = ctx.Gather;
-                g.Init();
-                g.AddRange(iova, unmapped);
-                domain.IotlbSync(g);
+                FlushRangeNow(ctx, SyncKind(domain), iova, iova + unmapped - 1);
                 UnmapReleased?.Invoke(domain, id);
                 break;
-            }
             case FlushPolicyKind.Lazy:
             case FlushPolicyKind.LazySingle:
             {
@@ -149,6 +144,27 @@ public sealed partial class IommuUnit
     {
         if (kind == FlushKind.None || !_domains.TryGetValue(domain, out var ctx))
             return;
+        FlushRangeNow(ctx, kind, gather.Start, gather.End);
+    }
+
+    /// <summary>
+    /// Split mode: a flush the domain's owner deferred (tables a map replaced, dirty bits cleared) — invalidate
+    /// now and report <paramref name="id"/> released.
+    /// </summary>
+    public void FlushNow(IommuDomain domain, long id, ulong start, ulong end, FlushKind kind)
+    {
+        var ctx = Context(domain);
+        if (kind != FlushKind.None)
+            FlushRangeNow(ctx, kind, start, end);
+        UnmapReleased?.Invoke(domain, id);
+    }
+
+    /// <summary>How a sync of this domain flushes: a range when it has a flush-range feature, everything otherwise.</summary>
+    private static FlushKind SyncKind(IommuDomain domain)
+        => (domain.Features & (PtFeatures.FlushRange | PtFeatures.FlushRangeNoGaps)) != 0 ? FlushKind.Range : FlushKind.All;
+
+    private void FlushRangeNow(DomainContext ctx, FlushKind kind, ulong start, ulong end)
+    {
         Stats.Flushes++;
         if (kind == FlushKind.All)
         {
@@ -156,10 +172,10 @@ public sealed partial class IommuUnit
             CompleteFlush(ctx, 0, ulong.MaxValue, psiBytes: 0);
             return;
         }
-        var cmd = InvalidationBlocks.ForRange(Config.Flavor, ctx.Id, gather.Start, gather.End, Config.VtdMaxAddressMask);
+        var cmd = InvalidationBlocks.ForRange(Config.Flavor, ctx.Id, start, end, Config.VtdMaxAddressMask);
         Issue(cmd);
         ulong psi = cmd.Kind == InvalidationKind.PageSelective ? cmd.Last - cmd.Start + 1 : 0;
-        CompleteFlush(ctx, gather.Start, gather.End, psi);
+        CompleteFlush(ctx, start, end, psi);
     }
 
     /// <summary>Executes one invalidation command on the IOTLB and walk caches and charges its latency.</summary>
@@ -311,7 +327,17 @@ public sealed partial class IommuUnit
         var gather = ctx.Batch!;
         ulong start = gather.Start, end = gather.End;
         bool hadRange = gather.HasRange;
-        ctx.Domain.IotlbSync(gather);
+        if (ctx.BatchIds.Count > 0)
+        {
+            // Split mode: the owner keeps the pages; flush the gathered range here.
+            if (hadRange)
+                FlushRangeNow(ctx, SyncKind(ctx.Domain), start, end);
+            gather.Init();
+        }
+        else
+        {
+            ctx.Domain.IotlbSync(gather);
+        }
         if (ctx.BatchIds.Count > 0)
         {
             foreach (var (id, _, _) in ctx.BatchIds)

@@ -120,15 +120,22 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
     /// the domain to this unit (its flushes are this unit's from then on). A domain bound to another unit is
     /// refused (<see cref="Errno.EBUSY"/>).
     /// </summary>
-    public Errno Attach(IommuDevice device, IommuDomain domain)
+    public Errno Attach(IommuDevice device, IommuDomain domain) => Attach(device, domain, splitMode: false);
+
+    /// <summary>
+    /// <see cref="Attach(IommuDevice, IommuDomain)"/>; in <paramref name="splitMode"/> the domain's owner keeps its
+    /// own sync handler and tells the unit of unmaps and flushes (<see cref="Unmapped"/>, <see cref="FlushNow"/>).
+    /// </summary>
+    public Errno Attach(IommuDevice device, IommuDomain domain, bool splitMode)
     {
         if (!_domains.TryGetValue(domain, out var ctx))
         {
-            if (domain.SyncHandler is not null)
+            if (!splitMode && domain.SyncHandler is not null)
                 return Errno.EBUSY;
             ctx = new DomainContext(domain, _nextDomainId++, this);
             _domains.Add(domain, ctx);
-            domain.SyncHandler = this;
+            if (!splitMode)
+                domain.SyncHandler = this;
         }
         device.Domain = domain;
         if (!Config.SkipContextInvalidation || device.HardwareContext is null)
