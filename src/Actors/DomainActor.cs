@@ -40,8 +40,11 @@ public sealed class DomainActor : ReceivePersistentActor
     /// <summary>Results of operations a host submitted (durable when sent).</summary>
     public sealed record Results(long Window, string Domain, DmaOpResult[] Items);
 
-    /// <summary>Durable unmaps for the IOTLB side to flush.</summary>
-    public sealed record Unmapped(long Window, string Domain, UnmapNotice[] Notices);
+    /// <summary>Durable unmaps, and flushes the table asked for, for the IOTLB side.</summary>
+    public sealed record Unmapped(long Window, string Domain, UnmapNotice[] Notices, FlushNotice[] Flushes);
+
+    /// <summary>Sent to the IOTLB side once recovered: the table its walks read (as hardware reads memory).</summary>
+    public sealed record Ready(string Domain, IommuDomain Table);
 
     /// <summary>The window is applied and durable.</summary>
     public sealed record Committed(long Window, string Domain, int Ops, int Events);
@@ -80,8 +83,17 @@ public sealed class DomainActor : ReceivePersistentActor
         _settings = settings;
         _model = NewModel(settings);
 
-        Recover<SnapshotOffer>(offer => _model = DomainModel.Restore((DomainModelSnapshot)offer.Snapshot));
-        Recover<DomainBatch>(batch => _model.Replay(batch, _ran));
+        Recover<SnapshotOffer>(offer =>
+        {
+            _model = DomainModel.Restore((DomainModelSnapshot)offer.Snapshot);
+            _model.DeferFlushes();
+        });
+        Recover<DomainBatch>(batch =>
+        {
+            _model.Replay(batch, _ran);
+            _model.TakeFlushes(); // they were sent (or lost with the crash) when the batch was first applied
+        });
+        Recover<RecoveryCompleted>(_ => _settings.Iotlb?.Tell(new Ready(_settings.Domain, _model.Domain)));
 
         Command<Submit>(s =>
         {
@@ -108,8 +120,10 @@ public sealed class DomainActor : ReceivePersistentActor
     private static DomainModel NewModel(Settings s)
     {
         var err = DomainModel.Create(s.Config, s.IovaStart, s.IovaLimit, out var model);
-        return err == Errno.None ? model!
-            : throw new ArgumentException($"Domain '{s.Domain}': the {s.Config.Format} cfg is refused ({err}).");
+        if (err != Errno.None)
+            throw new ArgumentException($"Domain '{s.Domain}': the {s.Config.Format} cfg is refused ({err}).");
+        model!.DeferFlushes();
+        return model;
     }
 
     private void OnCommit(Commit commit)
@@ -147,12 +161,13 @@ public sealed class DomainActor : ReceivePersistentActor
         _released.Clear();
 
         var ran = _ran.ToArray();
+        var flushes = _model.TakeFlushes();
         int persisted = 0;
         PersistAll(events, _ =>
         {
             if (++persisted < events.Count)
                 return;
-            Answer(commit.Window, ran);
+            Answer(commit.Window, ran, flushes);
             coordinator.Tell(new Committed(commit.Window, _settings.Domain, ran.Length, events.Count));
             _batchesSinceSnapshot += events.Count;
             if (_settings.SnapshotEvery > 0 && _batchesSinceSnapshot >= _settings.SnapshotEvery)
@@ -164,7 +179,7 @@ public sealed class DomainActor : ReceivePersistentActor
     }
 
     /// <summary>Results to the hosts that submitted, grouped per host in stamp order; notices to the IOTLB side.</summary>
-    private void Answer(long window, AppliedOp[] ran)
+    private void Answer(long window, AppliedOp[] ran, FlushNotice[] flushes)
     {
         var perHost = new Dictionary<IActorRef, List<DmaOpResult>>();
         var notices = new List<UnmapNotice>();
@@ -183,8 +198,8 @@ public sealed class DomainActor : ReceivePersistentActor
         }
         foreach (var (host, list) in perHost)
             host.Tell(new Results(window, _settings.Domain, list.ToArray()));
-        if (notices.Count > 0)
-            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, notices.ToArray()));
+        if (notices.Count > 0 || flushes.Length > 0)
+            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, notices.ToArray(), flushes));
     }
 
     private Summary MakeSummary()

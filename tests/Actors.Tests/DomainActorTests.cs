@@ -55,6 +55,8 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
         var iotlb = CreateTestProbe();
         var host = CreateTestProbe();
         var domain = Sys.ActorOf(DomainActor.Props(Ops.Settings("r2", iotlb.Ref)));
+        // Once recovered, the domain hands the IOTLB side the table its walks read.
+        Assert.Equal("d0", iotlb.ExpectMsg<DomainActor.Ready>().Domain);
         domain.Tell(new DomainActor.Submit(1, [Ops.Explicit(DmaOpKind.Map, 10, 0, 1, 0x10000, 0x2000)]), host.Ref);
         domain.Tell(new DomainActor.Commit(1));
         host.ExpectMsg<DomainActor.Results>();

@@ -105,6 +105,10 @@ public sealed partial class IommuUnit
         ctx.Domain.WalkForDma(ref now);
         if (now.Result == PtEntryType.Oa && now.Pa == pa && (now.Perms & perms) == perms)
             return false;
+        // The table may already hold an unmap stamped after this DMA: compare with what it had before it.
+        if (PreState is not null && PreState.TryTranslate(ctx.Domain, iova, out ulong prePa, out var prePerms)
+            && prePa == pa && (prePerms & perms) == perms)
+            return false;
 
         ulong earliest = ulong.MaxValue;
         foreach (var r in ctx.Unflushed)

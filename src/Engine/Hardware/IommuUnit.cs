@@ -125,14 +125,16 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
     /// <summary>
     /// <see cref="Attach(IommuDevice, IommuDomain)"/>; in <paramref name="splitMode"/> the domain's owner keeps its
     /// own sync handler and tells the unit of unmaps and flushes (<see cref="Unmapped"/>, <see cref="FlushNow"/>).
+    /// A positive <paramref name="domainId"/> (unique on this unit) tags the domain's entries instead of the next free id.
     /// </summary>
-    public Errno Attach(IommuDevice device, IommuDomain domain, bool splitMode)
+    public Errno Attach(IommuDevice device, IommuDomain domain, bool splitMode, int domainId = 0)
     {
         if (!_domains.TryGetValue(domain, out var ctx))
         {
             if (!splitMode && domain.SyncHandler is not null)
                 return Errno.EBUSY;
-            ctx = new DomainContext(domain, _nextDomainId++, this);
+            // An explicit id keeps the IOTLB's set indexes independent of the order domains arrive in.
+            ctx = new DomainContext(domain, domainId > 0 ? domainId : _nextDomainId++, this);
             _domains.Add(domain, ctx);
             if (!splitMode)
                 domain.SyncHandler = this;

@@ -1,0 +1,200 @@
+using Akka.Actor;
+using PtActors.Engine;
+using PtActors.Engine.Dma;
+using PtActors.Engine.Hardware;
+
+namespace PtActors.Actors;
+
+/// <summary>
+/// One IOMMU unit: its IOTLB, walk caches and per-domain flush-policy state (an <see cref="IommuUnit"/> in split
+/// mode, on a clock of its own). Each window it takes the devices' DMAs and the domains' durable unmaps, runs
+/// them in stamp order — a DMA stamped before an unmap of the same window still sees the old translation —
+/// issues the invalidations, and only then sends the released unmaps back to their domains. Walks read the
+/// domains' table pages directly, as hardware reads memory; the coordinator's phases keep the domains still
+/// meanwhile.
+/// </summary>
+public sealed class IotlbActor : ReceiveActor, IPreStateOracle
+{
+    /// <summary>A DMA a device made: stamped, and ordered by (stamp, device, sequence).</summary>
+    public readonly record struct DmaAccess(ulong StampNs, int Device, uint Seq, ulong Iova, bool Write);
+
+    /// <summary>Which devices of this unit attach to which domain (sent by the coordinator before the run).</summary>
+    public sealed record AttachDevices(string Domain, int DomainId, IActorRef DomainActor, int[] Devices);
+
+    /// <summary>A host's DMAs of one window.</summary>
+    public sealed record Dmas(long Window, DmaAccess[] Items);
+
+    /// <summary>Every input of the window is in: run it up to <c>EndNs</c>.</summary>
+    public sealed record Process(long Window, ulong EndNs);
+
+    /// <summary>The window is processed; releases are on their way to the domains.</summary>
+    public sealed record Processed(long Window, string Unit, long Dmas);
+
+    /// <summary>Flush everything the policy holds (the end of a run).</summary>
+    public sealed record Drain(ulong AtNs);
+
+    /// <summary>The drain is done.</summary>
+    public sealed record Drained(string Unit);
+
+    /// <summary>Asks for the counters (<see cref="Counters"/>).</summary>
+    public sealed record GetCounters;
+
+    /// <summary>The unit's counters and bound domains.</summary>
+    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyDictionary<string, IommuDomain> Tables);
+
+    /// <summary>A domain's table arrived and its devices are attached (to the coordinator).</summary>
+    public sealed record Bound(string Unit, string Domain, IommuDomain Table);
+
+    private readonly string _name;
+    private readonly IommuUnit _unit;
+    private readonly SimClock _clock = new();
+    private readonly Dictionary<string, (IActorRef Actor, int Id, int[] Devices)> _plan = new();
+    private readonly Dictionary<string, IommuDomain> _tables = new();
+    private readonly Dictionary<IommuDomain, (string Name, IActorRef Actor)> _byTable = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<int, IommuDevice> _devices = new();
+    private readonly List<DmaAccess> _dmas = new();
+    private readonly List<(UnmapNotice Notice, IommuDomain Table)> _unmaps = new();
+    private readonly List<(FlushNotice Notice, IommuDomain Table)> _flushes = new();
+    private readonly Dictionary<IActorRef, List<long>> _releases = new();
+    private IActorRef _coordinator = ActorRefs.Nobody;
+    private int _pendingFrom;   // first unmap of the window not yet run (the pre-state oracle's horizon)
+    private long _dmaCount;
+
+    /// <summary>Props.</summary>
+    public static Props Props(string unit, IommuUnitConfig config) => Akka.Actor.Props.Create(() => new IotlbActor(unit, config));
+
+    /// <summary>Creates the unit.</summary>
+    public IotlbActor(string unit, IommuUnitConfig config)
+    {
+        _name = unit;
+        _unit = new IommuUnit(unit, config, _clock) { PreState = this };
+        _unit.UnmapReleased = (table, id) =>
+        {
+            var actor = _byTable[table].Actor;
+            if (!_releases.TryGetValue(actor, out var list))
+                _releases[actor] = list = new List<long>();
+            list.Add(id);
+        };
+
+        Receive<AttachDevices>(a =>
+        {
+            _coordinator = Sender;
+            _plan[a.Domain] = (a.DomainActor, a.DomainId, a.Devices);
+            TryBind(a.Domain);
+        });
+        Receive<DomainActor.Ready>(r =>
+        {
+            _tables[r.Domain] = r.Table;
+            TryBind(r.Domain);
+        });
+        Receive<Dmas>(d => _dmas.AddRange(d.Items));
+        Receive<DomainActor.Unmapped>(u =>
+        {
+            var table = _tables[u.Domain];
+            foreach (var n in u.Notices)
+                _unmaps.Add((n, table));
+            foreach (var f in u.Flushes)
+                _flushes.Add((f, table));
+        });
+        Receive<Process>(p =>
+        {
+            RunWindow(p.EndNs);
+            Sender.Tell(new Processed(p.Window, _name, _dmaCount));
+        });
+        Receive<Drain>(d =>
+        {
+            _clock.AdvanceTo(d.AtNs);
+            _unit.Drain();
+            SendReleases();
+            Sender.Tell(new Drained(_name));
+        });
+        Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats, new Dictionary<string, IommuDomain>(_tables))));
+    }
+
+    private void TryBind(string domain)
+    {
+        if (!_plan.TryGetValue(domain, out var plan) || !_tables.TryGetValue(domain, out var table))
+            return;
+        _byTable[table] = (domain, plan.Actor);
+        foreach (int d in plan.Devices)
+        {
+            var device = _unit.Device("dev" + d.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            _devices[d] = device;
+            var err = _unit.Attach(device, table, splitMode: true, domainId: plan.Id);
+            if (err != Errno.None)
+                throw new InvalidOperationException($"Attaching dev{d} to {domain} failed: {err}.");
+        }
+        _coordinator.Tell(new Bound(_name, domain, table));
+    }
+
+    /// <summary>Everything of the window in stamp order: flushes the tables asked for, unmaps, then DMAs at one stamp.</summary>
+    private void RunWindow(ulong endNs)
+    {
+        _flushes.Sort(static (a, b) => (a.Notice.StampNs, a.Notice.Id).CompareTo((b.Notice.StampNs, b.Notice.Id)));
+        _unmaps.Sort(static (a, b) => (a.Notice.StampNs, a.Notice.Id).CompareTo((b.Notice.StampNs, b.Notice.Id)));
+        _dmas.Sort(static (a, b) => (a.StampNs, a.Device, a.Seq).CompareTo((b.StampNs, b.Device, b.Seq)));
+        int f = 0, u = 0, d = 0;
+        _pendingFrom = 0;
+        while (f < _flushes.Count || u < _unmaps.Count || d < _dmas.Count)
+        {
+            ulong tf = f < _flushes.Count ? _flushes[f].Notice.StampNs : ulong.MaxValue;
+            ulong tu = u < _unmaps.Count ? _unmaps[u].Notice.StampNs : ulong.MaxValue;
+            ulong td = d < _dmas.Count ? _dmas[d].StampNs : ulong.MaxValue;
+            if (tf <= tu && tf <= td)
+            {
+                var (n, table) = _flushes[f++];
+                _clock.AdvanceTo(n.StampNs);
+                _unit.FlushNow(table, n.Id, n.Start, n.End, n.Kind);
+            }
+            else if (tu <= td)
+            {
+                var (n, table) = _unmaps[u++];
+                _pendingFrom = u;
+                _clock.AdvanceTo(n.StampNs);
+                _unit.Unmapped(table, n.Id, n.Iova, n.Unmapped, cpu: (int)(n.Id >> 32) % _unit.Config.Cpus);
+            }
+            else
+            {
+                var a = _dmas[d++];
+                _clock.AdvanceTo(a.StampNs);
+                if (_devices.TryGetValue(a.Device, out var device))
+                    _unit.Dma(device, a.Iova, a.Write);
+                _dmaCount++;
+            }
+        }
+        _clock.AdvanceTo(endNs);
+        _flushes.Clear();
+        _unmaps.Clear();
+        _dmas.Clear();
+        _pendingFrom = 0;
+        SendReleases();
+    }
+
+    private void SendReleases()
+    {
+        foreach (var (actor, ids) in _releases)
+        {
+            if (ids.Count > 0)
+                actor.Tell(new DomainActor.Release(ids.ToArray(), _clock.NowNs));
+            ids.Clear();
+        }
+    }
+
+    /// <inheritdoc/>
+    bool IPreStateOracle.TryTranslate(IommuDomain domain, ulong iova, out ulong pa, out IommuProt prot)
+    {
+        // Unmaps of this window not yet run are stamped after the DMA being translated.
+        for (int i = _pendingFrom; i < _unmaps.Count; i++)
+        {
+            var (n, table) = _unmaps[i];
+            if (!ReferenceEquals(table, domain) || n.Paddr == 0 || iova < n.Iova || iova - n.Iova >= n.Unmapped)
+                continue;
+            pa = n.Paddr + (iova - n.Iova);
+            prot = n.Prot;
+            return true;
+        }
+        pa = 0;
+        prot = IommuProt.None;
+        return false;
+    }
+}

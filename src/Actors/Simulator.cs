@@ -1,0 +1,39 @@
+using Akka.Actor;
+using Akka.Configuration;
+using PtActors.Persistence;
+
+namespace PtActors.Actors;
+
+/// <summary>The actor simulator: an actor system on the chosen persistence backend, one coordinator, one run.</summary>
+public sealed class Simulator : ISimulationRunner
+{
+    private static readonly Config Quiet = ConfigurationFactory.ParseString(
+        "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.actor.default-dispatcher.throughput = 64");
+
+    /// <inheritdoc/>
+    public async Task<SimulationResult> RunAsync(SimulationSettings settings, PersistenceBackend backend,
+        IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        PersistenceIds.ThrowIfInvalid(settings.RunId, "run id");
+        var system = PersistentActorSystem.Create("ptactors", backend, Quiet);
+        try
+        {
+            var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
+            system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done)), "coordinator");
+            return await done.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            await system.Terminate().ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>Where the CLI gets its runner.</summary>
+public static class SimulatorFactory
+{
+    /// <summary>The actor simulator.</summary>
+    public static ISimulationRunner Create() => new Simulator();
+}

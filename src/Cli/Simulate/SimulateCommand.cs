@@ -1,0 +1,467 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using PtActors.Actors;
+using PtActors.Engine;
+using PtActors.Engine.Formats;
+using PtActors.Engine.Hardware;
+using PtActors.Persistence;
+using Spectre.Console;
+
+namespace PtActors.Cli.Simulate;
+
+/// <summary>What one <c>ptactors simulate</c> command line asks for.</summary>
+internal sealed record SimulateRequest(SimulationSettings Settings, PersistenceBackend Backend, string? JsonPath);
+
+/// <summary>
+/// <c>ptactors simulate</c>: parses the options into <see cref="SimulationSettings"/> and a
+/// <see cref="PersistenceBackend"/>, runs them on the <see cref="ISimulationRunner"/> it was given with a live
+/// progress display (a plain line every few seconds when the output is not a terminal), then prints a summary table
+/// and writes <c>--json FILE</c>.
+/// </summary>
+/// <remarks>
+/// Exit codes: 0 the run finished; 2 a bad option value, conflicting options or a file that cannot be written
+/// (nothing is run); 70 the runner failed; 130 the run was cancelled (Ctrl+C).
+/// </remarks>
+internal sealed class SimulateCommand
+{
+    /// <summary>Bad usage: nothing was run.</summary>
+    public const int ExitUsage = 2;
+
+    /// <summary>The run was cancelled.</summary>
+    public const int ExitCancelled = 130;
+
+    private const string Name = "simulate";
+
+    private readonly Func<ISimulationRunner> _createRunner;
+    private readonly TextWriter _stdout;
+    private readonly TextWriter _stderr;
+    private readonly bool _terminal;
+
+    private readonly Option<int?> _iommus;
+    private readonly Option<int?> _domains;
+    private readonly Option<int?> _devices;
+    private readonly Option<string?> _workload;
+    private readonly Option<PtFormatKind?> _format;
+    private readonly Option<FlushPolicySpec?> _policy;
+    private readonly Option<int?> _iotlb;
+    private readonly Option<int?> _cpus;
+    private readonly Option<int?> _inflight;
+    private readonly Option<double?> _lateDma;
+    private readonly Option<long?> _ops;
+    private readonly Option<ulong?> _duration;
+    private readonly Option<ulong?> _seed;
+    private readonly Option<string?> _db;
+    private readonly Option<bool> _inMemory;
+    private readonly Option<string?> _json;
+    private readonly Option<string?> _runId;
+
+    /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
+    public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
+        : this(() => runner, stdout, stderr, terminal)
+    {
+        ArgumentNullException.ThrowIfNull(runner);
+    }
+
+    /// <summary>
+    /// A command that runs simulations on the runner <paramref name="createRunner"/> makes (called once per run, and
+    /// only when a run starts). <paramref name="terminal"/>: <paramref name="stdout"/> is the process's standard output
+    /// and that is a terminal (a live display); otherwise plain progress lines.
+    /// </summary>
+    public SimulateCommand(Func<ISimulationRunner> createRunner, TextWriter stdout, TextWriter stderr, bool terminal = false)
+    {
+        _createRunner = createRunner ?? throw new ArgumentNullException(nameof(createRunner));
+        _stdout = stdout ?? throw new ArgumentNullException(nameof(stdout));
+        _stderr = stderr ?? throw new ArgumentNullException(nameof(stderr));
+        _terminal = terminal;
+
+        var d = new SimulationSettings();
+        _iommus = Valued<int?>("--iommus", "N", $"IOMMU units [default: {d.Iommus}]", SimulateValues.Count);
+        _domains = Valued<int?>("--domains", "N", $"Paging domains, spread round-robin over the units [default: {d.Domains}]", SimulateValues.Count);
+        _devices = Valued<int?>("--devices", "N", $"Devices, spread round-robin over the domains [default: {d.Devices}]", SimulateValues.Count);
+        _workload = Valued<string?>("--workload", "nic|nvme|gpu|random|mixed", $"What the devices do [default: {d.Workload}]", SimulateValues.Workload);
+        _format = Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64",
+            $"Page-table format of every domain [default: {PtFormatOps.For(d.Format).Name}]", SimulateValues.Format);
+        _policy = Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N", $"IOTLB flush policy of every unit [default: {d.Policy}]", SimulateValues.Policy);
+        _iotlb = Valued<int?>("--iotlb", "N", $"IOTLB entries per unit [default: {d.IotlbEntries}]", SimulateValues.IotlbEntries);
+        _cpus = Valued<int?>("--cpus", "N", $"CPUs, for the per-CPU flush queues [default: {d.Cpus}]", SimulateValues.Count);
+        _inflight = Valued<int?>("--inflight", "N", $"Operations each device keeps outstanding [default: {d.Inflight}]", SimulateValues.Count);
+        _lateDma = Valued<double?>("--late-dma", "P", "Probability of a DMA to an IOVA just unmapped, 0 to 1 [default: the workload's]", SimulateValues.Probability);
+        _ops = Valued<long?>("--ops", "N", $"Issue exactly N map+unmap operations; end when all are acknowledged [default: {d.Ops}]", SimulateValues.Ops);
+        _duration = Valued<ulong?>("--duration", "TIME", "Run for this much simulated time instead: an integer with ns, us, ms or s (e.g. 500ms)", SimulateValues.Duration);
+        _seed = Valued<ulong?>("--seed", "N", $"Seed of every device's generator [default: {d.Seed}]", SimulateValues.Seed);
+        _db = Valued<string?>("--db", "FILE", $"SQLite database of the journal and snapshots [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
+        _inMemory = new Option<bool>("--in-memory") { Description = "Keep the journal and snapshots in memory: nothing on disk" };
+        _json = Valued<string?>("--json", "FILE", "Also write every figure of the run to FILE as JSON", SimulateValues.FilePath);
+        _runId = Valued<string?>("--run-id", "ID", "Run id [default: UTC yyyyMMdd-HHmmss and 4 random hex digits]", SimulateValues.RunId);
+
+        Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
+        {
+            _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
+            _ops, _duration, _seed, _db, _inMemory, _json, _runId,
+        };
+        Command.Validators.Add(result =>
+        {
+            if (Given(result, _ops) && Given(result, _duration))
+                result.AddError("--ops and --duration cannot be used together: end after N operations or after a simulated time");
+            if (Given(result, _db) && Given(result, _inMemory))
+                result.AddError("--db and --in-memory cannot be used together: the journal goes to a SQLite file or stays in memory");
+        });
+        Command.SetAction((parse, cancellationToken) => InvokeAsync(parse, cancellationToken));
+    }
+
+    /// <summary>The <c>simulate</c> command, to add to the root command.</summary>
+    public Command Command { get; }
+
+    /// <summary>How often a plain progress line is printed when the output is not a terminal.</summary>
+    public TimeSpan PlainProgressInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Makes the run id when <c>--run-id</c> is not given.</summary>
+    public Func<string> NewRunId { get; init; } = SimulateValues.NewRunId;
+
+    /// <summary>True when <paramref name="parse"/> selected this command.</summary>
+    public bool IsSelected(ParseResult parse) => parse.CommandResult.Command == Command;
+
+    /// <summary>
+    /// Prints the errors of a <c>simulate</c> command line one per line (each names its option) and returns
+    /// <see cref="ExitUsage"/>; nothing is run.
+    /// </summary>
+    public int ReportParseErrors(ParseResult parse)
+    {
+        foreach (var error in parse.Errors)
+            _stderr.WriteLine($"ptactors {Name}: {error.Message}");
+        _stderr.WriteLine($"Try 'ptactors {Name} --help'.");
+        return ExitUsage;
+    }
+
+    /// <summary>The settings, backend and JSON path of a command line without errors.</summary>
+    public SimulateRequest Bind(ParseResult parse)
+    {
+        var d = new SimulationSettings();
+        long? ops = parse.GetValue(_ops);
+        ulong? duration = parse.GetValue(_duration);
+        var settings = d with
+        {
+            Iommus = parse.GetValue(_iommus) ?? d.Iommus,
+            Domains = parse.GetValue(_domains) ?? d.Domains,
+            Devices = parse.GetValue(_devices) ?? d.Devices,
+            Workload = parse.GetValue(_workload) ?? d.Workload,
+            Format = parse.GetValue(_format) ?? d.Format,
+            Policy = parse.GetValue(_policy) ?? d.Policy,
+            IotlbEntries = parse.GetValue(_iotlb) ?? d.IotlbEntries,
+            Cpus = parse.GetValue(_cpus) ?? d.Cpus,
+            Inflight = parse.GetValue(_inflight) ?? d.Inflight,
+            LateDma = parse.GetValue(_lateDma) ?? d.LateDma,
+            Ops = duration is null ? ops ?? d.Ops : null,
+            DurationNs = duration ?? (ops is null ? d.DurationNs : null),
+            Seed = parse.GetValue(_seed) ?? d.Seed,
+            RunId = parse.GetValue(_runId) ?? NewRunId(),
+        };
+        var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
+            : parse.GetValue(_db) is string db ? PersistenceBackend.Sqlite(db)
+            : PersistenceBackend.Default;
+        return new SimulateRequest(settings, backend, parse.GetValue(_json));
+    }
+
+    private async Task<int> InvokeAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var request = Bind(parse);
+        var (settings, backend, jsonPath) = request;
+        if (!PersistenceIds.IsValidPart(settings.RunId))
+            return Usage($"run id '{settings.RunId}' is invalid");
+
+        // Every file is checked before the run starts: a long run must not end in "cannot write".
+        FileStream? json = null;
+        bool jsonCreated = false, done = false;
+        if (jsonPath is not null && !TryOpenForWriting(jsonPath, out json, out jsonCreated, out string? why))
+            return Usage($"cannot write --json file '{jsonPath}': {why}");
+        try
+        {
+            if (backend.Kind == PersistenceBackendKind.Sqlite && !CanUseDatabase(backend.Target!, out why))
+                return Usage($"cannot use --db file '{backend.Target}': {why}");
+
+            var output = new FlushingTextWriter(_stdout);
+            output.WriteLine($"run_id={settings.RunId} db={(backend.Kind == PersistenceBackendKind.InMemory ? "in-memory" : backend.Target)}");
+            output.WriteLine(Describe(settings));
+            var console = CreateConsole(output);
+
+            SimulationResult result;
+            try
+            {
+                var runner = _createRunner();
+                var progress = new LatestProgress();
+                var run = Task.Run(() => runner.RunAsync(settings, backend, progress, cancellationToken), CancellationToken.None);
+                result = console.Profile.Capabilities.Interactive
+                    ? await LiveAsync(console, run, progress, settings).ConfigureAwait(false)
+                    : await PlainAsync(output, run, progress, settings).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                _stderr.WriteLine($"ptactors {Name}: run {settings.RunId} cancelled");
+                return ExitCancelled;
+            }
+            catch (Exception e)
+            {
+                // A failed run is not a usage error: say what failed, in one line, without a stack trace.
+                _stderr.WriteLine($"ptactors {Name}: run {settings.RunId} failed: {e.Message}");
+                return Program.ExitInternalError;
+            }
+
+            if (json is not null)
+            {
+                try
+                {
+                    json.SetLength(0);
+                    SimulationFigures.WriteJson(json, result);
+                    json.Flush();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return Usage($"cannot write --json file '{jsonPath}': {e.Message}");
+                }
+            }
+            done = true;
+
+            console.Write(SummaryTable(result));
+            // The reproducibility check in one line (the table may wrap the hash on a narrow terminal).
+            output.WriteLine($"run_id={result.RunId} table_hash={result.TableHash}");
+            if (jsonPath is not null)
+                output.WriteLine($"json={jsonPath}");
+            return 0;
+        }
+        finally
+        {
+            if (json is not null)
+            {
+                json.Dispose();
+                if (jsonCreated && !done)
+                    TryDelete(jsonPath!);
+            }
+        }
+    }
+
+    private int Usage(string message)
+    {
+        _stdout.Flush();
+        _stderr.WriteLine($"ptactors {Name}: {message}");
+        return ExitUsage;
+    }
+
+    /// <summary>The live display: one progress bar (acknowledged operations, or simulated time) and the rate.</summary>
+    private static async Task<SimulationResult> LiveAsync(IAnsiConsole console, Task<SimulationResult> run, LatestProgress progress,
+        SimulationSettings settings)
+    {
+        return await console.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = 24 },
+                new PercentageColumn(), new ElapsedTimeColumn())
+            .StartAsync(async context =>
+            {
+                var task = context.AddTask(Markup.Escape(LiveText(null, settings)), autoStart: true, maxValue: Target(settings));
+                long seen = 0;
+                while (true)
+                {
+                    bool finished = await Task.WhenAny(run, Task.Delay(200)).ConfigureAwait(false) == run;
+                    if (progress.TryGetNewer(ref seen, out var p))
+                    {
+                        task.Value = Math.Min(Done(p, settings), task.MaxValue);
+                        task.Description = Markup.Escape(LiveText(p, settings));
+                    }
+                    if (finished)
+                    {
+                        var result = await run.ConfigureAwait(false);
+                        task.Value = task.MaxValue;
+                        context.Refresh();
+                        return result;
+                    }
+                }
+            }).ConfigureAwait(false);
+    }
+
+    /// <summary>No live display: the latest progress as one plain line every <see cref="PlainProgressInterval"/>.</summary>
+    private async Task<SimulationResult> PlainAsync(TextWriter output, Task<SimulationResult> run, LatestProgress progress,
+        SimulationSettings settings)
+    {
+        long seen = 0;
+        while (await Task.WhenAny(run, Task.Delay(PlainProgressInterval)).ConfigureAwait(false) != run)
+        {
+            if (progress.TryGetNewer(ref seen, out var p))
+                output.WriteLine("progress " + ProgressText(p, settings));
+        }
+        return await run.ConfigureAwait(false);
+    }
+
+    private static double Target(SimulationSettings s)
+        => s.Ops is long ops ? ops : s.DurationNs is ulong ns ? ns / 1e9 : 1;
+
+    private static double Done(SimulationProgress p, SimulationSettings s) => s.Ops is not null ? p.Ops : p.SimS;
+
+    /// <summary>The live display's description (short: it shares an 80-column line with the bar).</summary>
+    internal static string LiveText(SimulationProgress? progress, SimulationSettings s)
+    {
+        var p = progress ?? default;
+        return s.Ops is long n
+            ? string.Create(CultureInfo.InvariantCulture, $"{p.Ops}/{n} ops  {p.OpsPerSec:0} ops/s")
+            : string.Create(CultureInfo.InvariantCulture, $"sim {p.SimS:0.000###}/{Target(s):0.######}s  {p.Ops} ops  {p.OpsPerSec:0} ops/s");
+    }
+
+    /// <summary>The progress line: <c>window= sim_s= ops=N/TARGET (P%) dmas= ops_per_sec=</c>.</summary>
+    internal static string ProgressText(SimulationProgress? progress, SimulationSettings s)
+    {
+        var p = progress ?? default;
+        double target = Target(s);
+        double percent = target > 0 ? Math.Min(100, 100 * Done(p, s) / target) : 0;
+        string ops = s.Ops is long n ? $"ops={p.Ops}/{n}" : $"ops={p.Ops}";
+        string sim = s.DurationNs is ulong ns ? $"sim_s={p.SimS:0.000000}/{ns / 1e9:0.######}" : $"sim_s={p.SimS:0.000000}";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"window={p.Window} {sim} {ops} ({percent:0.0}%) dmas={p.Dmas} ops_per_sec={p.OpsPerSec:0}");
+    }
+
+    /// <summary>The second line of the output: every setting of the run.</summary>
+    internal static string Describe(SimulationSettings s)
+    {
+        string end = s.Ops is long ops ? $"ops={ops}" : s.DurationNs is ulong ns ? $"duration={FormatDuration(ns)}" : "ops=none";
+        string lateDma = s.LateDma is double p ? p.ToString("0.######", CultureInfo.InvariantCulture) : "default";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"iommus={s.Iommus} domains={s.Domains} devices={s.Devices} workload={s.Workload} format={PtFormatOps.For(s.Format).Name} " +
+            $"policy={s.Policy} iotlb={s.IotlbEntries} cpus={s.Cpus} inflight={s.Inflight} late_dma={lateDma} {end} seed={s.Seed}");
+    }
+
+    /// <summary>A duration in the largest unit that divides it (<c>1500ms</c>, <c>2s</c>).</summary>
+    internal static string FormatDuration(ulong ns) => ns switch
+    {
+        _ when ns % 1_000_000_000 == 0 => $"{ns / 1_000_000_000}s",
+        _ when ns % 1_000_000 == 0 => $"{ns / 1_000_000}ms",
+        _ when ns % 1_000 == 0 => $"{ns / 1_000}us",
+        _ => $"{ns}ns",
+    };
+
+    private static Table SummaryTable(SimulationResult result)
+    {
+        var table = new Table()
+            .Title("ptactors simulate")
+            .AddColumn(new TableColumn("figure"))
+            .AddColumn(new TableColumn("value").RightAligned());
+        foreach (var (key, value) in SimulationFigures.Of(result))
+            table.AddRow(new Text(key), new Text(SimulationFigures.Display(key, value)));
+        return table;
+    }
+
+    private IAnsiConsole CreateConsole(TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = _terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = _terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = _terminal ? InteractionSupport.Yes : InteractionSupport.No,
+        });
+        if (!_terminal)
+        {
+            // Plain output is read by programs and people scrolling back: never wrap a figure.
+            console.Profile.Width = 120;
+            console.Profile.Capabilities.Interactive = false;
+        }
+        return console;
+    }
+
+    /// <summary>
+    /// Opens <paramref name="path"/> for writing without truncating it (it is rewritten only after a successful run).
+    /// </summary>
+    private static bool TryOpenForWriting(string path, out FileStream? stream, out bool created, out string? why)
+    {
+        stream = null;
+        created = false;
+        why = null;
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                why = "it is a directory";
+                return false;
+            }
+            created = !File.Exists(path);
+            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            created = false;
+            why = Reason(e);
+            return false;
+        }
+    }
+
+    /// <summary>The SQLite file's directory exists and the file can be opened (or created) for reading and writing.</summary>
+    private static bool CanUseDatabase(string path, out string? why)
+    {
+        why = null;
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                why = "it is a directory";
+                return false;
+            }
+            if (File.Exists(path))
+            {
+                using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+                return true;
+            }
+            using (new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+            File.Delete(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            why = Reason(e);
+            return false;
+        }
+    }
+
+    private static string Reason(Exception e) => e switch
+    {
+        DirectoryNotFoundException => "no such directory",
+        UnauthorizedAccessException => "permission denied",
+        _ => e.Message,
+    };
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: an empty file left behind is harmless.
+        }
+    }
+
+    private static bool Given(CommandResult result, Option option)
+        => result.GetResult(option) is { Implicit: false } r && (r.Option is not Option<bool> || r.Tokens.Count == 0 || r.GetValueOrDefault<bool>());
+
+    /// <summary>
+    /// An option of one value, parsed by <paramref name="parse"/>: a bad value is a parse error that names the
+    /// option, the value and what is expected.
+    /// </summary>
+    private static Option<T> Valued<T>(string name, string helpName, string description, ValueParser<T> parse) => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        CustomParser = result =>
+        {
+            if (result.Tokens.Count != 1)
+                return default;
+            string text = result.Tokens[0].Value;
+            T value = parse(text, out string expected);
+            if (value is null)
+                result.AddError($"bad value '{text}' for {name} ({expected})");
+            return value;
+        },
+    };
+
+    /// <summary>Parses an option's text: null (and what was expected) when it is bad.</summary>
+    private delegate T ValueParser<T>(string text, out string expected);
+}

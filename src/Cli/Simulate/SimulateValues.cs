@@ -1,0 +1,131 @@
+using System.Globalization;
+using PtActors.Engine;
+using PtActors.Engine.Formats;
+using PtActors.Engine.Hardware;
+using PtActors.Persistence;
+
+namespace PtActors.Cli.Simulate;
+
+/// <summary>
+/// The values of <c>ptactors simulate</c>'s options: each parser returns null and an explanation for a bad value.
+/// Numbers are plain invariant integers (no signs, no separators); a seed may also be <c>0x</c> hex.
+/// </summary>
+internal static class SimulateValues
+{
+    /// <summary>The workloads a device may run.</summary>
+    public static readonly string[] Workloads = ["nic", "nvme", "gpu", "random", "mixed"];
+
+    /// <summary>A count: 1 to 2^31-1.</summary>
+    public static int? Count(string text, out string expected)
+    {
+        expected = $"an integer from 1 to {int.MaxValue}";
+        return IsDecimal(text) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1
+            ? n : null;
+    }
+
+    /// <summary>An operation count: 1 to 2^63-1.</summary>
+    public static long? Ops(string text, out string expected)
+    {
+        expected = $"an integer from 1 to {long.MaxValue}";
+        return IsDecimal(text) && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long n) && n >= 1
+            ? n : null;
+    }
+
+    /// <summary>IOTLB entries: a count that the default number of ways divides.</summary>
+    public static int? IotlbEntries(string text, out string expected)
+    {
+        int ways = new IotlbConfig().Ways;
+        expected = $"a multiple of {ways}, the IOTLB's ways, from {ways} to {int.MaxValue / ways * ways}";
+        int? n = Count(text, out _);
+        return n is int entries && entries % ways == 0 ? entries : null;
+    }
+
+    /// <summary>A seed: decimal or 0x hex, 0 to 2^64-1.</summary>
+    public static ulong? Seed(string text, out string expected)
+    {
+        expected = "an integer from 0 to 18446744073709551615, decimal or 0x hex";
+        if (text.Length > 2 && text[0] == '0' && text[1] is 'x' or 'X')
+        {
+            return !text.AsSpan(2).ContainsAnyExcept("0123456789abcdefABCDEF")
+                && ulong.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong h)
+                ? h : null;
+        }
+        return IsDecimal(text) && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong d) ? d : null;
+    }
+
+    /// <summary>A probability from 0 to 1 (a plain decimal: <c>0</c>, <c>0.25</c>, <c>.5</c>, <c>1</c>).</summary>
+    public static double? Probability(string text, out string expected)
+    {
+        expected = "a probability from 0 to 1";
+        return text.Length > 0 && !text.AsSpan().ContainsAnyExcept("0123456789.")
+            && double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double p)
+            && double.IsFinite(p) && p is >= 0 and <= 1
+            ? p : null;
+    }
+
+    /// <summary>A simulated duration: a positive integer with a unit, ns, us, ms or s (as the script's <c>advance</c>).</summary>
+    public static ulong? Duration(string text, out string expected)
+    {
+        expected = "a positive integer with a unit: ns, us, ms or s";
+        (int unitLength, ulong scale) = text.EndsWith("ns", StringComparison.Ordinal) ? (2, 1UL)
+            : text.EndsWith("us", StringComparison.Ordinal) ? (2, 1_000UL)
+            : text.EndsWith("ms", StringComparison.Ordinal) ? (2, 1_000_000UL)
+            : text.EndsWith('s') ? (1, 1_000_000_000UL)
+            : (0, 0UL);
+        if (scale == 0)
+            return null;
+        string digits = text[..^unitLength];
+        if (!IsDecimal(digits) || !ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n == 0)
+            return null;
+        if (n > ulong.MaxValue / scale)
+        {
+            expected = "at most 2^64-1 ns";
+            return null;
+        }
+        return n * scale;
+    }
+
+    /// <summary>A workload name.</summary>
+    public static string? Workload(string text, out string expected)
+    {
+        expected = "nic, nvme, gpu, random or mixed";
+        return Array.IndexOf(Workloads, text) >= 0 ? text : null;
+    }
+
+    /// <summary>A page-table format name.</summary>
+    public static PtFormatKind? Format(string text, out string expected)
+    {
+        expected = "amdv1, x86_64, vtdss or riscv64";
+        return PtFormatOps.Parse(text);
+    }
+
+    /// <summary>A flush policy.</summary>
+    public static FlushPolicySpec? Policy(string text, out string expected)
+    {
+        expected = "strict, lazy, lazy-single or batch:N with N from 1";
+        return FlushPolicySpec.TryParse(text, out var spec) ? spec : null;
+    }
+
+    /// <summary>A run id (the first part of every persistence id of the run).</summary>
+    public static string? RunId(string text, out string expected)
+    {
+        expected = $"1 to {PersistenceIds.MaxPartLength} characters of A-Z a-z 0-9 . _ -";
+        return PersistenceIds.IsValidPart(text) ? text : null;
+    }
+
+    /// <summary>A file path (not empty, not blank).</summary>
+    public static string? FilePath(string text, out string expected)
+    {
+        expected = "a file path";
+        return string.IsNullOrWhiteSpace(text) || text.Contains('\0', StringComparison.Ordinal) ? null : text;
+    }
+
+    /// <summary>A fresh run id: <c>yyyyMMdd-HHmmss-xxxx</c>, UTC time and 4 random hex digits.</summary>
+    public static string NewRunId() => NewRunId(DateTimeOffset.UtcNow, System.Security.Cryptography.RandomNumberGenerator.GetInt32(0x10000));
+
+    /// <summary>The run id of <paramref name="utcNow"/> with the suffix <paramref name="random"/> (its low 16 bits).</summary>
+    public static string NewRunId(DateTimeOffset utcNow, int random)
+        => string.Create(CultureInfo.InvariantCulture, $"{utcNow.UtcDateTime:yyyyMMdd-HHmmss}-{random & 0xffff:x4}");
+
+    private static bool IsDecimal(string text) => text.Length > 0 && !text.AsSpan().ContainsAnyExceptInRange('0', '9');
+}

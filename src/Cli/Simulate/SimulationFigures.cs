@@ -1,0 +1,97 @@
+using System.Globalization;
+using System.Text.Json;
+using PtActors.Actors;
+
+namespace PtActors.Cli.Simulate;
+
+/// <summary>
+/// Every figure of a <see cref="SimulationResult"/> under its JSON key, in one order: what <c>--json FILE</c> writes
+/// and what the summary table shows.
+/// </summary>
+internal static class SimulationFigures
+{
+    /// <summary>The keys and values, in output order (a value is a string, long, ulong or double).</summary>
+    public static IReadOnlyList<(string Key, object Value)> Of(SimulationResult r) =>
+    [
+        ("run_id", r.RunId),
+        ("ops", r.Ops),
+        ("dmas", r.Dmas),
+        ("ops_per_sec", r.OpsPerSec),
+        ("wall_s", r.WallS),
+        ("sim_s", r.SimS),
+        ("maps", r.Maps),
+        ("unmaps", r.Unmaps),
+        ("bytes_mapped", r.BytesMapped),
+        ("iotlb_hit_rate", r.IotlbHitRate),
+        ("invalidations", r.Invalidations),
+        ("invalidations_per_unmap", r.InvalidationsPerUnmap),
+        ("over_invalidated_bytes", r.OverInvalidatedBytes),
+        ("stale_in_window", r.StaleInWindow),
+        ("stale_violations", r.StaleViolations),
+        ("use_after_free", r.UseAfterFree),
+        ("isolation_breaches", r.IsolationBreaches),
+        ("lock_wait_p50_us", r.LockWaitP50Us),
+        ("lock_wait_p99_us", r.LockWaitP99Us),
+        ("table_pages_max", r.TablePagesMax),
+        ("events_persisted", r.EventsPersisted),
+        ("ops_persisted", r.OpsPersisted),
+        ("table_hash", r.TableHash),
+        ("faults", r.Faults),
+        ("errors", r.Errors),
+    ];
+
+    /// <summary>
+    /// Writes the figures as one JSON object (UTF-8, no BOM, indented, a final newline). Numbers are JSON numbers
+    /// (doubles in their shortest round-trip form); a double that is not finite is written as null.
+    /// </summary>
+    public static void WriteJson(Stream stream, SimulationResult result)
+    {
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            foreach (var (key, value) in Of(result))
+            {
+                switch (value)
+                {
+                    case string s:
+                        json.WriteString(key, s);
+                        break;
+                    case long l:
+                        json.WriteNumber(key, l);
+                        break;
+                    case ulong u:
+                        json.WriteNumber(key, u);
+                        break;
+                    case double d when double.IsFinite(d):
+                        json.WriteNumber(key, d);
+                        break;
+                    case double:
+                        json.WriteNull(key);
+                        break;
+                    default:
+                        throw new InvalidOperationException($"figure {key} has an unexpected type");
+                }
+            }
+            json.WriteEndObject();
+        }
+        stream.WriteByte((byte)'\n');
+    }
+
+    /// <summary>A figure as the summary table shows it (invariant; integers in full, doubles to a useful precision).</summary>
+    public static string Display(string key, object value) => value switch
+    {
+        string s => s,
+        long l => l.ToString(CultureInfo.InvariantCulture),
+        ulong u => u.ToString(CultureInfo.InvariantCulture),
+        double d when !double.IsFinite(d) => "-",
+        double d => key switch
+        {
+            "iotlb_hit_rate" => d.ToString("0.000000", CultureInfo.InvariantCulture),
+            "ops_per_sec" => d.ToString("0", CultureInfo.InvariantCulture),
+            "wall_s" => d.ToString("0.000", CultureInfo.InvariantCulture),
+            "sim_s" => d.ToString("0.000000###", CultureInfo.InvariantCulture),
+            _ => d.ToString("0.###", CultureInfo.InvariantCulture),
+        },
+        _ => value.ToString() ?? "",
+    };
+}

@@ -1,0 +1,392 @@
+using PtActors.Engine.Dma;
+using PtActors.Engine.Workloads;
+using Xunit;
+
+namespace PtActors.Engine.Tests.Workloads;
+
+public class WorkloadTests
+{
+    public static TheoryData<string> Kinds => new() { "nic", "nvme", "gpu", "random" };
+
+    /// <summary>Options that make a kind busy enough to test in a few windows (GPUs remap every 100 µs, not 2 ms, and DMA every 1 µs).</summary>
+    private static WorkloadOptions Busy(string kind, WorkloadOptions? options = null)
+    {
+        options ??= new WorkloadOptions();
+        return kind == "gpu" ? options with { GpuRemapMeanNs = 100_000, GpuDmaIntervalNs = 1000 } : options;
+    }
+
+    private static (List<DmaOp> Ops, List<DmaAccess> Dmas) RunOne(string kind, ulong seed, int device = 0, int windows = 200,
+        WorkloadOptions? options = null, int maxDelay = 0)
+    {
+        var devices = new IDeviceWorkload[device + 1];
+        for (int i = 0; i <= device; i++)
+            devices[i] = WorkloadFactory.Create(kind, i, seed, Busy(kind, options));
+        var run = new WorkloadRun(devices, new FakeDomain(maxDelay)).Windows(windows);
+        return (run.Sinks[device].Ops, run.Sinks[device].Dmas);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void SameSeedGivesTheSameSequence(string kind)
+    {
+        var a = RunOne(kind, 12345);
+        var b = RunOne(kind, 12345);
+        Assert.True(a.Ops.Count > 100, $"{kind}: only {a.Ops.Count} ops");
+        Assert.True(a.Dmas.Count > 100, $"{kind}: only {a.Dmas.Count} DMAs");
+        Assert.Equal(a.Ops, b.Ops);
+        Assert.Equal(a.Dmas, b.Dmas);
+
+        // Another seed, or another device index with the same seed, is another sequence.
+        var c = RunOne(kind, 54321);
+        Assert.NotEqual(a.Dmas, c.Dmas);
+        var d = RunOne(kind, 12345, device: 1);
+        Assert.NotEqual(a.Dmas, d.Dmas);
+
+        // Deterministic with replies delayed by several windows too.
+        var e = RunOne(kind, 777, maxDelay: 3);
+        var f = RunOne(kind, 777, maxDelay: 3);
+        Assert.Equal(e.Ops, f.Ops);
+        Assert.Equal(e.Dmas, f.Dmas);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void InflightIsNeverExceeded(string kind)
+    {
+        foreach (int inflight in new[] { 1, 8, 32 })
+        {
+            var options = Busy(kind, new WorkloadOptions { Inflight = inflight });
+            var run = WorkloadRun.Of(kind, 3, 99, options, new FakeDomain(maxDelayWindows: 3), record: false).Windows(150);
+            for (int i = 0; i < 3; i++)
+            {
+                Assert.InRange(run.Sinks[i].MaxOutstanding, 1, inflight);
+                Assert.True(run.Devices[i].Completed > 0);
+                Assert.Equal(run.Sinks[i].OpCount, run.Devices[i].Submitted);
+                Assert.Equal(run.Devices[i].Submitted - run.Devices[i].Completed, run.Devices[i].Inflight);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void StampsStayInsideIrregularWindows(string kind)
+    {
+        // The sink asserts every stamp is in its window and non-decreasing; windows here vary and leave gaps.
+        var dev = WorkloadFactory.Create(kind, 2, 5, Busy(kind, new WorkloadOptions { Inflight = 16 }));
+        var domain = new FakeDomain(maxDelayWindows: 1);
+        var devices = new IDeviceWorkload[] { null!, null!, dev };
+        var sink = new RecordingSink(domain, 2);
+        ulong t = 1_000_000;
+        ulong[] lengths = [100_000, 37_000, 1, 250_000, 3_000, 100_000, 64_000];
+        for (int w = 0; w < 300; w++)
+        {
+            ulong len = lengths[w % lengths.Length];
+            if (w % 11 == 5)
+                t += 40_000; // a gap: nothing generated for [t, t + 40 µs)
+            sink.Begin(t, t + len);
+            dev.Generate(t, t + len, sink);
+            domain.EndWindow(devices);
+            t += len;
+        }
+        Assert.True(sink.Ops.Count > 50);
+        Assert.Throws<ArgumentException>(() => dev.Generate(t - 10, t + 10, sink));
+        Assert.Throws<ArgumentException>(() => dev.Generate(t + 10, t + 10, sink));
+    }
+
+    [Fact]
+    public void OperationIdsCarryTheDeviceAndASequence()
+    {
+        var (ops, _) = RunOne("random", 3, device: 5, windows: 50);
+        for (int i = 0; i < ops.Count; i++)
+        {
+            Assert.Equal(5, ops[i].Device);
+            Assert.Equal(DmaOp.MakeId(5, (uint)i), ops[i].Id);
+        }
+    }
+
+    [Theory]
+    [InlineData(10.0)]
+    [InlineData(25.0)]
+    [InlineData(100.0)]
+    public void NicPacketRateMatchesTheLink(double gbps)
+    {
+        var options = new WorkloadOptions { LinkGbps = gbps, Inflight = 100_000, NicRingSize = 8192 };
+        var run = WorkloadRun.Of("nic", 1, 11, options, record: false).Windows(200);
+        var nic = (NicWorkload)run.Devices[0];
+        double seconds = 200 * 100e-6;
+        double expected = seconds * gbps * 1e9 / (1538 * 8);
+        long maps = run.Sinks[0].ByKind[(int)DmaOpKind.DmaMap];
+        Assert.InRange(maps, expected * 0.99, expected * 1.01);
+        Assert.Equal(0, nic.Stats.Dropped);
+        Assert.Equal(maps, nic.Packets);
+        // Every packet: one DMA; every buffer is unmapped a window later (the last windows' ones still in flight).
+        long unmaps = run.Sinks[0].ByKind[(int)DmaOpKind.Unmap];
+        Assert.InRange(unmaps, maps * 0.98, maps);
+        Assert.InRange(run.Sinks[0].DmaCount, unmaps, maps);
+        Assert.Equal(0, run.Domain.Faults);
+    }
+
+    [Fact]
+    public void NicBuffersAreRingPagesOfTwoOrFourKiB()
+    {
+        var (ops, _) = RunOne("nic", 8, windows: 50, options: new WorkloadOptions { Inflight = 64 });
+        var region = WorkloadFactory.PaRegionOf(0, new WorkloadOptions());
+        int rx = 0, tx = 0;
+        foreach (var op in ops)
+        {
+            if (op.Kind == DmaOpKind.DmaMap)
+            {
+                Assert.True(op.Size is 2048 or 4096);
+                Assert.Equal(0UL, op.Paddr & 0xfff);
+                Assert.True(region.Contains(op.Paddr, 4096));
+                Assert.Equal(IommuProt.Read | IommuProt.Write, op.Prot);
+                _ = op.Size == 2048 ? rx++ : tx++;
+            }
+        }
+        Assert.True(rx > 100 && tx > 100, $"rx {rx} tx {tx}");
+        // The default inflight budget throttles a 25 GbE port: 32 operations per 100 µs window at most.
+        var run = WorkloadRun.Of("nic", 1, 8, record: false).Windows(50);
+        Assert.True(run.Devices[0].Stats.Dropped > 0);
+        Assert.InRange(run.Sinks[0].OpCount, 50 * 16, 50 * 32);
+    }
+
+    [Fact]
+    public void LateDmaProbabilityIsRespected()
+    {
+        var options = new WorkloadOptions { LinkGbps = 100, Inflight = 100_000, NicRingSize = 8192, LateDmaProbability = 0.01 };
+        var run = WorkloadRun.Of("nic", 1, 2024, options, record: false);
+        var nic = run.Devices[0];
+        while (nic.Stats.Unmaps < 100_000)
+            run.Windows(1);
+        var s = nic.Stats;
+        double rate = (double)s.LateDmas / s.Unmaps;
+        Assert.InRange(rate, 0.009, 0.011);
+
+        // The late DMAs come from a stream of their own: with and without them the operations are the same.
+        var with = RunOne("nic", 31, windows: 60, options: options with { Inflight = 64 });
+        var without = RunOne("nic", 31, windows: 60, options: options with { Inflight = 64, LateDmaProbability = 0 });
+        Assert.Equal(with.Ops, without.Ops);
+        Assert.True(with.Dmas.Count > without.Dmas.Count);
+    }
+
+    [Fact]
+    public void LateDmasHitWhatWasJustUnmapped()
+    {
+        var options = new WorkloadOptions { Inflight = 64, LateDmaProbability = 1, LateDmaMaxDelayNs = 500 };
+        var (ops, dmas) = RunOne("nvme", 4, windows: 40, options: options);
+        var unmaps = ops.Where(o => o.Kind == DmaOpKind.Unmap).ToList();
+        Assert.NotEmpty(unmaps);
+        // Every unmap is followed, 1 to 500 ns later, by a DMA into its range.
+        var dmaSet = dmas.ToList();
+        int found = 0;
+        foreach (var u in unmaps)
+        {
+            if (u.StampNs + 500 >= 40 * 100_000UL)
+                continue; // its late DMA may fall after the run
+            Assert.Contains(dmaSet, d => d.StampNs > u.StampNs && d.StampNs <= u.StampNs + 500 && d.Iova - u.Iova < u.Size);
+            found++;
+        }
+        Assert.True(found > 10);
+    }
+
+    [Fact]
+    public void RandomOverlapsUnmapsMismatchedAndReadsDirty()
+    {
+        var run = WorkloadRun.Of("random", 2, 77, new WorkloadOptions { LateDmaProbability = 0 }).Windows(200);
+        var dev = (RandomWorkload)run.Devices[1];
+        var s = dev.Stats;
+        var ops = run.Sinks[1].Ops;
+        Assert.True(s.OverlapAttempts > 10, $"{s.OverlapAttempts} overlap attempts");
+        Assert.True(s.AddressInUse > 10, $"{s.AddressInUse} EADDRINUSE");
+        Assert.True(s.ReadDirties > 10);
+        Assert.True(s.MismatchedUnmaps > 5);
+        Assert.True(s.FaultDmas > 10);
+        Assert.Contains(ops, o => o.Kind == DmaOpKind.ReadDirty);
+        Assert.Contains(ops, o => o.Kind == DmaOpKind.Map);
+        Assert.Contains(ops, o => o.Kind == DmaOpKind.DmaMap);
+        // Explicit maps stay in the device's own window.
+        var (wBase, wSize) = WorkloadFactory.ExplicitIovaWindow(1, new WorkloadOptions());
+        Assert.All(ops.Where(o => o.Kind == DmaOpKind.Map), o => Assert.True(o.Iova >= wBase && o.Iova + o.Size <= wBase + wSize));
+        // Mismatched unmaps: a prefix of a mapping; over small pages (the fake's 4 KiB and 64 KiB maps) the device
+        // then unmaps the rest, which starts inside the mapping.
+        var mapped = ops.Where(o => o.Kind == DmaOpKind.Map).Select(o => o.Iova).ToHashSet();
+        var unmaps = ops.Where(o => o.Kind == DmaOpKind.Unmap).ToList();
+        Assert.Contains(unmaps, o => mapped.Contains(o.Iova) && o.Size < (2UL << 20) && (o.Iova & 0x1fffff) == 0 && o.Size != 4096 && o.Size != 65536);
+        Assert.Contains(unmaps, o => !mapped.Contains(o.Iova) && o.Iova >= wBase && o.Iova < wBase + wSize);
+        // Faults are exactly the DMAs it aimed at unmapped pages (no late DMAs here).
+        Assert.Equal(run.Devices[0].Stats.FaultDmas + s.FaultDmas, run.Domain.Faults);
+        // One action every 2 µs on average: about 10 000 in 20 ms.
+        long actions = s.Dropped + (s.Submitted - s.Unmaps + s.MismatchedUnmaps) + s.FaultDmas;
+        Assert.InRange(actions, 7_000, 10_500);
+    }
+
+    [Fact]
+    public void RandomDefaultsToOnePercentLateDma()
+    {
+        var options = new WorkloadOptions();
+        Assert.Equal(0.01, WorkloadFactory.Create("random", 0, 1, options).LateDmaProbability);
+        Assert.Equal(0.0, WorkloadFactory.Create("nic", 0, 1, options).LateDmaProbability);
+        Assert.Equal(0.0, WorkloadFactory.Create("random", 0, 1, options with { LateDmaProbability = 0 }).LateDmaProbability);
+        Assert.Equal(0.2, WorkloadFactory.Create("gpu", 0, 1, options with { LateDmaProbability = 0.2 }).LateDmaProbability);
+    }
+
+    [Fact]
+    public void NvmeScattersCommandsOverPageSegments()
+    {
+        var options = new WorkloadOptions { Inflight = 256 };
+        var run = WorkloadRun.Of("nvme", 1, 9, options).Windows(100);
+        var ops = run.Sinks[0].Ops;
+        var maps = ops.Where(o => o.Kind == DmaOpKind.DmaMap).ToList();
+        Assert.All(maps, o =>
+        {
+            Assert.Equal(0UL, o.Size & 0xfff);
+            Assert.InRange(o.Size, 4096UL, 128UL << 10);
+            Assert.Equal(0UL, o.Paddr & 0xfff);
+        });
+        // Several segments of one command share a stamp and consecutive ids.
+        Assert.Contains(maps.GroupBy(o => o.StampNs), g => g.Count() > 1);
+        // 200k IOPS for 10 ms: about 2000 commands, each one DMA per segment and an unmap per segment.
+        var s = run.Devices[0].Stats;
+        Assert.InRange(s.UnitsCompleted, 1700, 2100);
+        Assert.InRange(s.Unmaps, maps.Count - 8 * 64, maps.Count);
+        Assert.InRange(s.Dmas, s.Unmaps, maps.Count);
+        Assert.Equal(0, run.Domain.Faults);
+    }
+
+    [Fact]
+    public void GpuKeepsLargeMappingsAndRemapsThemElsewhere()
+    {
+        var options = new WorkloadOptions { GpuRemapMeanNs = 200_000, GpuHugeProbability = 1 };
+        var run = WorkloadRun.Of("gpu", 1, 3, options).Windows(100);
+        var gpu = (GpuWorkload)run.Devices[0];
+        Assert.True(gpu.HasHugeBuffer);
+        var ops = run.Sinks[0].Ops;
+        var maps = ops.Where(o => o.Kind == DmaOpKind.DmaMap).ToList();
+        Assert.All(maps, o =>
+        {
+            Assert.True(o.Size is 2UL << 20 or 1UL << 30);
+            Assert.Equal(0UL, o.Paddr & (o.Size - 1));
+        });
+        Assert.Equal(1UL << 30, maps[0].Size);
+        Assert.Equal(8, maps.Take(8).Count());
+        // Remaps: unmaps happened, and a buffer mapped again comes from another PA.
+        Assert.True(gpu.Stats.UnitsCompleted > 5);
+        Assert.True(maps.Select(o => o.Paddr).Distinct().Count() > 8);
+        // Heavy DMA: one every 100 ns once mapped.
+        Assert.InRange(run.Sinks[0].DmaCount, 95 * 1000, 100 * 1000);
+        Assert.Equal(0, run.Domain.Faults);
+
+        // Without the option, 1 GiB buffers are rare.
+        int huge = 0;
+        for (int i = 0; i < 64; i++)
+            huge += ((GpuWorkload)WorkloadFactory.Create("gpu", i, 1)).HasHugeBuffer ? 1 : 0;
+        Assert.InRange(huge, 1, 12);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void FailedMapsDropTheBufferAndTheDeviceGoesOn(string kind)
+    {
+        var run = WorkloadRun.Of(kind, 1, 6, Busy(kind, new WorkloadOptions { Inflight = 16 }), new FakeDomain(mapFailure: 0.2), record: false)
+            .Windows(200);
+        var s = run.Devices[0].Stats;
+        Assert.True(s.DroppedBuffers > 0);
+        Assert.Equal(s.DroppedBuffers, s.Errors - s.AddressInUse);
+        Assert.True(s.UnitsCompleted > 10, $"{kind}: {s.UnitsCompleted} units");
+    }
+
+    [Fact]
+    public void PhysicalRegionsAreDisjointAndHoldEveryBuffer()
+    {
+        var options = new WorkloadOptions();
+        for (int i = 0; i < 256; i++)
+        {
+            var r = WorkloadFactory.PaRegionOf(i, options);
+            Assert.Equal(1UL << 34, r.Size);
+            Assert.False(r.Overlaps(WorkloadFactory.PaRegionOf(i + 1, options)));
+            Assert.Equal(r.End, WorkloadFactory.PaRegionOf(i + 1, options).Base);
+            Assert.True(r.Overlaps(r));
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => WorkloadFactory.PaRegionOf(1 << 20, options));
+
+        var run = WorkloadRun.Of("mixed", 20, 42, new WorkloadOptions { GpuHugeProbability = 0.5, GpuDmaIntervalNs = 1000 }).Windows(40);
+        for (int i = 0; i < 20; i++)
+        {
+            var region = ((DeviceWorkload)run.Devices[i]).Region;
+            Assert.Equal(WorkloadFactory.PaRegionOf(i, options), region);
+            foreach (var op in run.Sinks[i].Ops)
+            {
+                if (op.Kind is DmaOpKind.DmaMap or DmaOpKind.Map)
+                    Assert.True(region.Contains(op.Paddr, op.Size), $"device {i} ({run.Devices[i].Kind}): 0x{op.Paddr:x}+0x{op.Size:x}");
+            }
+        }
+    }
+
+    [Fact]
+    public void FactoryNamesKindsAndMixesThem()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => WorkloadFactory.Create("disk", 0, 1));
+        Assert.Contains("'disk'", ex.Message);
+        Assert.Contains("nic, nvme, gpu, random, mixed", ex.Message);
+        Assert.Equal("nic", WorkloadFactory.Create("NIC", 0, 1).Kind);
+        Assert.Throws<ArgumentOutOfRangeException>(() => WorkloadFactory.Create("nic", 0, 1, new WorkloadOptions { Inflight = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WorkloadFactory.Create("nic", 0, 1, new WorkloadOptions { LateDmaProbability = 1.5 }));
+
+        var counts = new Dictionary<string, int>();
+        for (int i = 0; i < 100; i++)
+        {
+            string k = WorkloadFactory.MixedKind(i);
+            Assert.Equal(k, WorkloadFactory.Create("mixed", i, 1).Kind);
+            counts[k] = counts.GetValueOrDefault(k) + 1;
+        }
+        Assert.Equal(50, counts["nic"]);
+        Assert.Equal(25, counts["nvme"]);
+        Assert.Equal(15, counts["gpu"]);
+        Assert.Equal(10, counts["random"]);
+        Assert.Equal(["nic", "nvme", "nic", "gpu"], Enumerable.Range(0, 4).Select(WorkloadFactory.MixedKind));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void SteadyStateDoesNotAllocate(string kind)
+    {
+        var dev = WorkloadFactory.Create(kind, 1, 17, new WorkloadOptions { Inflight = 32, LateDmaProbability = 0.05 });
+        var sink = new ArraySink();
+        ulong t = 0, nextIova = 1UL << 40;
+        long allocated = 0;
+        for (int w = 0; w < 600; w++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            sink.Count = 0;
+            dev.Generate(t, t + 100_000, sink);
+            for (int i = 0; i < sink.Count; i++)
+            {
+                ref var op = ref sink.Ops[i];
+                ulong iova = op.Iova, bytes = op.Size;
+                if (op.Kind == DmaOpKind.DmaMap)
+                {
+                    ulong align = System.Numerics.BitOperations.RoundUpToPowerOf2((op.Size + 0xfff) & ~0xfffUL);
+                    iova = (nextIova + align - 1) & ~(align - 1);
+                    nextIova = iova + align;
+                }
+                dev.OnResult(new DmaOpResult(op.Id, Errno.None, iova, bytes, 0));
+            }
+            long after = GC.GetAllocatedBytesForCurrentThread();
+            if (w >= 300)
+                allocated += after - before;
+            t += 100_000;
+        }
+        Assert.Equal(0, allocated);
+    }
+
+    private sealed class ArraySink : IWorkloadSink
+    {
+        public readonly DmaOp[] Ops = new DmaOp[4096];
+        public int Count;
+        public long Dmas;
+
+        public void Submit(in DmaOp op) => Ops[Count++] = op;
+
+        public void Dma(ulong stampNs, ulong iova, bool write) => Dmas++;
+    }
+}
