@@ -32,6 +32,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
     private bool _quiet;
     private int _quietWindows;
     private bool _drained;
+    private bool _finalDrain;
     private long _events, _opsPersisted, _tablePagesMax;
     private TimeSpan _lastReport;
 
@@ -72,11 +73,17 @@ internal sealed class SimulationCoordinator : ReceiveActor
         });
         Receive<IotlbActor.Drained>(_ =>
         {
-            if (--_awaiting == 0)
+            if (--_awaiting > 0)
+                return;
+            if (_finalDrain)
             {
                 // The drain's releases are queued at the domains: one last commit applies and persists them.
                 _drained = true;
                 CommitDomains();
+            }
+            else
+            {
+                NextWindow();
             }
         });
         Receive<IotlbActor.Counters>(OnCounters);
@@ -182,8 +189,11 @@ internal sealed class SimulationCoordinator : ReceiveActor
         ReportProgress(acked, now, force: false);
         if (!_quiet && ((_s.Ops is { } target && acked >= target) || (_s.DurationNs is { } d && now >= d)))
             _quiet = true;
-        if (_quiet && (Inflight() == 0 || ++_quietWindows > 10_000))
+        if (_quiet)
         {
+            // Winding down: flush what the policies hold so that operations waiting on an unmap's lock can run;
+            // once nothing is outstanding, one last commit makes the final releases durable.
+            _finalDrain = Inflight() == 0 || ++_quietWindows > 10_000;
             _awaiting = _units.Count;
             foreach (var u in _units)
                 u.Tell(new IotlbActor.Drain(now));
