@@ -5,7 +5,9 @@ namespace PtActors.Bench;
 
 /// <summary>
 /// Runs the benchmarks: <c>dotnet run -c Release --project bench/PtActors.Bench -- --filter '*'</c>;
-/// <c>-- nic [PACKETS]</c> runs the NIC loop under each flush policy and prints its invalidation counters.
+/// <c>-- nic [PACKETS]</c> runs the NIC loop under each flush policy and prints its invalidation counters;
+/// <c>-- direct [WORKLOAD] [OPS]</c> runs the simulator's work in one thread without actors (the baseline of
+/// the actor overhead).
 /// </summary>
 public static class Program
 {
@@ -21,6 +23,13 @@ public static class Program
                 FlushPolicySpec.TryParse(policy, out var spec);
                 NicLoop.Run(spec, packets, Console.Out);
             }
+            return;
+        }
+        if (args.Length > 0 && args[0] == "direct")
+        {
+            string workload = args.Length > 1 ? args[1] : "nic";
+            long ops = args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
+            DirectSim.Run(workload, 4, 64, 1024, ops, Console.Out);
             return;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

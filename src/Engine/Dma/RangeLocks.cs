@@ -9,7 +9,13 @@ namespace PtActors.Engine.Dma;
 /// </summary>
 public sealed class RangeLocks
 {
-    private readonly List<Request> _held = new();
+    private const int BucketLg2 = 14;        // held locks are indexed by the 16 KiB regions they touch
+    private const ulong MaxBuckets = 256;    // wider locks (above 4 MiB) go to a list every check scans
+
+    private readonly Dictionary<long, Request> _heldById = new();
+    private readonly Dictionary<ulong, List<Request>> _buckets = new();
+    private readonly List<Request> _wide = new();
+    private readonly Stack<List<Request>> _spareBuckets = new();
     private readonly List<Request> _waiting = new();
 
     /// <summary>A held or waiting lock, for snapshots.</summary>
@@ -18,9 +24,10 @@ public sealed class RangeLocks
     /// <summary>The held locks and the waiting requests, each in order.</summary>
     public (Entry[] Held, Entry[] Waiting) Capture()
     {
-        var held = new Entry[_held.Count];
-        for (int i = 0; i < held.Length; i++)
-            held[i] = new Entry(_held[i].Id, _held[i].Start, _held[i].Last, _held[i].Shared);
+        var held = new Entry[_heldById.Count];
+        int n = 0;
+        foreach (var (_, h) in _heldById)
+            held[n++] = new Entry(h.Id, h.Start, h.Last, h.Shared);
         var waiting = new Entry[_waiting.Count];
         for (int i = 0; i < waiting.Length; i++)
             waiting[i] = new Entry(_waiting[i].Id, _waiting[i].Start, _waiting[i].Last, _waiting[i].Shared);
@@ -32,7 +39,7 @@ public sealed class RangeLocks
     {
         var locks = new RangeLocks();
         foreach (var e in held)
-            locks._held.Add(new Request(e.Id, e.Start, e.Last, e.Shared));
+            locks.Hold(new Request(e.Id, e.Start, e.Last, e.Shared));
         foreach (var e in waiting)
             locks._waiting.Add(new Request(e.Id, e.Start, e.Last, e.Shared));
         return locks;
@@ -42,10 +49,12 @@ public sealed class RangeLocks
     {
         public bool ConflictsWith(in Request other)
             => Start <= other.Last && other.Start <= Last && !(Shared && other.Shared);
+
+        public bool IsWide => (Last >> BucketLg2) - (Start >> BucketLg2) >= MaxBuckets;
     }
 
     /// <summary>Locks held now.</summary>
-    public int Held => _held.Count;
+    public int Held => _heldById.Count;
 
     /// <summary>Requests waiting now.</summary>
     public int Waiting => _waiting.Count;
@@ -61,7 +70,7 @@ public sealed class RangeLocks
         var r = new Request(id, start, last, shared);
         if (CanGrant(r, _waiting.Count))
         {
-            _held.Add(r);
+            Hold(r);
             return true;
         }
         _waiting.Add(r);
@@ -71,18 +80,17 @@ public sealed class RangeLocks
     /// <summary>Releases the lock of <paramref name="id"/> and appends the ids it lets through to <paramref name="granted"/>.</summary>
     public void Release(long id, List<long> granted)
     {
-        int i = _held.FindIndex(r => r.Id == id);
-        if (i < 0)
+        if (!_heldById.Remove(id, out var r))
             throw new InvalidOperationException($"Lock {id} is not held.");
-        _held.RemoveAt(i);
+        Unindex(r);
         for (int w = 0; w < _waiting.Count;)
         {
-            var r = _waiting[w];
-            if (CanGrant(r, w))
+            var waiter = _waiting[w];
+            if (CanGrant(waiter, w))
             {
                 _waiting.RemoveAt(w);
-                _held.Add(r);
-                granted.Add(r.Id);
+                Hold(waiter);
+                granted.Add(waiter.Id);
             }
             else
             {
@@ -91,12 +99,89 @@ public sealed class RangeLocks
         }
     }
 
+    private void Hold(in Request r)
+    {
+        _heldById.Add(r.Id, r);
+        if (r.IsWide)
+        {
+            _wide.Add(r);
+            return;
+        }
+        for (ulong b = r.Start >> BucketLg2; ; b++)
+        {
+            if (!_buckets.TryGetValue(b, out var list))
+                _buckets[b] = list = _spareBuckets.Count > 0 ? _spareBuckets.Pop() : new List<Request>(4);
+            list.Add(r);
+            if (b == r.Last >> BucketLg2)
+                break;
+        }
+    }
+
+    private void Unindex(in Request r)
+    {
+        if (r.IsWide)
+        {
+            RemoveById(_wide, r.Id);
+            return;
+        }
+        for (ulong b = r.Start >> BucketLg2; ; b++)
+        {
+            var list = _buckets[b];
+            RemoveById(list, r.Id);
+            if (list.Count == 0)
+            {
+                _buckets.Remove(b);
+                _spareBuckets.Push(list);
+            }
+            if (b == r.Last >> BucketLg2)
+                break;
+        }
+    }
+
+    private static void RemoveById(List<Request> list, long id)
+    {
+        for (int i = list.Count - 1; i >= 0; i--)
+        {
+            if (list[i].Id == id)
+            {
+                list.RemoveAt(i);
+                return;
+            }
+        }
+    }
+
     private bool CanGrant(in Request r, int earlierWaiting)
     {
-        foreach (var h in _held)
+        foreach (var h in _wide)
         {
             if (r.ConflictsWith(h))
                 return false;
+        }
+        ulong first = r.Start >> BucketLg2, lastBucket = r.Last >> BucketLg2;
+        if (lastBucket - first >= MaxBuckets || lastBucket - first >= (ulong)_buckets.Count)
+        {
+            // A wide request: cheaper to look at every held lock than at every bucket it spans.
+            foreach (var (_, h) in _heldById)
+            {
+                if (r.ConflictsWith(h))
+                    return false;
+            }
+        }
+        else
+        {
+            for (ulong b = first; ; b++)
+            {
+                if (_buckets.TryGetValue(b, out var list))
+                {
+                    foreach (var h in list)
+                    {
+                        if (r.ConflictsWith(h))
+                            return false;
+                    }
+                }
+                if (b == lastBucket)
+                    break;
+            }
         }
         for (int i = 0; i < earlierWaiting; i++)
         {
