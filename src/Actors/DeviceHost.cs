@@ -15,20 +15,24 @@ public sealed class DeviceHost : ReceiveActor
     /// <summary>One hosted device and where its traffic goes.</summary>
     public sealed record HostedDevice(IDeviceWorkload Workload, IActorRef Domain, IActorRef Iotlb);
 
-    /// <summary>Generate window <c>Window</c> = [T0, T1); <c>Quiet</c> asks for no new work (the drain).</summary>
-    public sealed record Generate(long Window, ulong T0, ulong T1, bool Quiet);
+    /// <summary>
+    /// Generate window <c>Window</c> = [T0, T1); <c>Quiet</c> asks for no new work (the drain). At most
+    /// <c>Budget</c> map and unmap calls may be issued (negative: no limit); calls beyond it are not issued and
+    /// their devices are told so (ECANCELED), so that a run issues exactly the operations it was asked for.
+    /// </summary>
+    public sealed record Generate(long Window, ulong T0, ulong T1, bool Quiet, long Budget = -1);
 
     /// <summary>The window's traffic is sent. Counters are cumulative.</summary>
     public sealed record Generated(long Window, HostCounters Counters);
 
     /// <summary>A host's cumulative counters.</summary>
-    public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram);
+    public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram, long Issued, long Cancelled);
 
     private readonly Dictionary<int, HostedDevice> _devices = new();
     private readonly Dictionary<long, DmaOpKind> _kinds = new();
     private readonly Sink _sink = new();
     private readonly long[] _lockWaits = new long[LockWaitBuckets];
-    private long _maps, _unmaps, _others, _errors, _dmas, _submitted;
+    private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled;
     private ulong _bytesMapped;
 
     /// <summary>Lock-wait histogram: bucket k counts waits in [2^(k-1), 2^k) µs (bucket 0: below 1 µs).</summary>
@@ -47,11 +51,21 @@ public sealed class DeviceHost : ReceiveActor
         {
             if (!g.Quiet)
             {
+                _sink.Budget = g.Budget;
                 foreach (var (_, d) in _devices)
                 {
                     _sink.Current = d;
                     d.Workload.Generate(g.T0, g.T1, _sink);
                 }
+                _issued += _sink.Issued;
+                _sink.Issued = 0;
+                // Calls past the budget were never issued: tell their devices, after they finished generating.
+                foreach (var op in _sink.Refused)
+                {
+                    _cancelled++;
+                    _devices[op.Device].Workload.OnResult(new DmaOpResult(op.Id, PtActors.Engine.Errno.ECANCELED, 0, 0, 0));
+                }
+                _sink.Refused.Clear();
                 foreach (var (domain, ops) in _sink.Ops)
                 {
                     if (ops.Count == 0)
@@ -115,19 +129,33 @@ public sealed class DeviceHost : ReceiveActor
         long inflight = 0;
         foreach (var (_, d) in _devices)
             inflight += d.Workload.Inflight;
-        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone());
+        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone(), _issued, _cancelled);
     }
 
     /// <summary>Collects a window's traffic per destination.</summary>
     private sealed class Sink : IWorkloadSink
     {
         public HostedDevice Current = null!;
+        public long Budget = -1;
+        public long Issued;
+        public readonly List<DmaOp> Refused = new();
         public readonly Dictionary<IActorRef, List<DmaOp>> Ops = new();
         public readonly Dictionary<IActorRef, List<IotlbActor.DmaAccess>> Dmas = new();
         private readonly Dictionary<int, uint> _dmaSeq = new();
 
         public void Submit(in DmaOp op)
         {
+            if (op.Kind is DmaOpKind.DmaMap or DmaOpKind.Map or DmaOpKind.Unmap)
+            {
+                if (Budget == 0)
+                {
+                    Refused.Add(op);
+                    return;
+                }
+                if (Budget > 0)
+                    Budget--;
+                Issued++;
+            }
             if (!Ops.TryGetValue(Current.Domain, out var list))
                 Ops[Current.Domain] = list = new List<DmaOp>();
             list.Add(op);

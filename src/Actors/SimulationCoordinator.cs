@@ -147,8 +147,20 @@ internal sealed class SimulationCoordinator : ReceiveActor
         _window++;
         ulong t0 = (ulong)(_window - 1) * _s.WindowNs, t1 = (ulong)_window * _s.WindowNs;
         _awaiting = _hosts.Count;
-        foreach (var h in _hosts)
-            h.Tell(new DeviceHost.Generate(_window, t0, t1, _quiet));
+        // --ops N: share what is left of N between the hosts, in a fixed order, so exactly N calls are issued.
+        long remaining = _s.Ops is { } n ? Math.Max(0, n - Issued()) : -1;
+        long share = remaining < 0 ? -1 : remaining / Math.Max(1, _hosts.Count);
+        long extra = remaining < 0 ? 0 : remaining % Math.Max(1, _hosts.Count);
+        for (int i = 0; i < _hosts.Count; i++)
+            _hosts[i].Tell(new DeviceHost.Generate(_window, t0, t1, _quiet, remaining < 0 ? -1 : share + (i < extra ? 1 : 0)));
+    }
+
+    private long Issued()
+    {
+        long issued = 0;
+        foreach (var c in _counters.Values)
+            issued += c.Issued;
+        return issued;
     }
 
     private void CommitDomains()
@@ -187,7 +199,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         long acked = Acknowledged();
         _tablePagesMax = Math.Max(_tablePagesMax, TablePagesNow());
         ReportProgress(acked, now, force: false);
-        if (!_quiet && ((_s.Ops is { } target && acked >= target) || (_s.DurationNs is { } d && now >= d)))
+        if (!_quiet && ((_s.Ops is { } target && Issued() >= target) || (_s.DurationNs is { } d && now >= d)))
             _quiet = true;
         if (_quiet)
         {

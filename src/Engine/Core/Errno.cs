@@ -19,6 +19,7 @@ public enum Errno
     EPROTOTYPE = 91,
     EOPNOTSUPP = 95,
     EADDRINUSE = 98,
+    ECANCELED = 125,
 }
 
 /// <summary>IOMMU_* protection bits as the iommu core defines them.</summary>
