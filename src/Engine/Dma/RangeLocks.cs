@@ -21,13 +21,15 @@ public sealed class RangeLocks
     /// <summary>A held or waiting lock, for snapshots.</summary>
     public readonly record struct Entry(long Id, ulong Start, ulong Last, bool Shared);
 
-    /// <summary>The held locks and the waiting requests, each in order.</summary>
+    /// <summary>The held locks (by id) and the waiting requests (in arrival order).</summary>
     public (Entry[] Held, Entry[] Waiting) Capture()
     {
         var held = new Entry[_heldById.Count];
         int n = 0;
         foreach (var (_, h) in _heldById)
             held[n++] = new Entry(h.Id, h.Start, h.Last, h.Shared);
+        // Held locks have no order that matters; sorting by id makes equal states capture equally.
+        Array.Sort(held, static (a, b) => a.Id.CompareTo(b.Id));
         var waiting = new Entry[_waiting.Count];
         for (int i = 0; i < waiting.Length; i++)
             waiting[i] = new Entry(_waiting[i].Id, _waiting[i].Start, _waiting[i].Last, _waiting[i].Shared);
