@@ -155,13 +155,16 @@ internal sealed class SimulationCoordinator : ReceiveActor
             _hosts[i].Tell(new DeviceHost.Generate(_window, t0, t1, _quiet, remaining < 0 ? -1 : share + (i < extra ? 1 : 0)));
     }
 
-    private long Issued()
+    /// <summary>A host counter summed over the hosts.</summary>
+    private long SumHosts(Func<DeviceHost.HostCounters, long> counter)
     {
-        long issued = 0;
+        long sum = 0;
         foreach (var c in _counters.Values)
-            issued += c.Issued;
-        return issued;
+            sum += counter(c);
+        return sum;
     }
+
+    private long Issued() => SumHosts(static c => c.Issued);
 
     private void CommitDomains()
     {
@@ -177,21 +180,9 @@ internal sealed class SimulationCoordinator : ReceiveActor
             u.Tell(new IotlbActor.Process(_window, (ulong)_window * _s.WindowNs));
     }
 
-    private long Acknowledged()
-    {
-        long ops = 0;
-        foreach (var c in _counters.Values)
-            ops += c.Maps + c.Unmaps;
-        return ops;
-    }
+    private long Acknowledged() => SumHosts(static c => c.Maps + c.Unmaps);
 
-    private long Inflight()
-    {
-        long n = 0;
-        foreach (var c in _counters.Values)
-            n += c.Inflight;
-        return n;
-    }
+    private long Inflight() => SumHosts(static c => c.Inflight);
 
     private void EndWindow()
     {
@@ -220,9 +211,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         if (_progress is null || (!force && elapsed - _lastReport < TimeSpan.FromMilliseconds(250)))
             return;
         _lastReport = elapsed;
-        long dmas = 0;
-        foreach (var c in _counters.Values)
-            dmas += c.Dmas;
+        long dmas = SumHosts(static c => c.Dmas);
         _progress.Report(new SimulationProgress(_window, now / 1e9, acked, _s.Ops ?? 0, dmas,
             acked / Math.Max(elapsed.TotalSeconds, 1e-9)));
     }
