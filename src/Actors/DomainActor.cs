@@ -26,7 +26,8 @@ public sealed class DomainActor : ReceivePersistentActor
         ulong IovaLimit = 0xffff_ffff,
         int MaxOpsPerEvent = 256,
         int SnapshotEvery = 500,
-        IActorRef? Iotlb = null);
+        IActorRef? Iotlb = null,
+        bool ReplyUnmapsAfterFlush = false);
 
     /// <summary>Operations of one window from one device host (the sender gets their results).</summary>
     public sealed record Submit(long Window, DmaOp[] Ops);
@@ -65,6 +66,7 @@ public sealed class DomainActor : ReceivePersistentActor
     private readonly List<long> _released = new();
     private readonly Dictionary<long, IActorRef> _hosts = new();
     private readonly List<AppliedOp> _ran = new();
+    private readonly Dictionary<long, (IActorRef Host, DmaOpResult Result)> _heldReplies = new();
     private ulong _releasedAt;
     private DomainModel _model;
     private long _batchesSinceSnapshot;
@@ -167,7 +169,7 @@ public sealed class DomainActor : ReceivePersistentActor
         {
             if (++persisted < events.Count)
                 return;
-            Answer(commit.Window, ran, flushes);
+            Answer(commit.Window, ran, flushes, released);
             coordinator.Tell(new Committed(commit.Window, _settings.Domain, ran.Length, events.Count));
             _batchesSinceSnapshot += events.Count;
             if (_settings.SnapshotEvery > 0 && _batchesSinceSnapshot >= _settings.SnapshotEvery)
@@ -179,10 +181,23 @@ public sealed class DomainActor : ReceivePersistentActor
     }
 
     /// <summary>Results to the hosts that submitted, grouped per host in stamp order; notices to the IOTLB side.</summary>
-    private void Answer(long window, AppliedOp[] ran, FlushNotice[] flushes)
+    private void Answer(long window, AppliedOp[] ran, FlushNotice[] flushes, long[] released)
     {
         var perHost = new Dictionary<IActorRef, List<DmaOpResult>>();
         var notices = new List<UnmapNotice>();
+        void Reply(IActorRef host, in DmaOpResult result)
+        {
+            if (!perHost.TryGetValue(host, out var list))
+                perHost[host] = list = new List<DmaOpResult>();
+            list.Add(result);
+        }
+
+        // Under strict and batch:N an unmap is answered once the flush covering it completed.
+        foreach (long id in released)
+        {
+            if (_heldReplies.Remove(id, out var held))
+                Reply(held.Host, held.Result);
+        }
         foreach (var a in ran)
         {
             if (a.Notice is { } n)
@@ -192,9 +207,10 @@ public sealed class DomainActor : ReceivePersistentActor
                 _dropped++; // submitted before a restart: its host was never told it ran
                 continue;
             }
-            if (!perHost.TryGetValue(host, out var list))
-                perHost[host] = list = new List<DmaOpResult>();
-            list.Add(a.Result);
+            if (a.Notice is not null && _settings.ReplyUnmapsAfterFlush)
+                _heldReplies[a.Op.Id] = (host, a.Result);
+            else
+                Reply(host, a.Result);
         }
         foreach (var (host, list) in perHost)
             host.Tell(new Results(window, _settings.Domain, list.ToArray()));

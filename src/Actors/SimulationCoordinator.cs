@@ -129,7 +129,8 @@ internal sealed class SimulationCoordinator : ReceiveActor
         {
             var unit = _units[d % _s.Iommus];
             var settings = new DomainActor.Settings(_s.RunId, DomainName(d), PtConfig.Default(_s.Format),
-                MaxOpsPerEvent: _s.MaxOpsPerEvent, Iotlb: unit);
+                MaxOpsPerEvent: _s.MaxOpsPerEvent, Iotlb: unit,
+                ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch);
             var domain = Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d));
             _domains.Add(domain);
             unit.Tell(new IotlbActor.AttachDevices(DomainName(d), d + 1, domain, devicesOf[d].ToArray()));

@@ -81,6 +81,31 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void UnderStrictAnUnmapIsAnsweredOnlyAfterItsFlush()
+    {
+        var iotlb = CreateTestProbe();
+        var host = CreateTestProbe();
+        var domain = Sys.ActorOf(DomainActor.Props(Ops.Settings("r6", iotlb.Ref) with { ReplyUnmapsAfterFlush = true }));
+        iotlb.ExpectMsg<DomainActor.Ready>();
+        domain.Tell(new DomainActor.Submit(1, [Ops.Map(10, 0, 1, 0x8000_0000)]), host.Ref);
+        domain.Tell(new DomainActor.Commit(1));
+        ulong iova = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items).Iova;
+
+        domain.Tell(new DomainActor.Submit(2, [Ops.Explicit(DmaOpKind.Unmap, 100_000, 0, 2, iova)]), host.Ref);
+        domain.Tell(new DomainActor.Commit(2), TestActor);
+        ExpectMsg<DomainActor.Committed>();
+        var notice = Assert.Single(iotlb.ExpectMsg<DomainActor.Unmapped>().Notices);
+        host.ExpectNoMsg(TimeSpan.FromMilliseconds(200));             // durable, but not yet flushed
+
+        domain.Tell(new DomainActor.Release([notice.Id], 150_000));
+        domain.Tell(new DomainActor.Commit(3), TestActor);
+        ExpectMsg<DomainActor.Committed>();
+        var unmap = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items);
+        Assert.Equal(notice.Id, unmap.Id);
+        Assert.Equal(0x1000UL, unmap.Bytes);
+    }
+
+    [Fact]
     public void AnEmptyWindowCommitsWithoutWriting()
     {
         var domain = Sys.ActorOf(DomainActor.Props(Ops.Settings("r3")));
