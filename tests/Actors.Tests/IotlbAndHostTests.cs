@@ -1,0 +1,85 @@
+using Akka.Actor;
+using PtActors.Engine;
+using PtActors.Engine.Dma;
+using PtActors.Engine.Hardware;
+using PtActors.Engine.Workloads;
+using PtActors.Persistence;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace PtActors.Actors.Tests;
+
+/// <summary>The IOTLB actor's and the device host's protocols.</summary>
+public class IotlbAndHostTests(ITestOutputHelper output)
+    : Akka.TestKit.Xunit2.TestKit(Ops.Quiet.WithFallback(PersistenceConfig.InMemory()), "iotlb-host", output)
+{
+    private const IommuProt RW = IommuProt.Read | IommuProt.Write;
+
+    [Fact]
+    public void TheIotlbActorTranslatesFlushesAndReleasesInStampOrder()
+    {
+        var domainActor = CreateTestProbe();
+        var unit = Sys.ActorOf(IotlbActor.Props("u0", new IommuUnitConfig()));
+        Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var model));
+        model!.DeferFlushes();
+
+        unit.Tell(new IotlbActor.AttachDevices("d0", 1, domainActor.Ref, [7]), TestActor);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(50));                       // no table yet
+        unit.Tell(new DomainActor.Ready("d0", model.Domain));
+        Assert.Equal("d0", ExpectMsg<IotlbActor.Bound>().Domain);
+
+        // A mapping, a DMA that walks it, and in the same window an unmap stamped after a second DMA.
+        Assert.True(model.Submit(new DmaOp(0, DmaOp.MakeId(7, 1), DmaOpKind.DmaMap, 0, 0x8000_0000, 0x1000, RW), out var map));
+        ulong iova = map.Result.Iova;
+        Assert.True(model.Submit(new DmaOp(500, DmaOp.MakeId(7, 2), DmaOpKind.Unmap, iova, 0, 0x1000, RW), out var unmap));
+        unit.Tell(new IotlbActor.Dmas(1, [new IotlbActor.DmaAccess(100, 7, 0, iova + 8, false), new IotlbActor.DmaAccess(900, 7, 1, iova + 8, false)]));
+        unit.Tell(new DomainActor.Unmapped(1, "d0", [unmap.Notice!.Value], []));
+        unit.Tell(new IotlbActor.Process(1, 100_000), TestActor);
+        Assert.Equal(2, ExpectMsg<IotlbActor.Processed>().Dmas);
+        // Strict: the unmap is flushed at its stamp and released back to its domain.
+        var release = domainActor.ExpectMsg<DomainActor.Release>();
+        Assert.Equal([unmap.Op.Id], release.UnmapIds);
+
+        unit.Tell(new IotlbActor.GetCounters(), TestActor);
+        var counters = ExpectMsg<IotlbActor.Counters>();
+        Assert.Equal(1, counters.Stats.Misses - counters.Stats.Faults);   // the first DMA saw the mapping (pre-state)
+        Assert.Equal(1, counters.Stats.Faults);                           // the second came after the flush
+        Assert.Equal(1, counters.Stats.Invalidations);
+        Assert.Equal(0, counters.Stats.StaleViolations);
+
+        unit.Tell(new IotlbActor.Drain(200_000), TestActor);
+        Assert.Equal("u0", ExpectMsg<IotlbActor.Drained>().Unit);
+    }
+
+    [Fact]
+    public void ADeviceHostSendsEachDomainAndUnitOneMessageAndCountsReplies()
+    {
+        var domain = CreateTestProbe();
+        var unit = CreateTestProbe();
+        var devices = new[]
+        {
+            new DeviceHost.HostedDevice(WorkloadFactory.Create("nic", 0, 1), domain.Ref, unit.Ref),
+            new DeviceHost.HostedDevice(WorkloadFactory.Create("nic", 1, 1), domain.Ref, unit.Ref),
+        };
+        var host = Sys.ActorOf(DeviceHost.Props(devices));
+        host.Tell(new DeviceHost.Generate(1, 0, 100_000, Quiet: false), TestActor);
+        var submit = domain.ExpectMsg<DomainActor.Submit>();
+        Assert.NotEmpty(submit.Ops);
+        Assert.All(submit.Ops, op => Assert.Equal(DmaOpKind.DmaMap, op.Kind));
+        var generated = ExpectMsg<DeviceHost.Generated>();
+        Assert.Equal(submit.Ops.Length, generated.Counters.Issued);
+        Assert.Equal(0, generated.Counters.Maps);
+
+        // The domain answers; the next window's counters show the maps, and the devices go on to DMA and unmap.
+        var results = submit.Ops.Select((op, i) => new DmaOpResult(op.Id, Errno.None, 0x10_0000UL + ((ulong)i << 12), 0x1000, 0)).ToArray();
+        host.Tell(new DomainActor.Results(1, "d0", results));
+        host.Tell(new DeviceHost.Generate(2, 100_000, 200_000, Quiet: false, Budget: 1), TestActor);
+        Assert.NotEmpty(unit.ExpectMsg<IotlbActor.Dmas>().Items);
+        var next = domain.ExpectMsg<DomainActor.Submit>();
+        Assert.Single(next.Ops);                                            // the budget allows one more call
+        var counters = ExpectMsg<DeviceHost.Generated>().Counters;
+        Assert.Equal(submit.Ops.Length, counters.Maps);
+        Assert.True(counters.Cancelled > 0);
+        Assert.Equal(submit.Ops.Length + 1, counters.Issued);
+    }
+}
