@@ -38,6 +38,28 @@ public class SimulatorTests
     }
 
     [Fact]
+    public async Task TwoRunsInOneSqliteFileGiveTheSameFigures()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "ptactors-sim-" + Guid.NewGuid().ToString("N"));
+        string db = Path.Combine(dir, "runs.db");
+        try
+        {
+            var runner = new Simulator();
+            var a = await runner.RunAsync(Small(run: "run-a"), PersistenceBackend.Sqlite(db), null, CancellationToken.None);
+            var b = await runner.RunAsync(Small(run: "run-b"), PersistenceBackend.Sqlite(db), null, CancellationToken.None);
+            Assert.Equal(WithoutWallClock(a) with { RunId = "" }, WithoutWallClock(b) with { RunId = "" });
+            Assert.True(a.EventsPersisted > 0);
+            Assert.True(a.OpsPersisted >= a.Ops);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task AnotherSeedGivesOtherFigures()
     {
         var runner = new Simulator();
