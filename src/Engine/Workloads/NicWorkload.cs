@@ -27,11 +27,15 @@ public sealed class NicWorkload : DeviceWorkload
     private readonly ulong _phasePs;
     private readonly ulong _rxThreshold;
     private readonly int _ring;
-    private readonly ulong[] _iova;   // per buffer: its IOVA once mapped
-    private readonly int[] _freeRx;
-    private readonly int[] _freeTx;
-    private int _freeRxCount;
-    private int _freeTxCount;
+    // Free buffers: those freed and not reused yet (a stack: reused last-in first-out), then the never-used ones
+    // from the lowest up. Lazy, so that a device costs what it uses rather than its ring size; a mapped buffer's
+    // IOVA travels in its events.
+    private int[] _freedRx = new int[8];
+    private int[] _freedTx = new int[8];
+    private int _freedRxCount;
+    private int _freedTxCount;
+    private int _freshRx;
+    private int _freshTx;
     private ulong _startNs;
     private ulong _packet;            // the next packet's index
 
@@ -43,15 +47,7 @@ public sealed class NicWorkload : DeviceWorkload
         _phasePs = NextBelow(_intervalPs);
         _rxThreshold = Xoshiro256StarStar.Threshold(options.NicRxFraction);
         _ring = options.NicRingSize;
-        _iova = new ulong[2 * _ring];
-        _freeRx = new int[_ring];
-        _freeTx = new int[_ring];
-        for (int i = 0; i < _ring; i++)
-        {
-            _freeRx[i] = _ring - 1 - i;          // lowest buffer first
-            _freeTx[i] = 2 * _ring - 1 - i;
-        }
-        _freeRxCount = _freeTxCount = _ring;
+        _freshTx = _ring;
     }
 
     /// <summary>Picoseconds between two packets (one frame's wire time).</summary>
@@ -83,8 +79,8 @@ public sealed class NicWorkload : DeviceWorkload
             case EvTransfer:
             {
                 int b = ev.Slot;
-                Dma(_iova[b] + (NextBelow(BufferSize(b) >> 6) << 6), write: b < _ring);
-                Schedule(Now + Math.Max(1, _intervalPs / 1000), EvUnmap, b, prio: PrioRelease);
+                Dma(ev.Arg + (NextBelow(BufferSize(b) >> 6) << 6), write: b < _ring);
+                Schedule(Now + Math.Max(1, _intervalPs / 1000), EvUnmap, b, arg: ev.Arg, prio: PrioRelease);
                 break;
             }
             case EvUnmap:
@@ -93,7 +89,7 @@ public sealed class NicWorkload : DeviceWorkload
                     Defer(in ev);
                     break;
                 }
-                Submit(DmaOpKind.Unmap, _iova[ev.Slot], 0, BufferSize(ev.Slot), IommuProt.None, ev.Slot);
+                Submit(DmaOpKind.Unmap, ev.Arg, 0, BufferSize(ev.Slot), IommuProt.None, ev.Slot);
                 break;
         }
     }
@@ -103,13 +99,12 @@ public sealed class NicWorkload : DeviceWorkload
         ulong n = _packet++;
         Schedule(ArrivalNs(n + 1), EvArrival);
         bool rx = Chance(_rxThreshold);
-        ref int free = ref rx ? ref _freeRxCount : ref _freeTxCount;
-        if (free == 0 || Budget == 0)
+        int b = TakeBuffer(rx);
+        if (b < 0)
         {
             CountDropped();
             return;
         }
-        int b = (rx ? _freeRx : _freeTx)[--free];
         Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
     }
 
@@ -118,8 +113,7 @@ public sealed class NicWorkload : DeviceWorkload
         int b = op.Tag;
         if (op.Kind == DmaOpKind.DmaMap && result.Error == Errno.None)
         {
-            _iova[b] = result.Iova;
-            Schedule(ReplySeenAt(op, result), EvTransfer, b);
+            Schedule(ReplySeenAt(op, result), EvTransfer, b, arg: result.Iova);
             return;
         }
         if (op.Kind == DmaOpKind.DmaMap)
@@ -127,8 +121,31 @@ public sealed class NicWorkload : DeviceWorkload
         else
             CountUnit();
         if (b < _ring)
-            _freeRx[_freeRxCount++] = b;
+            Push(ref _freedRx, ref _freedRxCount, b);
         else
-            _freeTx[_freeTxCount++] = b;
+            Push(ref _freedTx, ref _freedTxCount, b);
+    }
+
+    /// <summary>A free buffer of the RX or TX ring (the last freed first, else the lowest never used); -1 if none or no budget.</summary>
+    private int TakeBuffer(bool rx)
+    {
+        if (Budget == 0)
+            return -1;
+        if (rx)
+        {
+            if (_freedRxCount > 0)
+                return _freedRx[--_freedRxCount];
+            return _freshRx < _ring ? _freshRx++ : -1;
+        }
+        if (_freedTxCount > 0)
+            return _freedTx[--_freedTxCount];
+        return _freshTx < 2 * _ring ? _freshTx++ : -1;
+    }
+
+    private static void Push(ref int[] stack, ref int count, int buffer)
+    {
+        if (count == stack.Length)
+            Array.Resize(ref stack, stack.Length * 2);
+        stack[count++] = buffer;
     }
 }
