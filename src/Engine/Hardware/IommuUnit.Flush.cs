@@ -62,7 +62,7 @@ public sealed partial class IommuUnit
         switch (Config.Policy.Kind)
         {
             case FlushPolicyKind.Strict:
-                FlushRangeNow(ctx, SyncKind(domain), iova, iova + unmapped - 1);
+                FlushRangeNow(ctx, domain.SyncFlushKind, iova, iova + unmapped - 1);
                 UnmapReleased?.Invoke(domain, id);
                 break;
             case FlushPolicyKind.Lazy:
@@ -158,10 +158,6 @@ public sealed partial class IommuUnit
             FlushRangeNow(ctx, kind, start, end);
         UnmapReleased?.Invoke(domain, id);
     }
-
-    /// <summary>How a sync of this domain flushes: a range when it has a flush-range feature, everything otherwise.</summary>
-    private static FlushKind SyncKind(IommuDomain domain)
-        => (domain.Features & (PtFeatures.FlushRange | PtFeatures.FlushRangeNoGaps)) != 0 ? FlushKind.Range : FlushKind.All;
 
     private void FlushRangeNow(DomainContext ctx, FlushKind kind, ulong start, ulong end)
     {
@@ -331,7 +327,7 @@ public sealed partial class IommuUnit
         {
             // Split mode: the owner keeps the pages; flush the gathered range here.
             if (hadRange)
-                FlushRangeNow(ctx, SyncKind(ctx.Domain), start, end);
+                FlushRangeNow(ctx, ctx.Domain.SyncFlushKind, start, end);
             gather.Init();
         }
         else

@@ -231,9 +231,7 @@ public abstract partial class IommuDomain
     /// </summary>
     public IotlbFlush IotlbSync(IotlbGather gather)
     {
-        var kind = !gather.IsPending ? FlushKind.None
-            : (Features & (PtFeatures.FlushRange | PtFeatures.FlushRangeNoGaps)) != 0 ? FlushKind.Range
-            : FlushKind.All;
+        var kind = gather.IsPending ? SyncFlushKind : FlushKind.None;
         SyncHandler?.OnIotlbSync(this, gather, kind);
         var pages = gather.FreeList;
         for (int i = 0; i < pages.Length; i++)
@@ -242,6 +240,10 @@ public abstract partial class IommuDomain
         gather.Init();
         return result;
     }
+
+    /// <summary>How a sync of this domain flushes: one range with a flush-range feature, everything without.</summary>
+    public FlushKind SyncFlushKind
+        => (Features & (PtFeatures.FlushRange | PtFeatures.FlushRangeNoGaps)) != 0 ? FlushKind.Range : FlushKind.All;
 
     /// <summary>
     /// gather_range_pending (the later gather_range_pages): unless the gather is queued, a NO_GAPS table

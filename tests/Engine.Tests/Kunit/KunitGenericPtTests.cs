@@ -112,23 +112,29 @@ public class KunitGenericPtTests(ITestOutputHelper output)
                 $"pt_compute_best_pgsize(bitmap=0x{bitmap:x}, va=0x{va:x}, last=0x{lastVa:x}, oa=0x{oa:x}) = {got}, ref {expected}");
         }
 
-        // Try random prefixes with every suffix combination.
-        for (int aLg2 = 1; aLg2 != 10; aLg2++)
+        // Random va/oa shifted by a in [lo, hi) and b, random last with its low c bits set, every (a, b, c).
+        void ShiftedSuffixes(int lo, int hi)
         {
-            for (int bLg2 = 1; bLg2 != 10; bLg2++)
+            for (int aLg2 = lo; aLg2 != hi; aLg2++)
             {
-                for (int cLg2 = 1; cLg2 != 10; cLg2++)
+                for (int bLg2 = lo; bLg2 != hi; bLg2++)
                 {
-                    ulong bitmap = NextU64(rng);
-                    ulong va = NextU64(rng) << aLg2;
-                    ulong oa = NextU64(rng) << bLg2;
-                    ulong lastVa = Log2.SetModMax(NextU64(rng), cLg2);
-                    if (va > lastVa)
-                        (va, lastVa) = (lastVa, va);
-                    Check(bitmap, va, lastVa, oa, RefBestPgsize(bitmap, va, lastVa, oa));
+                    for (int cLg2 = lo; cLg2 != hi; cLg2++)
+                    {
+                        ulong bitmap = NextU64(rng);
+                        ulong va = NextU64(rng) << aLg2;
+                        ulong oa = NextU64(rng) << bLg2;
+                        ulong lastVa = Log2.SetModMax(NextU64(rng), cLg2);
+                        if (va > lastVa)
+                            (va, lastVa) = (lastVa, va);
+                        Check(bitmap, va, lastVa, oa, RefBestPgsize(bitmap, va, lastVa, oa));
+                    }
                 }
             }
         }
+
+        // Try random prefixes with every suffix combination.
+        ShiftedSuffixes(1, 10);
 
         // 0 prefix, every suffix.
         for (int cLg2 = 1; cLg2 != PtVaddrMaxLg2 - 1; cLg2++)
@@ -172,22 +178,7 @@ public class KunitGenericPtTests(ITestOutputHelper output)
         }
 
         // Over 32 bit page sizes.
-        for (int aLg2 = 32; aLg2 != 42; aLg2++)
-        {
-            for (int bLg2 = 32; bLg2 != 42; bLg2++)
-            {
-                for (int cLg2 = 32; cLg2 != 42; cLg2++)
-                {
-                    ulong bitmap = NextU64(rng);
-                    ulong va = NextU64(rng) << aLg2;
-                    ulong oa = NextU64(rng) << bLg2;
-                    ulong lastVa = Log2.SetModMax(NextU64(rng), cLg2);
-                    if (va > lastVa)
-                        (va, lastVa) = (lastVa, va);
-                    Check(bitmap, va, lastVa, oa, RefBestPgsize(bitmap, va, lastVa, oa));
-                }
-            }
-        }
+        ShiftedSuffixes(32, 42);
     });
 
     /// <summary>"Check that pt_install_table() and pt_table_pa() match."</summary>
