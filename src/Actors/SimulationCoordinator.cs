@@ -8,32 +8,61 @@ using PtActors.Engine.Workloads;
 namespace PtActors.Actors;
 
 /// <summary>
-/// Drives a run window by window. Each window has three phases with a barrier after each: the device hosts
-/// generate and send their traffic; the domains apply their operations in stamp order, persist and answer; the
-/// IOMMU units run DMAs, unmaps and timeouts in stamp order and release what their flushes covered. The
-/// phases never overlap, which is what lets the units' walks read the domains' tables directly, and what makes
-/// every figure but the wall-clock ones depend only on the seed and the settings.
+/// Drives a run window by window. The run splits into lanes, one per IOMMU unit: the unit, the domains attached
+/// to it and the device hosts of those domains. Nothing crosses lanes, so each lane advances through its own
+/// windows at its own pace, and the lanes keep both cores busy while any one of them waits. Within a lane each
+/// window has three phases with a barrier after each: the hosts generate and send their traffic; the domains
+/// apply their operations in stamp order, persist and answer; the unit runs DMAs, unmaps and timeouts in stamp
+/// order and releases what its flushes covered. A lane's phases never overlap, which is what lets its unit's
+/// walks read its domains' tables directly, and what makes every figure but the wall-clock ones depend only on
+/// the seed and the settings, whatever the thread timing.
 /// </summary>
 internal sealed class SimulationCoordinator : ReceiveActor
 {
     internal sealed record Finished(SimulationResult Result);
+
+    /// <summary>One unit with its domains and their hosts, and where it is in its windows.</summary>
+    private sealed class Lane(int index, IActorRef unit)
+    {
+        public readonly int Index = index;
+        public readonly IActorRef Unit = unit;
+        public readonly List<IActorRef> Domains = new();
+        public readonly List<string> DomainNames = new();
+        public readonly List<IActorRef> Hosts = new();
+        public readonly Dictionary<IActorRef, DeviceHost.HostCounters> Counters = new();
+        /// <summary>Table pages of the lane's domains at the end of each window (index = window − 1).</summary>
+        public readonly List<long> PagesAtWindowEnd = new();
+        public long Window;
+        public int Awaiting;
+        public long Quota = -1;          // map+unmap calls this lane may issue (-1: no limit)
+        public bool Quiet, FinalDrain, Drained, Done;
+        public int QuietWindows;
+
+        public long SumHosts(Func<DeviceHost.HostCounters, long> counter)
+        {
+            long sum = 0;
+            foreach (var c in Counters.Values)
+                sum += counter(c);
+            return sum;
+        }
+
+        public long Issued => SumHosts(static c => c.Issued);
+    }
 
     private readonly SimulationSettings _s;
     private readonly IProgress<SimulationProgress>? _progress;
     private readonly TaskCompletionSource<SimulationResult> _done;
     private readonly Stopwatch _wall = Stopwatch.StartNew();
     private readonly List<IActorRef> _units = new();
-    private readonly List<IActorRef> _domains = new();
-    private readonly List<IActorRef> _hosts = new();
+    private readonly List<Lane> _lanes = new();
+    private readonly Dictionary<string, Lane> _laneOfDomain = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Lane> _laneOfUnit = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, Lane> _laneOfHost = new();
     private readonly Dictionary<string, IommuDomain> _tables = new(StringComparer.Ordinal);
-    private readonly Dictionary<IActorRef, DeviceHost.HostCounters> _counters = new();
-    private long _window;
-    private int _awaiting;
-    private bool _quiet;
-    private int _quietWindows;
-    private bool _drained;
-    private bool _finalDrain;
-    private long _events, _opsPersisted, _tablePagesMax;
+    private int _unbound;
+    private int _lanesRunning;
+    private int _awaitingCounters;
+    private long _events, _opsPersisted;
     private TimeSpan _lastReport;
 
     public SimulationCoordinator(SimulationSettings settings, IProgress<SimulationProgress>? progress, TaskCompletionSource<SimulationResult> done)
@@ -45,45 +74,48 @@ internal sealed class SimulationCoordinator : ReceiveActor
         Receive<IotlbActor.Bound>(b =>
         {
             _tables[b.Domain] = b.Table;
-            if (--_awaiting == 0)
-                NextWindow();
+            if (--_unbound == 0)
+                Start();
         });
         Receive<DeviceHost.Generated>(g =>
         {
-            _counters[Sender] = g.Counters;
-            if (--_awaiting == 0)
-                CommitDomains();
+            var lane = _laneOfHost[Sender];
+            lane.Counters[Sender] = g.Counters;
+            if (--lane.Awaiting == 0)
+                CommitDomains(lane);
         });
         Receive<DomainActor.Committed>(c =>
         {
+            var lane = _laneOfDomain[c.Domain];
             _events += c.Events;
             _opsPersisted += c.Ops;
-            if (--_awaiting == 0)
-            {
-                if (_drained)
-                    Finish();
-                else
-                    ProcessUnits();
-            }
+            if (--lane.Awaiting > 0)
+                return;
+            if (lane.Drained)
+                LaneDone(lane);
+            else
+                ProcessUnit(lane);
         });
         Receive<IotlbActor.Processed>(p =>
         {
-            if (--_awaiting == 0)
-                EndWindow();
+            var lane = _laneOfUnit[p.Unit];
+            if (--lane.Awaiting == 0)
+                EndWindow(lane);
         });
-        Receive<IotlbActor.Drained>(_ =>
+        Receive<IotlbActor.Drained>(d =>
         {
-            if (--_awaiting > 0)
+            var lane = _laneOfUnit[d.Unit];
+            if (--lane.Awaiting > 0)
                 return;
-            if (_finalDrain)
+            if (lane.FinalDrain)
             {
                 // The drain's releases are queued at the domains: one last commit applies and persists them.
-                _drained = true;
-                CommitDomains();
+                lane.Drained = true;
+                CommitDomains(lane);
             }
             else
             {
-                NextWindow();
+                NextWindow(lane);
             }
         });
         Receive<IotlbActor.Counters>(OnCounters);
@@ -114,7 +146,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
             Iotlb = new IotlbConfig(_s.IotlbEntries, Math.Min(8, _s.IotlbEntries)),
         };
         for (int u = 0; u < _s.Iommus; u++)
-            _units.Add(Context.ActorOf(IotlbActor.Props("iommu" + u, unitConfig), "iommu" + u));
+        {
+            string name = "iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var unit = Context.ActorOf(IotlbActor.Props(name, unitConfig), name);
+            _units.Add(unit);
+            var lane = new Lane(u, unit);
+            _lanes.Add(lane);
+            _laneOfUnit[name] = lane;
+        }
 
         var devicesOf = new List<int>[_s.Domains];
         for (int d = 0; d < _s.Domains; d++)
@@ -124,102 +163,194 @@ internal sealed class SimulationCoordinator : ReceiveActor
 
         var options = new WorkloadOptions { Inflight = _s.Inflight, LateDmaProbability = _s.LateDma };
         options.Validate();
-        _awaiting = _s.Domains;
+        _unbound = _s.Domains;
         for (int d = 0; d < _s.Domains; d++)
         {
-            var unit = _units[d % _s.Iommus];
+            var lane = _lanes[d % _s.Iommus];
             var settings = new DomainActor.Settings(_s.RunId, DomainName(d), PtConfig.Default(_s.Format),
-                MaxOpsPerEvent: _s.MaxOpsPerEvent, Iotlb: unit,
+                MaxOpsPerEvent: _s.MaxOpsPerEvent, Iotlb: lane.Unit,
                 ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch);
             var domain = Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d));
-            _domains.Add(domain);
-            unit.Tell(new IotlbActor.AttachDevices(DomainName(d), d + 1, domain, devicesOf[d].ToArray()));
+            lane.Domains.Add(domain);
+            lane.DomainNames.Add(DomainName(d));
+            _laneOfDomain[DomainName(d)] = lane;
+            lane.Unit.Tell(new IotlbActor.AttachDevices(DomainName(d), d + 1, domain, devicesOf[d].ToArray()));
             var hosted = new List<DeviceHost.HostedDevice>();
             foreach (int dev in devicesOf[d])
-                hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, unit));
-            _hosts.Add(Context.ActorOf(DeviceHost.Props(hosted), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture)));
+                hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit));
+            var host = Context.ActorOf(DeviceHost.Props(hosted), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
+            lane.Hosts.Add(host);
+            _laneOfHost[host] = lane;
         }
+        ShareOpsBetweenLanes();
         if (_s.Domains == 0)
-            NextWindow();
+            Start();
     }
 
-    private void NextWindow()
+    /// <summary>
+    /// --ops N: each lane may issue a fixed share of N (in proportion to its hosts, the remainder to the first
+    /// lanes), so that exactly N calls are issued in all whatever the order the lanes run in.
+    /// </summary>
+    private void ShareOpsBetweenLanes()
     {
-        _window++;
-        ulong t0 = (ulong)(_window - 1) * _s.WindowNs, t1 = (ulong)_window * _s.WindowNs;
-        _awaiting = _hosts.Count;
-        // --ops N: share what is left of N between the hosts, in a fixed order, so exactly N calls are issued.
-        long remaining = _s.Ops is { } n ? Math.Max(0, n - Issued()) : -1;
-        long share = remaining < 0 ? -1 : remaining / Math.Max(1, _hosts.Count);
-        long extra = remaining < 0 ? 0 : remaining % Math.Max(1, _hosts.Count);
-        for (int i = 0; i < _hosts.Count; i++)
-            _hosts[i].Tell(new DeviceHost.Generate(_window, t0, t1, _quiet, remaining < 0 ? -1 : share + (i < extra ? 1 : 0)));
+        if (_s.Ops is not { } n)
+            return;
+        long hosts = 0;
+        foreach (var lane in _lanes)
+            hosts += lane.Hosts.Count;
+        long given = 0;
+        foreach (var lane in _lanes)
+        {
+            lane.Quota = hosts == 0 ? 0 : n * lane.Hosts.Count / hosts;
+            given += lane.Quota;
+        }
+        for (int i = 0; given < n && i < _lanes.Count; i++)
+        {
+            if (_lanes[i].Hosts.Count == 0)
+                continue;
+            _lanes[i].Quota++;
+            given++;
+        }
     }
 
-    /// <summary>A host counter summed over the hosts.</summary>
+    private void Start()
+    {
+        foreach (var lane in _lanes)
+        {
+            if (lane.Domains.Count == 0)
+            {
+                lane.Done = true;
+                continue;
+            }
+            _lanesRunning++;
+            NextWindow(lane);
+        }
+        if (_lanesRunning == 0)
+            Finish();
+    }
+
+    private void NextWindow(Lane lane)
+    {
+        lane.Window++;
+        ulong t0 = (ulong)(lane.Window - 1) * _s.WindowNs, t1 = (ulong)lane.Window * _s.WindowNs;
+        lane.Awaiting = lane.Hosts.Count;
+        // Share what is left of the lane's quota between its hosts, in a fixed order.
+        long remaining = lane.Quota < 0 ? -1 : Math.Max(0, lane.Quota - lane.Issued);
+        long share = remaining < 0 ? -1 : remaining / Math.Max(1, lane.Hosts.Count);
+        long extra = remaining < 0 ? 0 : remaining % Math.Max(1, lane.Hosts.Count);
+        for (int i = 0; i < lane.Hosts.Count; i++)
+            lane.Hosts[i].Tell(new DeviceHost.Generate(lane.Window, t0, t1, lane.Quiet, remaining < 0 ? -1 : share + (i < extra ? 1 : 0)));
+    }
+
+    /// <summary>A host counter summed over every lane.</summary>
     private long SumHosts(Func<DeviceHost.HostCounters, long> counter)
     {
         long sum = 0;
-        foreach (var c in _counters.Values)
-            sum += counter(c);
+        foreach (var lane in _lanes)
+            sum += lane.SumHosts(counter);
         return sum;
     }
 
-    private long Issued() => SumHosts(static c => c.Issued);
-
-    private void CommitDomains()
+    private static void CommitDomains(Lane lane)
     {
-        _awaiting = _domains.Count;
-        foreach (var d in _domains)
-            d.Tell(new DomainActor.Commit(_window));
+        lane.Awaiting = lane.Domains.Count;
+        foreach (var d in lane.Domains)
+            d.Tell(new DomainActor.Commit(lane.Window));
     }
 
-    private void ProcessUnits()
+    private void ProcessUnit(Lane lane)
     {
-        _awaiting = _units.Count;
-        foreach (var u in _units)
-            u.Tell(new IotlbActor.Process(_window, (ulong)_window * _s.WindowNs));
+        lane.Awaiting = 1;
+        lane.Unit.Tell(new IotlbActor.Process(lane.Window, (ulong)lane.Window * _s.WindowNs));
     }
 
     private long Acknowledged() => SumHosts(static c => c.Maps + c.Unmaps);
 
-    private long Inflight() => SumHosts(static c => c.Inflight);
-
-    private void EndWindow()
+    private void EndWindow(Lane lane)
     {
-        ulong now = (ulong)_window * _s.WindowNs;
-        long acked = Acknowledged();
-        _tablePagesMax = Math.Max(_tablePagesMax, TablePagesNow());
-        ReportProgress(acked, now, force: false);
-        if (!_quiet && ((_s.Ops is { } target && Issued() >= target) || (_s.DurationNs is { } d && now >= d)))
-            _quiet = true;
-        if (_quiet)
+        ulong now = (ulong)lane.Window * _s.WindowNs;
+        // The lane's domains and unit are idle between its windows: their tables may be read.
+        lane.PagesAtWindowEnd.Add(LanePages(lane));
+        ReportProgress(Acknowledged(), force: false);
+        if (!lane.Quiet && ((lane.Quota >= 0 && lane.Issued >= lane.Quota) || (_s.DurationNs is { } d && now >= d)))
+            lane.Quiet = true;
+        if (lane.Quiet)
         {
-            // Winding down: flush what the policies hold so that operations waiting on an unmap's lock can run;
+            // Winding down: flush what the policy holds so that operations waiting on an unmap's lock can run;
             // once nothing is outstanding, one last commit makes the final releases durable.
-            _finalDrain = Inflight() == 0 || ++_quietWindows > 10_000;
-            _awaiting = _units.Count;
-            foreach (var u in _units)
-                u.Tell(new IotlbActor.Drain(now));
+            lane.FinalDrain = lane.SumHosts(static c => c.Inflight) == 0 || ++lane.QuietWindows > 10_000;
+            lane.Awaiting = 1;
+            lane.Unit.Tell(new IotlbActor.Drain(now));
             return;
         }
-        NextWindow();
+        NextWindow(lane);
     }
 
-    private void ReportProgress(long acked, ulong now, bool force)
+    private long LanePages(Lane lane)
+    {
+        long pages = 0;
+        foreach (var name in lane.DomainNames)
+            pages += _tables[name].TablePages;
+        return pages;
+    }
+
+    private void LaneDone(Lane lane)
+    {
+        lane.Done = true;
+        if (--_lanesRunning == 0)
+            Finish();
+    }
+
+    /// <summary>
+    /// The most table pages held at once: at the end of each window, summed over the lanes (a lane that has
+    /// finished holds what it held at its end).
+    /// </summary>
+    private long TablePagesMax()
+    {
+        long windows = 0;
+        foreach (var lane in _lanes)
+            windows = Math.Max(windows, lane.PagesAtWindowEnd.Count);
+        long max = 0;
+        for (int w = 0; w < windows; w++)
+        {
+            long sum = 0;
+            foreach (var lane in _lanes)
+            {
+                var pages = lane.PagesAtWindowEnd;
+                if (pages.Count > 0)
+                    sum += pages[Math.Min(w, pages.Count - 1)];
+            }
+            max = Math.Max(max, sum);
+        }
+        long final = 0;
+        foreach (var lane in _lanes)
+            final += LanePages(lane);
+        return Math.Max(max, final);
+    }
+
+    private long SimWindows()
+    {
+        long windows = 0;
+        foreach (var lane in _lanes)
+            windows = Math.Max(windows, lane.Window);
+        return windows;
+    }
+
+    private void ReportProgress(long acked, bool force)
     {
         var elapsed = _wall.Elapsed;
         if (_progress is null || (!force && elapsed - _lastReport < TimeSpan.FromMilliseconds(250)))
             return;
         _lastReport = elapsed;
         long dmas = SumHosts(static c => c.Dmas);
-        _progress.Report(new SimulationProgress(_window, now / 1e9, acked, _s.Ops ?? 0, dmas,
+        long window = SimWindows();
+        _progress.Report(new SimulationProgress(window, window * (double)_s.WindowNs / 1e9, acked, _s.Ops ?? 0, dmas,
             acked / Math.Max(elapsed.TotalSeconds, 1e-9)));
     }
 
     private void Finish()
     {
-        _awaiting = _units.Count;
+        _awaitingCounters = _units.Count;
         _unitCounters.Clear();
         foreach (var u in _units)
             u.Tell(new IotlbActor.GetCounters());
@@ -232,14 +363,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
         _unitCounters.Add(c);
         foreach (var (name, table) in c.Tables)
             _tables[name] = table;
-        if (--_awaiting > 0)
+        if (--_awaitingCounters > 0)
             return;
 
         double wall = _wall.Elapsed.TotalSeconds;
         long maps = 0, unmaps = 0, errors = 0, dmas = 0;
         ulong bytes = 0;
         var waits = new long[DeviceHost.LockWaitBuckets];
-        foreach (var h in _counters.Values)
+        foreach (var h in _lanes.SelectMany(static l => l.Counters.Values))
         {
             maps += h.Maps;
             unmaps += h.Unmaps;
@@ -263,7 +394,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             faults += u.Stats.Faults;
         }
         long ops = maps + unmaps;
-        ReportProgress(ops, (ulong)_window * _s.WindowNs, force: true);
+        ReportProgress(ops, force: true);
         _done.TrySetResult(new SimulationResult
         {
             RunId = _s.RunId,
@@ -271,7 +402,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             Dmas = dmas,
             OpsPerSec = ops / Math.Max(wall, 1e-9),
             WallS = wall,
-            SimS = _window * (double)_s.WindowNs / 1e9,
+            SimS = SimWindows() * (double)_s.WindowNs / 1e9,
             Maps = maps,
             Unmaps = unmaps,
             BytesMapped = bytes,
@@ -285,7 +416,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             IsolationBreaches = breaches,
             LockWaitP50Us = Percentile(waits, 0.50),
             LockWaitP99Us = Percentile(waits, 0.99),
-            TablePagesMax = Math.Max(_tablePagesMax, TablePagesNow()),
+            TablePagesMax = TablePagesMax(),
             EventsPersisted = _events,
             OpsPersisted = _opsPersisted,
             TableHash = TableHash(),
@@ -293,14 +424,6 @@ internal sealed class SimulationCoordinator : ReceiveActor
             Errors = errors,
         });
         Context.Stop(Self);
-    }
-
-    private long TablePagesNow()
-    {
-        long pages = 0;
-        foreach (var t in _tables.Values)
-            pages += t.TablePages;
-        return pages;
     }
 
     /// <summary>The upper bound (µs) of the histogram bucket holding the given quantile.</summary>
