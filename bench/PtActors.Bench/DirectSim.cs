@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using PtActors.Engine;
 using PtActors.Engine.Dma;
 using PtActors.Engine.Hardware;
@@ -67,11 +68,10 @@ public static class DirectSim
         for (int u = 0; u < iommus; u++)
             dmas[u] = new List<(ulong, int, uint, ulong, bool)>();
         var sink = new Sink(ops, dmas);
-        var ran = new List<AppliedOp>();
+        var outcome = new BatchOutcome();
         var notices = new List<(ulong Stamp, long Id, int Domain, UnmapNotice N)>[iommus];
         for (int u = 0; u < iommus; u++)
             notices[u] = new();
-        var kinds = new Dictionary<long, DmaOpKind>();
         long done = 0;
         long tGen = 0, tDom = 0, tUnit = 0;
         var sw = Stopwatch.StartNew();
@@ -92,20 +92,18 @@ public static class DirectSim
             for (int d = 0; d < domains; d++)
             {
                 ops[d].Sort();
-                foreach (var op in ops[d])
-                    kinds[op.Id] = op.Kind;
-                ran.Clear();
-                models[d].ApplyBatch(released[d].ToArray(), t0, ops[d].ToArray(), ran);
+                outcome.Clear();
+                models[d].ApplyBatch(CollectionsMarshal.AsSpan(released[d]), t0, CollectionsMarshal.AsSpan(ops[d]), outcome);
                 released[d].Clear();
                 ops[d].Clear();
-                foreach (var a in ran)
+                foreach (var r in outcome.Results)
                 {
-                    if (kinds.Remove(a.Op.Id, out var k) && k is DmaOpKind.DmaMap or DmaOpKind.Map or DmaOpKind.Unmap)
+                    if (r.Kind is DmaOpKind.DmaMap or DmaOpKind.Map or DmaOpKind.Unmap)
                         done++;
-                    workloads[a.Op.Device].OnResult(a.Result);
-                    if (a.Notice is { } n)
-                        notices[d % iommus].Add((n.StampNs, n.Id, d, n));
+                    workloads[(int)(r.Id >> 32)].OnResult(r);
                 }
+                foreach (var n in outcome.Notices)
+                    notices[d % iommus].Add((n.StampNs, n.Id, d, n));
                 foreach (var f in models[d].TakeFlushes())
                     units[d % iommus].FlushNow(models[d].Domain, f.Id, f.Start, f.End, f.Kind);
             }

@@ -29,7 +29,6 @@ public sealed class DeviceHost : ReceiveActor
     public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram, long Issued, long Cancelled);
 
     private readonly Dictionary<int, HostedDevice> _devices = new();
-    private readonly Dictionary<long, DmaOpKind> _kinds = new();
     private readonly Sink _sink = new();
     private readonly long[] _lockWaits = new long[LockWaitBuckets];
     private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled;
@@ -70,10 +69,11 @@ public sealed class DeviceHost : ReceiveActor
                 {
                     if (ops.Count == 0)
                         continue;
-                    foreach (var op in ops)
-                        _kinds[op.Id] = op.Kind;
                     _submitted += ops.Count;
-                    domain.Tell(new DomainActor.Submit(g.Window, ops.ToArray()));
+                    // Each device generated its operations in stamp order; the domain wants them all in order.
+                    var batch = ops.ToArray();
+                    Array.Sort(batch);
+                    domain.Tell(new DomainActor.Submit(g.Window, batch));
                     ops.Clear();
                 }
                 foreach (var (unit, dmas) in _sink.Dmas)
@@ -92,19 +92,19 @@ public sealed class DeviceHost : ReceiveActor
         {
             foreach (var result in r.Items)
             {
-                if (_kinds.Remove(result.Id, out var kind))
-                    Count(kind, result);
+                Count(result);
                 if (_devices.TryGetValue((int)(result.Id >> 32), out var d))
                     d.Workload.OnResult(result);
             }
         });
     }
 
-    private void Count(DmaOpKind kind, in DmaOpResult r)
+    /// <summary>Counts a domain's answer by the kind of operation it answers.</summary>
+    private void Count(in DmaOpResult r)
     {
         if (r.Error != PtActors.Engine.Errno.None)
             _errors++;
-        switch (kind)
+        switch (r.Kind)
         {
             case DmaOpKind.DmaMap:
             case DmaOpKind.Map:

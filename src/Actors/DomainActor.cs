@@ -62,11 +62,12 @@ public sealed class DomainActor : ReceivePersistentActor
 
     private readonly Settings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly List<(DmaOp Op, IActorRef Host)> _inbox = new();
+    private readonly List<(IActorRef Host, DmaOp[] Ops)> _inbox = new();
     private readonly List<long> _released = new();
-    private readonly Dictionary<long, IActorRef> _hosts = new();
-    private readonly List<AppliedOp> _ran = new();
+    private readonly Dictionary<int, IActorRef> _hostOfDevice = new();
+    private readonly BatchOutcome _outcome = new();
     private readonly Dictionary<long, (IActorRef Host, DmaOpResult Result)> _heldReplies = new();
+    private readonly List<(IActorRef Host, List<DmaOpResult> Results)> _replies = new();
     private ulong _releasedAt;
     private DomainModel _model;
     private long _batchesSinceSnapshot;
@@ -92,15 +93,15 @@ public sealed class DomainActor : ReceivePersistentActor
         });
         Recover<DomainBatch>(batch =>
         {
-            _model.Replay(batch, _ran);
+            _model.Replay(batch, _outcome);
             _model.TakeFlushes(); // they were sent (or lost with the crash) when the batch was first applied
         });
         Recover<RecoveryCompleted>(_ => _settings.Iotlb?.Tell(new Ready(_settings.Domain, _model.Domain)));
 
         Command<Submit>(s =>
         {
-            foreach (var op in s.Ops)
-                _inbox.Add((op, Sender));
+            if (s.Ops.Length > 0)
+                _inbox.Add((Sender, s.Ops));
         });
         Command<Release>(r =>
         {
@@ -137,40 +138,33 @@ public sealed class DomainActor : ReceivePersistentActor
             return;
         }
 
-        // Stamp order, whatever order the hosts' messages arrived in.
-        _inbox.Sort(static (a, b) => a.Op.CompareTo(b.Op));
-        foreach (var (op, host) in _inbox)
-            _hosts[op.Id] = host;
-
+        var ops = InStampOrder();
         var events = new List<DomainBatch>();
-        _ran.Clear();
+        _outcome.Clear();
         var released = _released.ToArray();
         int max = Math.Max(1, _settings.MaxOpsPerEvent);
         int offset = 0;
         do
         {
-            int n = Math.Min(max, _inbox.Count - offset);
-            var ops = new DmaOp[n];
-            for (int i = 0; i < n; i++)
-                ops[i] = _inbox[offset + i].Op;
+            int n = Math.Min(max, ops.Length - offset);
+            var slice = n == ops.Length ? ops : ops.AsSpan(offset, n).ToArray();
             var rel = offset == 0 ? released : [];
-            ulong digest = _model.ApplyBatch(rel, _releasedAt, ops, _ran);
-            events.Add(new DomainBatch(rel, _releasedAt, ops, digest));
+            ulong digest = _model.ApplyBatch(rel, _releasedAt, slice, _outcome);
+            events.Add(new DomainBatch(rel, _releasedAt, slice, digest));
             offset += n;
         }
-        while (offset < _inbox.Count);
-        _inbox.Clear();
+        while (offset < ops.Length);
         _released.Clear();
 
-        var ran = _ran.ToArray();
         var flushes = _model.TakeFlushes();
         int persisted = 0;
+        // Nothing else is handled until every event of PersistAll is written, so _outcome stays as it is.
         PersistAll(events, _ =>
         {
             if (++persisted < events.Count)
                 return;
-            Answer(commit.Window, ran, flushes, released);
-            coordinator.Tell(new Committed(commit.Window, _settings.Domain, ran.Length, events.Count));
+            Answer(commit.Window, flushes, released);
+            coordinator.Tell(new Committed(commit.Window, _settings.Domain, _outcome.Results.Count, events.Count));
             _batchesSinceSnapshot += events.Count;
             if (_settings.SnapshotEvery > 0 && _batchesSinceSnapshot >= _settings.SnapshotEvery)
             {
@@ -180,42 +174,111 @@ public sealed class DomainActor : ReceivePersistentActor
         });
     }
 
-    /// <summary>Results to the hosts that submitted, grouped per host in stamp order; notices to the IOTLB side.</summary>
-    private void Answer(long window, AppliedOp[] ran, FlushNotice[] flushes, long[] released)
+    /// <summary>
+    /// The window's operations in stamp order, whatever order the hosts' messages arrived in (a host sends its
+    /// operations already in order, so one host's batch is used as it is); remembers which host each device
+    /// submits through.
+    /// </summary>
+    private DmaOp[] InStampOrder()
     {
-        var perHost = new Dictionary<IActorRef, List<DmaOpResult>>();
-        var notices = new List<UnmapNotice>();
-        void Reply(IActorRef host, in DmaOpResult result)
+        DmaOp[] ops;
+        if (_inbox.Count == 1)
         {
-            if (!perHost.TryGetValue(host, out var list))
-                perHost[host] = list = new List<DmaOpResult>();
-            list.Add(result);
+            ops = _inbox[0].Ops;
         }
+        else
+        {
+            int total = 0;
+            foreach (var (_, batch) in _inbox)
+                total += batch.Length;
+            ops = new DmaOp[total];
+            int at = 0;
+            foreach (var (_, batch) in _inbox)
+            {
+                batch.CopyTo(ops, at);
+                at += batch.Length;
+            }
+        }
+        if (!IsSorted(ops))
+            Array.Sort(ops);
+        foreach (var (host, batch) in _inbox)
+        {
+            int device = -1;
+            foreach (ref readonly var op in batch.AsSpan())
+            {
+                if (op.Device != device)
+                {
+                    device = op.Device;
+                    _hostOfDevice[device] = host;
+                }
+            }
+        }
+        _inbox.Clear();
+        return ops;
 
+        static bool IsSorted(DmaOp[] ops)
+        {
+            for (int i = 1; i < ops.Length; i++)
+            {
+                if (ops[i - 1].CompareTo(ops[i]) > 0)
+                    return false;
+            }
+            return true;
+        }
+    }
+
+    /// <summary>Results to the hosts that submitted, grouped per host in stamp order; notices to the IOTLB side.</summary>
+    private void Answer(long window, FlushNotice[] flushes, long[] released)
+    {
         // Under strict and batch:N an unmap is answered once the flush covering it completed.
         foreach (long id in released)
         {
             if (_heldReplies.Remove(id, out var held))
                 Reply(held.Host, held.Result);
         }
-        foreach (var a in ran)
+        var notices = _outcome.Notices;
+        int next = 0;
+        IActorRef? host = null;
+        int hostDevice = -1;
+        foreach (var result in _outcome.Results)
         {
-            if (a.Notice is { } n)
-                notices.Add(n);
-            if (!_hosts.Remove(a.Op.Id, out var host))
+            bool noticed = next < notices.Count && notices[next].Id == result.Id;
+            if (noticed)
+                next++;
+            int device = (int)(result.Id >> 32);
+            if (device != hostDevice && !_hostOfDevice.TryGetValue(device, out host))
             {
                 _dropped++; // submitted before a restart: its host was never told it ran
+                hostDevice = -1;
                 continue;
             }
-            if (a.Notice is not null && _settings.ReplyUnmapsAfterFlush)
-                _heldReplies[a.Op.Id] = (host, a.Result);
+            hostDevice = device;
+            if (noticed && _settings.ReplyUnmapsAfterFlush)
+                _heldReplies[result.Id] = (host!, result);
             else
-                Reply(host, a.Result);
+                Reply(host!, result);
         }
-        foreach (var (host, list) in perHost)
-            host.Tell(new Results(window, _settings.Domain, list.ToArray()));
+        foreach (var (to, list) in _replies)
+        {
+            if (list.Count > 0)
+                to.Tell(new Results(window, _settings.Domain, list.ToArray()));
+            list.Clear();
+        }
         if (notices.Count > 0 || flushes.Length > 0)
             _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, notices.ToArray(), flushes));
+    }
+
+    private void Reply(IActorRef host, in DmaOpResult result)
+    {
+        foreach (var (to, list) in _replies)
+        {
+            if (ReferenceEquals(to, host))
+            {
+                list.Add(result);
+                return;
+            }
+        }
+        _replies.Add((host, new List<DmaOpResult> { result }));
     }
 
     private Summary MakeSummary()

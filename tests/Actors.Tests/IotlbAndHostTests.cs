@@ -71,7 +71,7 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         Assert.Equal(0, generated.Counters.Maps);
 
         // The domain answers; the next window's counters show the maps, and the devices go on to DMA and unmap.
-        var results = submit.Ops.Select((op, i) => new DmaOpResult(op.Id, Errno.None, 0x10_0000UL + ((ulong)i << 12), 0x1000, 0)).ToArray();
+        var results = submit.Ops.Select((op, i) => new DmaOpResult(op.Id, Errno.None, 0x10_0000UL + ((ulong)i << 12), 0x1000, 0, op.Kind)).ToArray();
         host.Tell(new DomainActor.Results(1, "d0", results));
         host.Tell(new DeviceHost.Generate(2, 100_000, 200_000, Quiet: false, Budget: 1), TestActor);
         Assert.NotEmpty(unit.ExpectMsg<IotlbActor.Dmas>().Items);

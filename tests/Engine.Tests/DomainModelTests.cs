@@ -14,7 +14,7 @@ public class DomainModelTests
     }
 
     private static DmaOp Op(ulong t, int dev, uint seq, DmaOpKind kind, ulong iova = 0, ulong pa = 0, ulong size = 0x1000)
-        => new(t, DmaOp.MakeId(dev, seq), kind, iova, pa, size, RW);
+        => DomainModelTestOps.Op(t, dev, seq, kind, iova, pa, size);
 
     [Fact]
     public void DmaMapThenUnmapParksUntilReleased()
@@ -243,4 +243,64 @@ public class DomainModelReplayTests
         var bad = journal[0] with { ResultDigest = journal[0].ResultDigest ^ 1 };
         Assert.Throws<InvalidOperationException>(() => replayed.Replay(bad, scratch));
     }
+
+    [Fact]
+    public void TheOutcomePathGivesTheSameResultsNoticesDigestsAndStateAsTheAppliedOpPath()
+    {
+        // Record a journal through the AppliedOp path, then replay it through both paths side by side.
+        var journal = Drive(Make(), 60, 21);
+        Assert.Contains(journal, b => b.Released.Length > 0);
+        var viaList = Make();
+        var viaOutcome = Make();
+        var ran = new List<AppliedOp>();
+        var outcome = new BatchOutcome();
+        void Both(long[] released, ulong at, DmaOp[] ops, ulong? recorded)
+        {
+            ran.Clear();
+            outcome.Clear();
+            ulong d1 = viaList.ApplyBatch(released, at, ops, ran);
+            ulong d2 = viaOutcome.ApplyBatch(released, at, ops, outcome);
+            if (recorded is { } r)
+                Assert.Equal(r, d1);
+            Assert.Equal(d1, d2);
+            Assert.Equal(ran.Select(a => a.Result), outcome.Results);
+            Assert.Equal(ran.Where(a => a.Notice is not null).Select(a => a.Notice!.Value), outcome.Notices);
+            Assert.All(ran, a => Assert.Equal(a.Op.Kind, a.Result.Kind));
+            AssertSame(viaList, viaOutcome);
+        }
+        foreach (var b in journal)
+            Both(b.Released, b.ReleasedAtNs, b.Ops, b.ResultDigest);
+
+        // Then an explicit map and a dirty read that wait for a parked unmap's lock, and run at its release.
+        Both([], 10_000_000, [DomainModelTestOps.Op(10_000_000, 9, 1, DmaOpKind.Map, 0x4000_0000, 0x9000_0000, 0x2000)], null);
+        var unmap = DomainModelTestOps.Op(10_000_100, 9, 2, DmaOpKind.Unmap, 0x4000_0000, size: 0x2000);
+        Both([], 10_000_100, [unmap, DomainModelTestOps.Op(10_000_200, 9, 3, DmaOpKind.Map, 0x4000_1000, 0x9100_0000), DomainModelTestOps.Op(10_000_300, 9, 4, DmaOpKind.ReadDirty, 0x4000_0000)], null);
+        Assert.Equal([unmap.Id], outcome.Results.Select(r => r.Id));
+        Assert.Equal(2, viaOutcome.Waiting);
+        Both([unmap.Id], 10_001_000, [], null);
+        Assert.Equal([DmaOp.MakeId(9, 3), DmaOp.MakeId(9, 4)], outcome.Results.Select(r => r.Id));
+        Assert.Equal([800UL, 700UL], outcome.Results.Select(r => r.LockWaitNs));
+        Assert.Equal(0, viaOutcome.Waiting);
+        Assert.Equal(DomainModel.Digest([]), DomainModel.Digest(ReadOnlySpan<DmaOpResult>.Empty));
+    }
+
+    [Fact]
+    public void TheDigestSeesEveryFieldButTheKind()
+    {
+        var r = new DmaOpResult(DmaOp.MakeId(1, 2), Errno.None, 0x1000, 0x2000, 30, DmaOpKind.Map);
+        ulong d = DomainModel.Digest([r]);
+        Assert.NotEqual(d, DomainModel.Digest([r with { Id = r.Id + 1 }]));
+        Assert.NotEqual(d, DomainModel.Digest([r with { Error = Errno.EINVAL }]));
+        Assert.NotEqual(d, DomainModel.Digest([r with { Iova = 0x3000 }]));
+        Assert.NotEqual(d, DomainModel.Digest([r with { Bytes = 0x1000 }]));
+        Assert.NotEqual(d, DomainModel.Digest([r with { LockWaitNs = 31 }]));
+        Assert.NotEqual(d, DomainModel.Digest([r, r]));
+        Assert.Equal(d, DomainModel.Digest([r with { Kind = DmaOpKind.Unmap }]));
+    }
+}
+
+internal static class DomainModelTestOps
+{
+    public static DmaOp Op(ulong t, int dev, uint seq, DmaOpKind kind, ulong iova = 0, ulong pa = 0, ulong size = 0x1000)
+        => new(t, DmaOp.MakeId(dev, seq), kind, iova, pa, size, IommuProt.Read | IommuProt.Write);
 }

@@ -60,4 +60,24 @@ public class RangeLocksTests
         Assert.Equal([2L, 3L], granted);
         Assert.Throws<InvalidOperationException>(() => locks.Release(1, granted));
     }
+
+    [Fact]
+    public void CanAcquireChecksHeldLocksAndEveryWaiterWithoutTakingAnything()
+    {
+        var locks = new RangeLocks();
+        Assert.True(locks.CanAcquire(0x1000, 0x1fff));
+        Assert.Equal(0, locks.Held);
+        locks.Hold(1, 0x1000, 0x1fff);
+        Assert.False(locks.CanAcquire(0x1800, 0x27ff));
+        Assert.True(locks.CanAcquire(0x2000, 0x2fff));
+        locks.Enqueue(2, 0x1800, 0x2fff);                      // waits for 1
+        Assert.False(locks.CanAcquire(0x2000, 0x2fff));        // free of held locks, but 2 waits on it: no overtaking
+        Assert.True(locks.CanAcquire(0x3000, 0x3fff));
+        Assert.Equal((1, 1), (locks.Held, locks.Waiting));
+        var granted = new List<long>();
+        locks.Release(1, granted);
+        Assert.Equal([2L], granted);
+        Assert.Throws<ArgumentException>(() => locks.CanAcquire(0x2000, 0x1fff));
+        Assert.Throws<ArgumentException>(() => locks.Enqueue(3, 0x2000, 0x1fff));
+    }
 }

@@ -264,7 +264,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
             ], 0x0102_0304_0506_0708);
         byte[] expected =
         [
-            1,                  // version
+            2,                  // version
             100,                // ReleasedAtNs
             1, 2, 2,            // one released id: device z(1) = 2, sequence 2
             2,                  // two ops
@@ -559,16 +559,16 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
             Assert.Contains($"corrupt '{Batch}'", e.Message);
             Assert.Contains(message, e.Message);
         }
-        Rejects([1, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0, 0, 0, 0, 0, 0, 0, 0], "count");          // released count int.MaxValue
-        Rejects([1, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0, 0, 0, 0, 0, 0, 0, 0], "count");       // op count int.MaxValue
-        Rejects([1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "count"); // two ops (14+ bytes), 13 bytes left
-        Rejects([1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "unknown kind 0");
-        Rejects([1, 0, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "unknown kind 6");
-        Rejects([1, 0, 0, 1, 0, 0, 0, 0x82, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "unknown prot bits 0x40");
-        Rejects([1, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "does not fit 32 bits"); // id device word 2^32
-        Rejects([1, 0, 1, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0], "does not fit 32 bits"); // id sequence 2^32
-        Rejects([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "trailing");
-        Rejects([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "needs 8 bytes");
+        Rejects([2, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0, 0, 0, 0, 0, 0, 0, 0], "count");          // released count int.MaxValue
+        Rejects([2, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0, 0, 0, 0, 0, 0, 0, 0], "count");       // op count int.MaxValue
+        Rejects([2, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "count"); // two ops (14+ bytes), 13 bytes left
+        Rejects([2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "unknown kind 0");
+        Rejects([2, 0, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "unknown kind 6");
+        Rejects([2, 0, 0, 1, 0, 0, 0, 0x82, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "unknown prot bits 0x40");
+        Rejects([2, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "does not fit 32 bits"); // id device word 2^32
+        Rejects([2, 0, 1, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0], "does not fit 32 bits"); // id sequence 2^32
+        Rejects([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "trailing");
+        Rejects([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "needs 8 bytes");
     }
 
     [Fact]
@@ -632,7 +632,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(0)]
-    [InlineData(2)]
+    [InlineData(3)]
     [InlineData(255)]
     public void Unknown_version_is_rejected(byte version)
     {
@@ -643,6 +643,16 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
             var e = Assert.Throws<SerializationException>(() => Registry.Deserialize(bytes, manifest));
             Assert.Contains($"format version {version}", e.Message);
         }
+    }
+
+    [Fact]
+    public void A_version_1_batch_is_refused_because_its_digest_can_no_longer_be_checked()
+    {
+        var bytes = Registry.Serialize(new DomainBatch([], 1, [], 2));
+        Assert.Equal(2, bytes[0]);
+        bytes[0] = 1;
+        var e = Assert.Throws<SerializationException>(() => Registry.Deserialize(bytes, Batch));
+        Assert.Contains("format version 1", e.Message);
     }
 
     // ---- config and Akka -------------------------------------------------------------------------------
@@ -798,7 +808,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     private static DomainBatch RoundTrip(DomainBatch value)
     {
         var bytes = Registry.Serialize(value);
-        Assert.Equal(1, bytes[0]);
+        Assert.Equal(2, bytes[0]);
         return (DomainBatch)Registry.Deserialize(bytes, Batch);
     }
 

@@ -37,7 +37,8 @@ public readonly record struct DmaOp(ulong StampNs, long Id, DmaOpKind Kind, ulon
 
 /// <summary>
 /// What an operation did, as replied to the device and recorded in the journal: the error (or none), the IOVA
-/// (chosen by the allocator for <see cref="DmaOpKind.DmaMap"/>), the bytes mapped or unmapped, and how long it
-/// waited for its range lock in simulated nanoseconds.
+/// (chosen by the allocator for <see cref="DmaOpKind.DmaMap"/>), the bytes mapped or unmapped, how long it
+/// waited for its range lock in simulated nanoseconds, and which kind of operation it answers (0 when the
+/// answer does not say).
 /// </summary>
-public readonly record struct DmaOpResult(long Id, Errno Error, ulong Iova, ulong Bytes, ulong LockWaitNs);
+public readonly record struct DmaOpResult(long Id, Errno Error, ulong Iova, ulong Bytes, ulong LockWaitNs, DmaOpKind Kind = 0);

@@ -18,6 +18,27 @@ public readonly record struct FlushNotice(long Id, ulong StampNs, ulong Start, u
 public readonly record struct AppliedOp(DmaOp Op, DmaOpResult Result, UnmapNotice? Notice);
 
 /// <summary>
+/// What a batch did, in the order it ran (released waiters first, then the submitted operations that were not
+/// made to wait): one result per operation that ran, and, in the same order, a notice for each unmap that
+/// removed something. Reused from batch to batch; <see cref="Clear"/> empties it.
+/// </summary>
+public sealed class BatchOutcome
+{
+    /// <summary>Results of the operations that ran, in order.</summary>
+    public List<DmaOpResult> Results { get; } = new();
+
+    /// <summary>Notices of the unmaps among them that removed something, in the same order.</summary>
+    public List<UnmapNotice> Notices { get; } = new();
+
+    /// <summary>Empties both lists.</summary>
+    public void Clear()
+    {
+        Results.Clear();
+        Notices.Clear();
+    }
+}
+
+/// <summary>
 /// The event of one group commit: the unmaps whose flush completed (released at <c>ReleasedAtNs</c>, before
 /// anything else), then every operation submitted, in stamp order — those that ran and those that waited for
 /// a lock. Replaying it through <see cref="DomainModel.ApplyBatch"/> rebuilds the same state; the digest of the
@@ -62,6 +83,8 @@ public sealed class DomainModel : IIotlbSyncHandler
 
     private readonly Dictionary<ulong, Mapping> _mappings = new();
     private readonly Dictionary<long, ParkedUnmap> _parked = new();
+    private UnmapNotice _notice;     // the notice of the last operation run, when _noticed
+    private bool _noticed;
     private readonly Dictionary<long, DmaOp> _waiting = new();
     private readonly List<long> _granted = new();
     private readonly Queue<long> _runnable = new();
@@ -69,7 +92,8 @@ public sealed class DomainModel : IIotlbSyncHandler
 
     private readonly record struct Mapping(ulong Size, ulong Paddr, IommuProt Prot);
 
-    private sealed record ParkedUnmap(ulong Iova, ulong Unmapped, ulong AllocatedIova, ulong AllocatedSize, PageList Pages);
+    /// <summary>An unmap waiting for its flush; <c>Pages</c> is null when it freed no table page.</summary>
+    private readonly record struct ParkedUnmap(ulong Iova, ulong Unmapped, ulong AllocatedIova, ulong AllocatedSize, PageList? Pages);
 
     private DomainModel(IommuDomain domain, IovaAllocator iovas, RangeLocks? locks = null)
     {
@@ -162,29 +186,49 @@ public sealed class DomainModel : IIotlbSyncHandler
     /// </summary>
     public bool Submit(in DmaOp op, out AppliedOp applied)
     {
+        if (!TrySubmit(op, out var result))
+        {
+            applied = default;
+            return false;
+        }
+        applied = new AppliedOp(op, result, _noticed ? _notice : null);
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="Submit(in DmaOp, out AppliedOp)"/> without the copy of the operation: true with its result when
+    /// it ran now (its notice, if any, in <see cref="_notice"/>).
+    /// </summary>
+    private bool TrySubmit(in DmaOp op, out DmaOpResult result)
+    {
         _stamp = op.StampNs;
+        _noticed = false;
         if (op.Kind == DmaOpKind.DmaMap)
         {
-            applied = DmaMap(op);
+            result = DmaMap(op);
             return true;
         }
         if (op.Size == 0 || op.Iova + (op.Size - 1) < op.Iova)
         {
             // Nothing to lock: the engine gives its result for the degenerate range at once.
-            applied = Run(op, op.StampNs);
+            result = Run(op, op.StampNs, held: false);
             return true;
         }
         bool shared = op.Kind == DmaOpKind.ReadDirty;
-        if (!Locks.Acquire(op.Id, op.Iova, op.Iova + op.Size - 1, shared))
+        ulong last = op.Iova + op.Size - 1;
+        if (!Locks.CanAcquire(op.Iova, last, shared))
         {
+            Locks.Enqueue(op.Id, op.Iova, last, shared);
             _waiting.Add(op.Id, op);
-            applied = default;
+            result = default;
             return false;
         }
-        applied = Run(op, op.StampNs);
-        // A fresh grant cannot unblock anyone: an overlapping earlier waiter would have made it wait.
-        if (_runnable.Count != 0)
-            throw new InvalidOperationException("A fresh operation's lock let a waiter through.");
+        // Granted at once. Only an unmap that removed something keeps its lock past its run; any other lock
+        // would be dropped at once, and dropping a lock granted at once lets no waiter through (it conflicted
+        // with none of them), so it is never taken.
+        result = Run(op, op.StampNs, held: false);
+        if (_noticed)
+            Locks.Hold(op.Id, op.Iova, last, shared);
         return true;
     }
 
@@ -195,9 +239,34 @@ public sealed class DomainModel : IIotlbSyncHandler
     /// </summary>
     public void Release(long unmapId, ulong nowNs, List<AppliedOp> ran)
     {
+        _legacyOutcome.Clear();
+        _keepRanOps = true;
+        try
+        {
+            Release(unmapId, nowNs, _legacyOutcome);
+            ToApplied(_legacyOutcome, ran);
+        }
+        finally
+        {
+            _keepRanOps = false;
+            _ranOps.Clear();
+        }
+    }
+
+    private readonly BatchOutcome _legacyOutcome = new();
+    private readonly Dictionary<long, DmaOp> _ranOps = new();
+    private bool _keepRanOps;
+
+    /// <summary>
+    /// <see cref="Release(long, ulong, List{AppliedOp})"/> into an outcome: the operations the release lets
+    /// through are appended to <paramref name="outcome"/> in the order they ran.
+    /// </summary>
+    public void Release(long unmapId, ulong nowNs, BatchOutcome outcome)
+    {
         if (!_parked.Remove(unmapId, out var parked))
             throw new InvalidOperationException($"Unmap {unmapId} is not waiting for a flush.");
-        Domain.ReleaseTablePages(parked.Pages);
+        if (parked.Pages is { } pages)
+            Domain.ReleaseTablePages(pages);
         if (parked.AllocatedSize != 0)
             Iovas.Free(parked.AllocatedIova, parked.AllocatedSize);
         if (unmapId < 0)
@@ -206,8 +275,32 @@ public sealed class DomainModel : IIotlbSyncHandler
         while (_runnable.TryDequeue(out long id))
         {
             _waiting.Remove(id, out var op);
-            ran.Add(Run(op, nowNs));
+            _noticed = false;
+            var result = Run(op, nowNs, held: true);
+            Record(op, result, outcome);
         }
+    }
+
+    private void Record(in DmaOp op, in DmaOpResult result, BatchOutcome outcome)
+    {
+        outcome.Results.Add(result);
+        if (_noticed)
+            outcome.Notices.Add(_notice);
+        if (_keepRanOps)
+            _ranOps[op.Id] = op;
+    }
+
+    /// <summary>Turns an outcome back into <see cref="AppliedOp"/>s (the operations were kept by id meanwhile).</summary>
+    private void ToApplied(BatchOutcome outcome, List<AppliedOp> ran)
+    {
+        int n = 0;
+        foreach (var r in outcome.Results)
+        {
+            var op = _ranOps[r.Id];
+            UnmapNotice? notice = n < outcome.Notices.Count && outcome.Notices[n].Id == r.Id ? outcome.Notices[n++] : null;
+            ran.Add(new AppliedOp(op, r, notice));
+        }
+        _ranOps.Clear();
     }
 
     /// <summary>
@@ -217,15 +310,37 @@ public sealed class DomainModel : IIotlbSyncHandler
     /// </summary>
     public ulong ApplyBatch(ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, List<AppliedOp> ran)
     {
-        int first = ran.Count;
-        foreach (long id in released)
-            Release(id, releasedAtNs, ran);
-        foreach (var op in ops)
+        _legacyOutcome.Clear();
+        _keepRanOps = true;
+        try
         {
-            if (Submit(op, out var applied))
-                ran.Add(applied);
+            ulong digest = ApplyBatch(released, releasedAtNs, ops, _legacyOutcome);
+            ToApplied(_legacyOutcome, ran);
+            return digest;
         }
-        return Digest(ran, first);
+        finally
+        {
+            _keepRanOps = false;
+            _ranOps.Clear();
+        }
+    }
+
+    /// <summary>
+    /// One group commit into <paramref name="outcome"/> (appended to): the same as
+    /// <see cref="ApplyBatch(ReadOnlySpan{long}, ulong, ReadOnlySpan{DmaOp}, List{AppliedOp})"/> without a copy of
+    /// every operation. Returns the digest of the results it appended.
+    /// </summary>
+    public ulong ApplyBatch(ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, BatchOutcome outcome)
+    {
+        int first = outcome.Results.Count;
+        foreach (long id in released)
+            Release(id, releasedAtNs, outcome);
+        foreach (ref readonly var op in ops)
+        {
+            if (TrySubmit(op, out var result))
+                Record(op, result, outcome);
+        }
+        return Digest(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(outcome.Results)[first..]);
     }
 
     /// <summary>Replays a journalled batch; throws when the engine no longer gives the recorded results.</summary>
@@ -234,17 +349,30 @@ public sealed class DomainModel : IIotlbSyncHandler
         scratch.Clear();
         ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops, scratch);
         if (digest != batch.ResultDigest)
-            throw new InvalidOperationException(
-                $"Journal replay diverges: a batch of {batch.Ops.Length} operations gave digest {digest:x16}, the journal recorded {batch.ResultDigest:x16}.");
+            throw Diverges(batch, digest);
     }
 
-    /// <summary>FNV-1a over the results from <paramref name="first"/> on.</summary>
-    private static ulong Digest(List<AppliedOp> ran, int first)
+    private static InvalidOperationException Diverges(DomainBatch batch, ulong digest)
+        => new($"Journal replay diverges: a batch of {batch.Ops.Length} operations gave digest {digest:x16}, the journal recorded {batch.ResultDigest:x16}.");
+
+    /// <summary>Replays a journalled batch into <paramref name="scratch"/>; throws when the engine no longer gives the recorded results.</summary>
+    public void Replay(DomainBatch batch, BatchOutcome scratch)
+    {
+        scratch.Clear();
+        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops, scratch);
+        if (digest != batch.ResultDigest)
+            throw Diverges(batch, digest);
+    }
+
+    /// <summary>
+    /// The digest of results (what a journalled batch records, to detect a journal the engine no longer agrees
+    /// with): each 64-bit field (id, error, IOVA, bytes, lock wait) is folded in with a multiply-rotate step.
+    /// </summary>
+    public static ulong Digest(ReadOnlySpan<DmaOpResult> results)
     {
         ulong h = 0xcbf29ce484222325;
-        for (int i = first; i < ran.Count; i++)
+        foreach (ref readonly var r in results)
         {
-            var r = ran[i].Result;
             h = Mix(h, (ulong)r.Id);
             h = Mix(h, (ulong)r.Error);
             h = Mix(h, r.Iova);
@@ -253,12 +381,7 @@ public sealed class DomainModel : IIotlbSyncHandler
         }
         return h;
 
-        static ulong Mix(ulong h, ulong v)
-        {
-            for (int b = 0; b < 8; b++, v >>= 8)
-                h = (h ^ (v & 0xff)) * 0x100000001b3;
-            return h;
-        }
+        static ulong Mix(ulong h, ulong v) => System.Numerics.BitOperations.RotateLeft((h ^ v) * 0x9e3779b97f4a7c15, 29);
     }
 
     /// <summary>Captures the whole state (table pages included) for a snapshot.</summary>
@@ -273,7 +396,7 @@ public sealed class DomainModel : IIotlbSyncHandler
         var parked = new ParkedEntry[_parked.Count];
         i = 0;
         foreach (var (id, p) in _parked)
-            parked[i++] = new ParkedEntry(id, p.Iova, p.Unmapped, p.AllocatedIova, p.AllocatedSize, p.Pages.Items.ToArray());
+            parked[i++] = new ParkedEntry(id, p.Iova, p.Unmapped, p.AllocatedIova, p.AllocatedSize, p.Pages is { } pages ? pages.Items.ToArray() : []);
         var waiting = new DmaOp[waitingLocks.Length];
         for (int w = 0; w < waiting.Length; w++)
             waiting[w] = _waiting[waitingLocks[w].Id];
@@ -297,9 +420,9 @@ public sealed class DomainModel : IIotlbSyncHandler
             model._mappings.Add(m.Iova, new Mapping(m.Size, m.Paddr, m.Prot));
         foreach (var p in s.Parked)
         {
-            var pages = new PageList();
+            PageList? pages = null;
             foreach (int page in p.Pages)
-                pages.Add(page);
+                (pages ??= new PageList()).Add(page);
             model._parked.Add(p.Id, new ParkedUnmap(p.Iova, p.Unmapped, p.AllocatedIova, p.AllocatedSize, pages));
         }
         foreach (var op in s.WaitingOps)
@@ -307,30 +430,32 @@ public sealed class DomainModel : IIotlbSyncHandler
         return model;
     }
 
-    /// <summary>Runs a granted (locked) explicit operation; every lock but an unmap's is dropped at once.</summary>
-    private AppliedOp Run(in DmaOp op, ulong nowNs)
+    /// <summary>
+    /// Runs a granted explicit operation (its notice, if any, goes to <see cref="_notice"/>). <paramref name="held"/>:
+    /// its lock is held (it waited for it) and is dropped here unless it is an unmap that removed something.
+    /// </summary>
+    private DmaOpResult Run(in DmaOp op, ulong nowNs, bool held)
     {
         _stamp = nowNs;
         ulong wait = nowNs > op.StampNs ? nowNs - op.StampNs : 0;
-        bool locked = op.Size != 0 && op.Iova + (op.Size - 1) >= op.Iova;
         switch (op.Kind)
         {
             case DmaOpKind.Map:
             {
                 var err = Domain.IommuMap(op.Iova, op.Paddr, op.Size, op.Prot);
-                if (locked)
-                    ReleaseLock(op.Id);
-                return new AppliedOp(op, new DmaOpResult(op.Id, err, op.Iova, err == Errno.None ? op.Size : 0, wait), null);
+                if (held)
+                    GrantAfterRelease(op.Id);
+                return new DmaOpResult(op.Id, err, op.Iova, err == Errno.None ? op.Size : 0, wait, op.Kind);
             }
             case DmaOpKind.ReadDirty:
             {
                 var err = Domain.ReadAndClearDirty(op.Iova, op.Size, noClear: false, sink: null);
-                if (locked)
-                    ReleaseLock(op.Id);
-                return new AppliedOp(op, new DmaOpResult(op.Id, err, op.Iova, 0, wait), null);
+                if (held)
+                    GrantAfterRelease(op.Id);
+                return new DmaOpResult(op.Id, err, op.Iova, 0, wait, op.Kind);
             }
             default:
-                return Unmap(op, wait, locked);
+                return Unmap(op, wait, held);
         }
     }
 
@@ -343,26 +468,24 @@ public sealed class DomainModel : IIotlbSyncHandler
             _runnable.Enqueue(g);
     }
 
-    private void ReleaseLock(long id) => GrantAfterRelease(id);
-
-    private AppliedOp DmaMap(in DmaOp op)
+    private DmaOpResult DmaMap(in DmaOp op)
     {
         if (!Iovas.TryAllocate(op.Size, out ulong iova))
-            return new AppliedOp(op, new DmaOpResult(op.Id, Errno.ENOMEM, 0, 0, 0), null);
+            return new DmaOpResult(op.Id, Errno.ENOMEM, 0, 0, 0, op.Kind);
         var err = Domain.IommuMap(iova, op.Paddr, PageAligned(op.Size), op.Prot);
         if (err != Errno.None)
         {
             Iovas.Free(iova, op.Size);
-            return new AppliedOp(op, new DmaOpResult(op.Id, err, 0, 0, 0), null);
+            return new DmaOpResult(op.Id, err, 0, 0, 0, op.Kind);
         }
         _mappings.Add(iova, new Mapping(op.Size, op.Paddr, op.Prot));
         MappedBytes += PageAligned(op.Size);
-        return new AppliedOp(op, new DmaOpResult(op.Id, Errno.None, iova, PageAligned(op.Size), 0), null);
+        return new DmaOpResult(op.Id, Errno.None, iova, PageAligned(op.Size), 0, op.Kind);
     }
 
     private static ulong PageAligned(ulong size) => (size + 0xfff) & ~0xfffUL;
 
-    private AppliedOp Unmap(in DmaOp op, ulong wait, bool locked)
+    private DmaOpResult Unmap(in DmaOp op, ulong wait, bool held)
     {
         _gather.Init();
         // A DMA-API unmap names the mapping by its IOVA and its size as mapped.
@@ -371,25 +494,30 @@ public sealed class DomainModel : IIotlbSyncHandler
         if (dmaApi)
             size = PageAligned(m.Size);
         ulong unmapped = Domain.IommuUnmapFast(op.Iova, size, _gather);
-        var result = new DmaOpResult(op.Id, Errno.None, op.Iova, unmapped, wait);
+        var result = new DmaOpResult(op.Id, Errno.None, op.Iova, unmapped, wait, op.Kind);
         if (unmapped == 0 && _gather.FreeCount == 0)
         {
             // Nothing changed: nothing for the IOMMU to flush, nothing to hold.
-            if (locked)
-                ReleaseLock(op.Id);
-            return new AppliedOp(op, result, null);
+            if (held)
+                GrantAfterRelease(op.Id);
+            return result;
         }
-        var pages = new PageList();
-        _gather.TakeFreeList(pages);
+        if (op.Size == 0 || op.Iova + (op.Size - 1) < op.Iova)
+            throw new InvalidOperationException("An unmap that removed something held no lock.");
+        PageList? pages = null;
+        if (_gather.FreeCount != 0)
+        {
+            pages = new PageList();
+            _gather.TakeFreeList(pages);
+        }
         if (dmaApi)
         {
             _mappings.Remove(op.Iova);
             MappedBytes -= size;
         }
-        if (!locked)
-            throw new InvalidOperationException("An unmap that removed something held no lock.");
         _parked.Add(op.Id, new ParkedUnmap(op.Iova, unmapped, dmaApi ? op.Iova : 0, dmaApi ? m.Size : 0, pages));
-        var notice = new UnmapNotice(op.Id, op.StampNs, op.Iova, unmapped, dmaApi ? m.Paddr : 0, dmaApi ? m.Prot : IommuProt.None, pages.Count);
-        return new AppliedOp(op, result, notice);
+        _notice = new UnmapNotice(op.Id, op.StampNs, op.Iova, unmapped, dmaApi ? m.Paddr : 0, dmaApi ? m.Prot : IommuProt.None, pages?.Count ?? 0);
+        _noticed = true;
+        return result;
     }
 }

@@ -79,6 +79,29 @@ public sealed class RangeLocks
         return false;
     }
 
+    /// <summary>
+    /// Whether [<paramref name="start"/>, <paramref name="last"/>] would be granted now: it conflicts with no held
+    /// lock and no waiting request. Taking it and dropping it again without a change in between lets no waiter
+    /// through, so a caller that only needs the range for one step may check instead of acquiring.
+    /// </summary>
+    public bool CanAcquire(ulong start, ulong last, bool shared = false)
+    {
+        if (last < start)
+            throw new ArgumentException($"Empty lock range 0x{start:x}-0x{last:x}.");
+        return CanGrant(new Request(0, start, last, shared), _waiting.Count);
+    }
+
+    /// <summary>Holds [<paramref name="start"/>, <paramref name="last"/>] for <paramref name="id"/>: only right after <see cref="CanAcquire"/> said yes.</summary>
+    public void Hold(long id, ulong start, ulong last, bool shared = false) => Hold(new Request(id, start, last, shared));
+
+    /// <summary>Queues a request that <see cref="CanAcquire"/> refused; a later <see cref="Release"/> grants it.</summary>
+    public void Enqueue(long id, ulong start, ulong last, bool shared = false)
+    {
+        if (last < start)
+            throw new ArgumentException($"Empty lock range 0x{start:x}-0x{last:x}.");
+        _waiting.Add(new Request(id, start, last, shared));
+    }
+
     /// <summary>Releases the lock of <paramref name="id"/> and appends the ids it lets through to <paramref name="granted"/>.</summary>
     public void Release(long id, List<long> granted)
     {

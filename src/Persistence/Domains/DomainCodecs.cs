@@ -24,8 +24,9 @@ namespace PtActors.Persistence.Domains;
 /// Prot only <see cref="IommuProt"/> bits.
 /// </para>
 /// <para>
-/// domain-batch v1 = u ReleasedAtNs, n × id (Released), n × op (Ops; the first op's prev is ReleasedAtNs),
-/// f64 ResultDigest.
+/// domain-batch v2 = u ReleasedAtNs, n × id (Released), n × op (Ops; the first op's prev is ReleasedAtNs),
+/// f64 ResultDigest (<see cref="DomainModel.Digest"/>). v1 had the same layout with a byte-wise FNV-1a digest;
+/// its digests cannot be checked any more, so v1 events are refused rather than replayed unchecked.
 /// </para>
 /// <para>
 /// domain-snapshot v1 =
@@ -78,7 +79,7 @@ public sealed class DomainCodecs : IPtCodecSet
 
     public void Register(PtCodecRegistry registry)
     {
-        registry.Register<DomainBatch>(BatchManifest, 1, WriteBatch, ReadBatch);
+        registry.Register<DomainBatch>(BatchManifest, 2, WriteBatch, ReadBatch);
         registry.Register<DomainModelSnapshot>(SnapshotManifest, 1, WriteSnapshot, ReadSnapshot);
     }
 
