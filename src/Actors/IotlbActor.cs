@@ -45,6 +45,12 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     /// <summary>A domain's table arrived and its devices are attached (to the coordinator).</summary>
     public sealed record Bound(string Unit, string Domain, IommuDomain Table);
 
+    /// <summary>
+    /// A domain already bound announced itself again: it was restarted from its journal (after a failed write)
+    /// and its devices still point at its old table (to the coordinator).
+    /// </summary>
+    public sealed record DomainRestarted(string Unit, string Domain);
+
     private readonly string _name;
     private readonly IommuUnit _unit;
     private readonly SimClock _clock = new();
@@ -84,6 +90,11 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         });
         Receive<DomainActor.Ready>(r =>
         {
+            if (_tables.ContainsKey(r.Domain))
+            {
+                _coordinator.Tell(new DomainRestarted(_name, r.Domain));
+                return;
+            }
             _tables[r.Domain] = r.Table;
             TryBind(r.Domain);
         });
@@ -130,9 +141,9 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     /// <summary>Everything of the window in stamp order: flushes the tables asked for, unmaps, then DMAs at one stamp.</summary>
     private void RunWindow(ulong endNs)
     {
-        _flushes.Sort(static (a, b) => (a.Notice.StampNs, a.Notice.Id).CompareTo((b.Notice.StampNs, b.Notice.Id)));
-        _unmaps.Sort(static (a, b) => (a.Notice.StampNs, a.Notice.Id).CompareTo((b.Notice.StampNs, b.Notice.Id)));
-        _dmas.Sort(static (a, b) => (a.StampNs, a.Device, a.Seq).CompareTo((b.StampNs, b.Device, b.Seq)));
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_flushes).Sort(default(StampOrder));
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_unmaps).Sort(default(StampOrder));
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_dmas).Sort(default(StampOrder));
         int f = 0, u = 0, d = 0;
         _pendingFrom = 0;
         while (f < _flushes.Count || u < _unmaps.Count || d < _dmas.Count)
@@ -168,6 +179,34 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         _dmas.Clear();
         _pendingFrom = 0;
         SendReleases();
+    }
+
+    /// <summary>The order a window's inputs run in: stamp, then operation id (device and sequence for DMAs).</summary>
+    private readonly struct StampOrder :
+        IComparer<(FlushNotice Notice, IommuDomain Table)>,
+        IComparer<(UnmapNotice Notice, IommuDomain Table)>,
+        IComparer<DmaAccess>
+    {
+        public int Compare((FlushNotice Notice, IommuDomain Table) a, (FlushNotice Notice, IommuDomain Table) b)
+            => Order(a.Notice.StampNs, a.Notice.Id, b.Notice.StampNs, b.Notice.Id);
+
+        public int Compare((UnmapNotice Notice, IommuDomain Table) a, (UnmapNotice Notice, IommuDomain Table) b)
+            => Order(a.Notice.StampNs, a.Notice.Id, b.Notice.StampNs, b.Notice.Id);
+
+        public int Compare(DmaAccess a, DmaAccess b)
+        {
+            int c = a.StampNs.CompareTo(b.StampNs);
+            if (c != 0)
+                return c;
+            c = a.Device.CompareTo(b.Device);
+            return c != 0 ? c : a.Seq.CompareTo(b.Seq);
+        }
+
+        private static int Order(ulong stampA, long idA, ulong stampB, long idB)
+        {
+            int c = stampA.CompareTo(stampB);
+            return c != 0 ? c : idA.CompareTo(idB);
+        }
     }
 
     private void SendReleases()

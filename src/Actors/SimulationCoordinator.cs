@@ -118,6 +118,17 @@ internal sealed class SimulationCoordinator : ReceiveActor
                 NextWindow(lane);
             }
         });
+        Receive<IotlbActor.DomainRestarted>(r =>
+        {
+            // The domain's state is safe (rebuilt from its journal), but the inputs of the window it was
+            // committing died with it and its devices still wait for those answers: the run cannot go on exactly.
+            long window = _laneOfDomain.TryGetValue(r.Domain, out var lane) ? lane.Window : 0;
+            _done.TrySetException(new InvalidOperationException(
+                $"domain {r.Domain} was restarted from its journal after a failed write (window {window}); the operations " +
+                "of the window it was committing were never acknowledged and cannot be re-driven, so the run stops here " +
+                "(everything acknowledged so far is in the journal)"));
+            Context.Stop(Self);
+        });
         Receive<IotlbActor.Counters>(OnCounters);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
     }

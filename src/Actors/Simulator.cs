@@ -11,14 +11,20 @@ public sealed class Simulator : ISimulationRunner
         "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.actor.default-dispatcher.throughput = 64");
 
     /// <inheritdoc/>
-    public async Task<SimulationResult> RunAsync(SimulationSettings settings, PersistenceBackend backend,
+    public Task<SimulationResult> RunAsync(SimulationSettings settings, PersistenceBackend backend,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
+        => RunAsync(settings, backend, progress, beforeStart: null, cancellationToken);
+
+    /// <summary>The same, calling <paramref name="beforeStart"/> with the actor system before the run starts (tests arm fault injection there).</summary>
+    internal async Task<SimulationResult> RunAsync(SimulationSettings settings, PersistenceBackend backend,
+        IProgress<SimulationProgress>? progress, Action<ActorSystem>? beforeStart, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(settings);
         PersistenceIds.ThrowIfInvalid(settings.RunId, "run id");
         var system = PersistentActorSystem.Create("ptactors", backend, Quiet);
         try
         {
+            beforeStart?.Invoke(system);
             var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
             system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done)), "coordinator");

@@ -84,4 +84,16 @@ public class SimulatorTests
         if (policy == "strict")
             Assert.Equal(0, r.StaleInWindow);
     }
+
+    [Fact]
+    public async Task AJournalWriteFailureStopsTheRunWithAClearErrorInsteadOfHanging()
+    {
+        // Every write fails: the first commit of a domain fails, the domain restarts from its (empty) journal,
+        // and the run must end with an error that names the domain, not wait forever for its answer.
+        var run = new Simulator().RunAsync(Small(), PersistenceBackend.Test, null,
+            system => Akka.Persistence.TestKit.TestJournal.FromRef(Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null)).OnWrite.Fail().Wait(),
+            CancellationToken.None);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => run.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Matches("^domain dom[0-9]{4} was restarted from its journal after a failed write", e.Message);
+    }
 }
