@@ -29,12 +29,15 @@ internal sealed class SimulationCoordinator : ReceiveActor
         public readonly List<IActorRef> Domains = new();
         public readonly List<string> DomainNames = new();
         public readonly List<IActorRef> Hosts = new();
+        /// <summary>Each host's place in the run's host order (the order --ops shares are handed out in).</summary>
+        public readonly List<int> HostIndex = new();
+        /// <summary>Map+unmap calls the lane's hosts had issued after generating each window (index = window − 1).</summary>
+        public readonly List<long> IssuedThrough = new();
         public readonly Dictionary<IActorRef, DeviceHost.HostCounters> Counters = new();
         /// <summary>Table pages of the lane's domains at the end of each window (index = window − 1).</summary>
         public readonly List<long> PagesAtWindowEnd = new();
         public long Window;
         public int Awaiting;
-        public long Quota = -1;          // map+unmap calls this lane may issue (-1: no limit)
         public bool Quiet, FinalDrain, Drained, Done;
         public int QuietWindows;
 
@@ -46,7 +49,9 @@ internal sealed class SimulationCoordinator : ReceiveActor
             return sum;
         }
 
-        public long Issued => SumHosts(static c => c.Issued);
+        /// <summary>Calls issued through window <paramref name="w"/> (a lane that stopped earlier: all it issued).</summary>
+        public long IssuedThroughWindow(long w)
+            => IssuedThrough.Count == 0 || w <= 0 ? 0 : IssuedThrough[(int)Math.Min(w, IssuedThrough.Count) - 1];
     }
 
     private readonly SimulationSettings _s;
@@ -59,6 +64,8 @@ internal sealed class SimulationCoordinator : ReceiveActor
     private readonly Dictionary<string, Lane> _laneOfUnit = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, Lane> _laneOfHost = new();
     private readonly Dictionary<string, IommuDomain> _tables = new(StringComparer.Ordinal);
+    private readonly List<Lane> _waitingForBudget = new();
+    private int _hostCount;
     private int _unbound;
     private int _lanesRunning;
     private int _awaitingCounters;
@@ -81,8 +88,11 @@ internal sealed class SimulationCoordinator : ReceiveActor
         {
             var lane = _laneOfHost[Sender];
             lane.Counters[Sender] = g.Counters;
-            if (--lane.Awaiting == 0)
-                CommitDomains(lane);
+            if (--lane.Awaiting > 0)
+                return;
+            lane.IssuedThrough.Add(lane.SumHosts(static c => c.Issued));
+            CommitDomains(lane);
+            ResumeLanesWaitingForBudget();
         });
         Receive<DomainActor.Committed>(c =>
         {
@@ -191,37 +201,11 @@ internal sealed class SimulationCoordinator : ReceiveActor
                 hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit));
             var host = Context.ActorOf(DeviceHost.Props(hosted), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
             lane.Hosts.Add(host);
+            lane.HostIndex.Add(_hostCount++);
             _laneOfHost[host] = lane;
         }
-        ShareOpsBetweenLanes();
         if (_s.Domains == 0)
             Start();
-    }
-
-    /// <summary>
-    /// --ops N: each lane may issue a fixed share of N (in proportion to its hosts, the remainder to the first
-    /// lanes), so that exactly N calls are issued in all whatever the order the lanes run in.
-    /// </summary>
-    private void ShareOpsBetweenLanes()
-    {
-        if (_s.Ops is not { } n)
-            return;
-        long hosts = 0;
-        foreach (var lane in _lanes)
-            hosts += lane.Hosts.Count;
-        long given = 0;
-        foreach (var lane in _lanes)
-        {
-            lane.Quota = hosts == 0 ? 0 : n * lane.Hosts.Count / hosts;
-            given += lane.Quota;
-        }
-        for (int i = 0; given < n && i < _lanes.Count; i++)
-        {
-            if (_lanes[i].Hosts.Count == 0)
-                continue;
-            _lanes[i].Quota++;
-            given++;
-        }
     }
 
     private void Start()
@@ -245,12 +229,50 @@ internal sealed class SimulationCoordinator : ReceiveActor
         lane.Window++;
         ulong t0 = (ulong)(lane.Window - 1) * _s.WindowNs, t1 = (ulong)lane.Window * _s.WindowNs;
         lane.Awaiting = lane.Hosts.Count;
-        // Share what is left of the lane's quota between its hosts, in a fixed order.
-        long remaining = lane.Quota < 0 ? -1 : Math.Max(0, lane.Quota - lane.Issued);
-        long share = remaining < 0 ? -1 : remaining / Math.Max(1, lane.Hosts.Count);
-        long extra = remaining < 0 ? 0 : remaining % Math.Max(1, lane.Hosts.Count);
+        // --ops N: what is left of N after the previous window (every lane has generated it) is shared between
+        // all the run's hosts, the remainder going to the first ones in host order; exactly N calls are issued.
+        long remaining = _s.Ops is { } n ? Math.Max(0, n - IssuedThroughWindow(lane.Window - 1)) : -1;
+        long share = remaining < 0 ? -1 : remaining / Math.Max(1, _hostCount);
+        long extra = remaining < 0 ? 0 : remaining % Math.Max(1, _hostCount);
         for (int i = 0; i < lane.Hosts.Count; i++)
-            lane.Hosts[i].Tell(new DeviceHost.Generate(lane.Window, t0, t1, lane.Quiet, remaining < 0 ? -1 : share + (i < extra ? 1 : 0)));
+            lane.Hosts[i].Tell(new DeviceHost.Generate(lane.Window, t0, t1, lane.Quiet, remaining < 0 ? -1 : share + (lane.HostIndex[i] < extra ? 1 : 0)));
+    }
+
+    /// <summary>Calls issued in the whole run through window <paramref name="w"/>.</summary>
+    private long IssuedThroughWindow(long w)
+    {
+        long sum = 0;
+        foreach (var lane in _lanes)
+            sum += lane.IssuedThroughWindow(w);
+        return sum;
+    }
+
+    /// <summary>Whether every lane still running has generated window <paramref name="w"/>.</summary>
+    private bool AllGenerated(long w)
+    {
+        foreach (var lane in _lanes)
+        {
+            if (!lane.Done && lane.IssuedThrough.Count < w)
+                return false;
+        }
+        return true;
+    }
+
+    private void ResumeLanesWaitingForBudget()
+    {
+        for (int i = 0; i < _waitingForBudget.Count;)
+        {
+            var lane = _waitingForBudget[i];
+            if (AllGenerated(lane.Window))
+            {
+                _waitingForBudget.RemoveAt(i);
+                DecideNext(lane);
+            }
+            else
+            {
+                i++;
+            }
+        }
     }
 
     /// <summary>A host counter summed over every lane.</summary>
@@ -279,11 +301,24 @@ internal sealed class SimulationCoordinator : ReceiveActor
 
     private void EndWindow(Lane lane)
     {
-        ulong now = (ulong)lane.Window * _s.WindowNs;
         // The lane's domains and unit are idle between its windows: their tables may be read.
         lane.PagesAtWindowEnd.Add(LanePages(lane));
         ReportProgress(Acknowledged(), force: false);
-        if (!lane.Quiet && ((lane.Quota >= 0 && lane.Issued >= lane.Quota) || (_s.DurationNs is { } d && now >= d)))
+        // With --ops, whether the run has issued everything (and the next window's shares) depends on what every
+        // lane generated in this window: a lane ahead of the others waits for them here, at most one window ahead.
+        if (_s.Ops is not null && !lane.Quiet && !AllGenerated(lane.Window))
+        {
+            _waitingForBudget.Add(lane);
+            return;
+        }
+        DecideNext(lane);
+    }
+
+    /// <summary>After a window: go on, or wind down once the run has issued what it was asked to or reached its duration.</summary>
+    private void DecideNext(Lane lane)
+    {
+        ulong now = (ulong)lane.Window * _s.WindowNs;
+        if (!lane.Quiet && ((_s.Ops is { } n && IssuedThroughWindow(lane.Window) >= n) || (_s.DurationNs is { } d && now >= d)))
             lane.Quiet = true;
         if (lane.Quiet)
         {
