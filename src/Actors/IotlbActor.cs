@@ -59,7 +59,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     private readonly Dictionary<IommuDomain, (string Name, IActorRef Actor)> _byTable = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<int, IommuDevice> _devices = new();
     private readonly List<DmaAccess> _dmas = new();
-    private readonly List<(UnmapNotice Notice, IommuDomain Table)> _unmaps = new();
+    private readonly WindowUnmaps _unmaps = new();
     private readonly List<(FlushNotice Notice, IommuDomain Table)> _flushes = new();
     private readonly Dictionary<IActorRef, List<long>> _releases = new();
     private IActorRef _coordinator = ActorRefs.Nobody;
@@ -103,7 +103,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         {
             var table = _tables[u.Domain];
             foreach (var n in u.Notices)
-                _unmaps.Add((n, table));
+                _unmaps.Add(n, table);
             foreach (var f in u.Flushes)
                 _flushes.Add((f, table));
         });
@@ -142,7 +142,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     private void RunWindow(ulong endNs)
     {
         System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_flushes).Sort(default(StampOrder));
-        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_unmaps).Sort(default(StampOrder));
+        _unmaps.Sort();
         System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_dmas).Sort(default(StampOrder));
         int f = 0, u = 0, d = 0;
         _pendingFrom = 0;
@@ -184,13 +184,9 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     /// <summary>The order a window's inputs run in: stamp, then operation id (device and sequence for DMAs).</summary>
     private readonly struct StampOrder :
         IComparer<(FlushNotice Notice, IommuDomain Table)>,
-        IComparer<(UnmapNotice Notice, IommuDomain Table)>,
         IComparer<DmaAccess>
     {
         public int Compare((FlushNotice Notice, IommuDomain Table) a, (FlushNotice Notice, IommuDomain Table) b)
-            => Order(a.Notice.StampNs, a.Notice.Id, b.Notice.StampNs, b.Notice.Id);
-
-        public int Compare((UnmapNotice Notice, IommuDomain Table) a, (UnmapNotice Notice, IommuDomain Table) b)
             => Order(a.Notice.StampNs, a.Notice.Id, b.Notice.StampNs, b.Notice.Id);
 
         public int Compare(DmaAccess a, DmaAccess b)
@@ -223,17 +219,6 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     bool IPreStateOracle.TryTranslate(IommuDomain domain, ulong iova, out ulong pa, out IommuProt prot)
     {
         // Unmaps of this window not yet run are stamped after the DMA being translated.
-        for (int i = _pendingFrom; i < _unmaps.Count; i++)
-        {
-            var (n, table) = _unmaps[i];
-            if (!ReferenceEquals(table, domain) || n.Paddr == 0 || iova < n.Iova || iova - n.Iova >= n.Unmapped)
-                continue;
-            pa = n.Paddr + (iova - n.Iova);
-            prot = n.Prot;
-            return true;
-        }
-        pa = 0;
-        prot = IommuProt.None;
-        return false;
+        return _unmaps.TryPreState(_pendingFrom, domain, iova, out pa, out prot);
     }
 }

@@ -1,0 +1,134 @@
+using PtActors.Engine;
+using PtActors.Engine.Dma;
+
+namespace PtActors.Actors;
+
+/// <summary>
+/// The unmap notices an IOMMU unit received for one window: put in stamp order (stamp, then operation id), and
+/// indexed by page so that a DMA stamped before some of them can be translated as the table was before them
+/// (<see cref="TryPreState"/>) without scanning every pending notice. Reused window after window.
+/// </summary>
+internal sealed class WindowUnmaps
+{
+    /// <summary>Notices covering at most this many pages are indexed per page; wider ones are scanned.</summary>
+    private const ulong IndexedPages = 16;
+
+    private readonly List<(UnmapNotice Notice, IommuDomain Table)> _items = new();
+    private readonly List<Key> _keys = new();
+    private readonly Dictionary<(IommuDomain Table, ulong Page), int> _firstNode = new();
+    private readonly List<(int Position, int Next)> _nodes = new();
+    private readonly List<int> _wide = new();
+    private int[] _order = [];
+
+    private readonly record struct Key(ulong StampNs, long Id, int Index) : IComparable<Key>
+    {
+        public int CompareTo(Key other)
+        {
+            int c = StampNs.CompareTo(other.StampNs);
+            return c != 0 ? c : Id.CompareTo(other.Id);
+        }
+    }
+
+    /// <summary>Notices this window.</summary>
+    public int Count => _items.Count;
+
+    /// <summary>The notice at <paramref name="position"/> in stamp order (after <see cref="Sort"/>).</summary>
+    public (UnmapNotice Notice, IommuDomain Table) this[int position] => _items[_order[position]];
+
+    /// <summary>Adds a notice (any order).</summary>
+    public void Add(in UnmapNotice notice, IommuDomain table) => _items.Add((notice, table));
+
+    /// <summary>Puts the notices in stamp order and indexes those that carry a translation.</summary>
+    public void Sort()
+    {
+        _keys.Clear();
+        for (int i = 0; i < _items.Count; i++)
+            _keys.Add(new Key(_items[i].Notice.StampNs, _items[i].Notice.Id, i));
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_keys).Sort();
+        if (_order.Length < _items.Count)
+            _order = new int[Math.Max(_items.Count, 2 * _order.Length)];
+        for (int p = 0; p < _keys.Count; p++)
+            _order[p] = _keys[p].Index;
+
+        // Latest first, so that each page's chain runs in stamp order.
+        for (int p = _keys.Count - 1; p >= 0; p--)
+        {
+            var (n, table) = _items[_order[p]];
+            if (n.Paddr == 0 || n.Unmapped == 0)
+                continue; // nothing to translate through
+            ulong first = n.Iova >> 12, last = (n.Iova + (n.Unmapped - 1)) >> 12;
+            if (last - first >= IndexedPages || last < first)
+            {
+                _wide.Add(p);
+                continue;
+            }
+            for (ulong page = first; ; page++)
+            {
+                var key = (table, page);
+                int next = _firstNode.TryGetValue(key, out int head) ? head : -1;
+                _nodes.Add((p, next));
+                _firstNode[key] = _nodes.Count - 1;
+                if (page == last)
+                    break;
+            }
+        }
+        _wide.Reverse();
+    }
+
+    /// <summary>
+    /// The translation <paramref name="iova"/> had in <paramref name="domain"/> before the earliest notice at or
+    /// after position <paramref name="from"/> that covers it; false when none does.
+    /// </summary>
+    public bool TryPreState(int from, IommuDomain domain, ulong iova, out ulong pa, out IommuProt prot)
+    {
+        int best = int.MaxValue;
+        if (_firstNode.TryGetValue((domain, iova >> 12), out int node))
+        {
+            for (; node >= 0; node = _nodes[node].Next)
+            {
+                int p = _nodes[node].Position;
+                if (p >= from && Covers(p, iova))
+                {
+                    best = p;
+                    break;
+                }
+            }
+        }
+        foreach (int p in _wide)
+        {
+            if (p >= best)
+                break;
+            if (p >= from && ReferenceEquals(this[p].Table, domain) && Covers(p, iova))
+            {
+                best = p;
+                break;
+            }
+        }
+        if (best == int.MaxValue)
+        {
+            pa = 0;
+            prot = IommuProt.None;
+            return false;
+        }
+        var n = this[best].Notice;
+        pa = n.Paddr + (iova - n.Iova);
+        prot = n.Prot;
+        return true;
+    }
+
+    private bool Covers(int position, ulong iova)
+    {
+        var n = this[position].Notice;
+        return iova >= n.Iova && iova - n.Iova < n.Unmapped;
+    }
+
+    /// <summary>Empties it for the next window.</summary>
+    public void Clear()
+    {
+        _items.Clear();
+        _keys.Clear();
+        _firstNode.Clear();
+        _nodes.Clear();
+        _wide.Clear();
+    }
+}
