@@ -147,9 +147,9 @@ public sealed class DomainActor : ReceivePersistentActor
         do
         {
             int n = Math.Min(max, ops.Length - offset);
-            var slice = n == ops.Length ? ops : ops.AsSpan(offset, n).ToArray();
+            var slice = new ReadOnlyMemory<DmaOp>(ops, offset, n);
             var rel = offset == 0 ? released : [];
-            ulong digest = _model.ApplyBatch(rel, _releasedAt, slice, _outcome);
+            ulong digest = _model.ApplyBatch(rel, _releasedAt, slice.Span, _outcome);
             events.Add(new DomainBatch(rel, _releasedAt, slice, digest));
             offset += n;
         }

@@ -269,7 +269,7 @@ public class DomainModelReplayTests
             AssertSame(viaList, viaOutcome);
         }
         foreach (var b in journal)
-            Both(b.Released, b.ReleasedAtNs, b.Ops, b.ResultDigest);
+            Both(b.Released, b.ReleasedAtNs, b.Ops.ToArray(), b.ResultDigest);
 
         // Then an explicit map and a dirty read that wait for a parked unmap's lock, and run at its release.
         Both([], 10_000_000, [DomainModelTestOps.Op(10_000_000, 9, 1, DmaOpKind.Map, 0x4000_0000, 0x9000_0000, 0x2000)], null);

@@ -179,7 +179,7 @@ internal sealed class DomainDriver
     {
         Assert.Equal(a.Released, b.Released);
         Assert.Equal(a.ReleasedAtNs, b.ReleasedAtNs);
-        Assert.Equal(a.Ops, b.Ops);
+        Assert.Equal(a.Ops.ToArray(), b.Ops.ToArray());
         Assert.Equal(a.ResultDigest, b.ResultDigest);
     }
 }

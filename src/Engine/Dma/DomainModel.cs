@@ -44,7 +44,16 @@ public sealed class BatchOutcome
 /// a lock. Replaying it through <see cref="DomainModel.ApplyBatch"/> rebuilds the same state; the digest of the
 /// results detects a journal that no longer matches the engine.
 /// </summary>
-public sealed record DomainBatch(long[] Released, ulong ReleasedAtNs, DmaOp[] Ops, ulong ResultDigest);
+/// <para><c>Ops</c> may be a slice of a larger array (a window's operations split into events of at most 256):
+/// it is never written to.</para>
+public sealed record DomainBatch(long[] Released, ulong ReleasedAtNs, ReadOnlyMemory<DmaOp> Ops, ulong ResultDigest)
+{
+    /// <summary>A batch of a whole array of operations.</summary>
+    public DomainBatch(long[] released, ulong releasedAtNs, DmaOp[] ops, ulong resultDigest)
+        : this(released, releasedAtNs, new ReadOnlyMemory<DmaOp>(ops), resultDigest)
+    {
+    }
+}
 
 /// <summary>A live DMA-API mapping, for snapshots.</summary>
 public readonly record struct MappingEntry(ulong Iova, ulong Size, ulong Paddr, IommuProt Prot);
@@ -347,7 +356,7 @@ public sealed class DomainModel : IIotlbSyncHandler
     public void Replay(DomainBatch batch, List<AppliedOp> scratch)
     {
         scratch.Clear();
-        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops, scratch);
+        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops.Span, scratch);
         if (digest != batch.ResultDigest)
             throw Diverges(batch, digest);
     }
@@ -359,7 +368,7 @@ public sealed class DomainModel : IIotlbSyncHandler
     public void Replay(DomainBatch batch, BatchOutcome scratch)
     {
         scratch.Clear();
-        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops, scratch);
+        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops.Span, scratch);
         if (digest != batch.ResultDigest)
             throw Diverges(batch, digest);
     }

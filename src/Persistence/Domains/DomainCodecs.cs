@@ -90,7 +90,7 @@ public sealed class DomainCodecs : IPtCodecSet
         w.WriteVarUInt64(b.ReleasedAtNs);
         w.WriteCount(b.Released.Length);
         foreach (long id in b.Released) WriteId(w, id);
-        WriteOps(w, b.Ops, b.ReleasedAtNs);
+        WriteOps(w, b.Ops.Span, b.ReleasedAtNs);
         w.WriteUInt64(b.ResultDigest);
     }
 
@@ -426,7 +426,7 @@ public sealed class DomainCodecs : IPtCodecSet
         return (high << 32) | low;
     }
 
-    private static void WriteOps(PtWriter w, DmaOp[] ops, ulong prevStamp)
+    private static void WriteOps(PtWriter w, ReadOnlySpan<DmaOp> ops, ulong prevStamp)
     {
         w.WriteCount(ops.Length);
         foreach (var op in ops)
