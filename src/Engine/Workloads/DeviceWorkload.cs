@@ -1,3 +1,5 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using PtActors.Engine.Dma;
 
 namespace PtActors.Engine.Workloads;
@@ -19,9 +21,9 @@ namespace PtActors.Engine.Workloads;
 /// </list>
 /// Operation ids are <see cref="DmaOp.MakeId"/>(device, n) for the device's n-th operation (n wraps after 2^32).
 /// Deterministic given (seed, device index, options) and the same replies in the same order.
-/// Not thread-safe: one owner (the device's actor) calls <see cref="Generate"/> and <see cref="OnResult"/>. No
-/// allocation once warmed up: state lives in arrays sized at construction, the event heap and the table of
-/// outstanding operations only grow.
+/// Not thread-safe: one owner (the device's actor) calls <see cref="Generate"/> and <see cref="OnResult"/>. Memory
+/// follows use: the event heap, the table of outstanding operations and the kinds' per-buffer state start small and
+/// grow to what the device holds at once (a few KiB for the default <c>--inflight</c> 32), then no longer allocate.
 /// </summary>
 public abstract class DeviceWorkload : IDeviceWorkload
 {
@@ -30,8 +32,8 @@ public abstract class DeviceWorkload : IDeviceWorkload
     private protected const IommuProt ReadWrite = IommuProt.Read | IommuProt.Write;
     private const byte LateDmaKind = 255;
 
-    private readonly EventHeap _events = new(256);
-    private readonly Dictionary<uint, PendingOp> _pending;
+    private readonly EventHeap _events = new();
+    private readonly PendingOpTable _pending = new();
     private readonly ulong _lateThreshold;
     private readonly ulong _lateMaxDelayNs;
     private Xoshiro256StarStar _rng;
@@ -40,15 +42,11 @@ public abstract class DeviceWorkload : IDeviceWorkload
     private ulong _t1;
     private ulong _lastT1;
     private ulong _windowNs;
-    private ulong _order;
     private uint _seq;
     private bool _started;
 
     private long _submitted, _completed, _errors, _addressInUse, _droppedBuffers, _dropped, _deferred, _dmas,
         _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units;
-
-    /// <summary>What the device remembers of an operation until its reply.</summary>
-    private protected readonly record struct PendingOp(DmaOpKind Kind, ulong StampNs, ulong Iova, ulong Size, int Tag);
 
     private protected DeviceWorkload(string kind, int device, ulong seed, WorkloadOptions options)
     {
@@ -60,7 +58,6 @@ public abstract class DeviceWorkload : IDeviceWorkload
         Options = options;
         MaxInflight = options.Inflight;
         Region = WorkloadFactory.PaRegionOf(device, options);
-        _pending = new Dictionary<uint, PendingOp>(Math.Min(2 * options.Inflight, 4096));
         _rng = Xoshiro256StarStar.ForStream(seed, (ulong)device << 1);
         _lateRng = Xoshiro256StarStar.ForStream(seed, ((ulong)device << 1) | 1);
         _lateThreshold = Xoshiro256StarStar.Threshold(options.LateDmaFor(kind));
@@ -103,10 +100,8 @@ public abstract class DeviceWorkload : IDeviceWorkload
     public void Generate(ulong t0, ulong t1, IWorkloadSink sink)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        if (t1 <= t0)
-            throw new ArgumentException($"Device {Device}: the window [{t0}, {t1}) is empty.", nameof(t1));
-        if (t0 < _lastT1)
-            throw new ArgumentException($"Device {Device}: the window [{t0}, {t1}) starts before the previous one ended ({_lastT1}).", nameof(t0));
+        if (t1 <= t0 || t0 < _lastT1)
+            ThrowBadWindow(t0, t1);
         _sink = sink;
         _t1 = t1;
         _windowNs = t1 - t0;
@@ -116,9 +111,11 @@ public abstract class DeviceWorkload : IDeviceWorkload
             _started = true;
             Start(t0);
         }
-        while (_events.Count > 0 && _events.PeekStamp < t1)
+        while (true)
         {
-            var ev = _events.Pop();
+            _events.EnsureOrderHeadroom(); // between two actions: no event is out of the heap
+            if (!_events.TryPopBefore(t1, out var ev))
+                break;
             if (ev.Stamp > Now)
                 Now = ev.Stamp;
             if (ev.Kind == LateDmaKind)
@@ -133,13 +130,23 @@ public abstract class DeviceWorkload : IDeviceWorkload
         _lastT1 = t1;
     }
 
+    [DoesNotReturn]
+    private void ThrowBadWindow(ulong t0, ulong t1)
+    {
+        if (t1 <= t0)
+            throw new ArgumentException($"Device {Device}: the window [{t0}, {t1}) is empty.", nameof(t1));
+        throw new ArgumentException($"Device {Device}: the window [{t0}, {t1}) starts before the previous one ended ({_lastT1}).", nameof(t0));
+    }
+
     /// <inheritdoc/>
     public void OnResult(in DmaOpResult result)
     {
         if ((int)(result.Id >> 32) != Device)
-            throw new ArgumentException($"Device {Device} got the reply to operation {result.Id:x} of device {result.Id >> 32}.", nameof(result));
+            ThrowForeignReply(result.Id);
+        if (_sink is null)
+            _events.EnsureOrderHeadroom();
         if (!_pending.Remove((uint)result.Id, out var op))
-            throw new InvalidOperationException($"Device {Device}: operation {result.Id:x} is not outstanding.");
+            ThrowNotOutstanding(result.Id);
         Inflight--;
         _completed++;
         if (result.Error != Errno.None)
@@ -150,6 +157,13 @@ public abstract class DeviceWorkload : IDeviceWorkload
         }
         OnReply(in op, in result);
     }
+
+    [DoesNotReturn]
+    private void ThrowForeignReply(long id)
+        => throw new ArgumentException($"Device {Device} got the reply to operation {id:x} of device {id >> 32}.", "result");
+
+    [DoesNotReturn]
+    private void ThrowNotOutstanding(long id) => throw new InvalidOperationException($"Device {Device}: operation {id:x} is not outstanding.");
 
     /// <summary>The stamp of the action being handled (the window start between windows).</summary>
     private protected ulong Now { get; private set; }
@@ -169,37 +183,44 @@ public abstract class DeviceWorkload : IDeviceWorkload
     /// <summary>When the device acts on a reply: one window after the operation ran.</summary>
     private protected ulong ReplySeenAt(in PendingOp op, in DmaOpResult result) => op.StampNs + result.LockWaitNs + _windowNs;
 
-    /// <summary>Schedules action <paramref name="kind"/> at <paramref name="stamp"/> (never before the action being handled).</summary>
+    /// <summary>
+    /// Schedules action <paramref name="kind"/> for <paramref name="slot"/> (0 to 65535) at <paramref name="stamp"/>
+    /// (never before the action being handled).
+    /// </summary>
     private protected void Schedule(ulong stamp, byte kind, int slot = 0, ulong arg = 0, byte prio = PrioWork)
+        => _events.Push(Math.Max(stamp, Now), prio, kind, checked((ushort)slot), arg);
+
+    /// <summary>
+    /// Whether new work scheduled now at <paramref name="stamp"/> would be the next action to run in this window, before
+    /// every scheduled one (it would be stamped no earlier than <see cref="Now"/>, and on equal stamps those run first).
+    /// If so, <see cref="Now"/> moves to it and the caller runs it at once instead of scheduling it: the same run without
+    /// an event per action (e.g. the packets a NIC without budget drops).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected bool TryRunNext(ulong stamp)
     {
-        _events.Push(new WorkEvent
-        {
-            Stamp = Math.Max(stamp, Now),
-            Order = _order++,
-            Arg = arg,
-            Slot = slot,
-            Kind = kind,
-            Prio = prio,
-        });
+        stamp = Math.Max(stamp, Now);
+        if (stamp >= _t1 || (_events.TryPeekStamp(out ulong first) && first <= stamp))
+            return false;
+        Now = stamp;
+        return true;
     }
 
-    /// <summary>Postpones <paramref name="ev"/> to the next window (no budget left), keeping its place among its peers.</summary>
+    /// <summary>Postpones <paramref name="ev"/>, the action being handled, to the next window (no budget left), keeping its place among its peers.</summary>
     private protected void Defer(in WorkEvent ev)
     {
         _deferred++;
-        var e = ev;
-        e.Stamp = _t1;
-        _events.Push(e);
+        _events.Reinsert(in ev, _t1);
     }
 
     /// <summary>Submits an operation at <see cref="Now"/>; the caller checked <see cref="Budget"/>.</summary>
     private protected void Submit(DmaOpKind kind, ulong iova, ulong paddr, ulong size, IommuProt prot, int tag)
     {
         if (Inflight >= MaxInflight)
-            throw new InvalidOperationException($"Device {Device} would exceed its {MaxInflight} operations in flight.");
+            ThrowOverBudget();
         uint seq = _seq++;
         var op = new DmaOp(Now, DmaOp.MakeId(Device, seq), kind, iova, paddr, size, prot);
-        _pending.Add(seq, new PendingOp(kind, Now, iova, size, tag));
+        _pending.Add(seq, new PendingOp(kind, Now, tag));
         Inflight++;
         _submitted++;
         _sink!.Submit(in op);
@@ -220,6 +241,9 @@ public abstract class DeviceWorkload : IDeviceWorkload
         }
     }
 
+    [DoesNotReturn]
+    private void ThrowOverBudget() => throw new InvalidOperationException($"Device {Device} would exceed its {MaxInflight} operations in flight.");
+
     /// <summary>Emits a DMA access at <see cref="Now"/>.</summary>
     private protected void Dma(ulong iova, bool write)
     {
@@ -230,10 +254,13 @@ public abstract class DeviceWorkload : IDeviceWorkload
     /// <summary>A DMA to a random 64-byte-aligned offset of [<paramref name="iova"/>, +<paramref name="size"/>).</summary>
     private protected void DmaInto(ulong iova, ulong size, bool write) => Dma(iova + (NextBelow(Math.Max(1, size >> 6)) << 6), write);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected ulong NextRandom() => _rng.Next();
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected ulong NextBelow(ulong n) => _rng.NextBelow(n);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected bool Chance(ulong threshold) => _rng.Chance(threshold);
 
     /// <summary>A value in [mean/2, 3·mean/2): jittered intervals without transcendental functions.</summary>

@@ -28,6 +28,7 @@ public sealed class GpuWorkload : DeviceWorkload
     private const byte Free = 0, Mapping = 1, Mapped = 2, Live = 3, Unmapping = 4;
 
     private readonly int _n;
+    private readonly ulong _dmaIntervalNs;
     private readonly byte[] _state;
     private readonly ulong[] _iova;
     private readonly byte[] _bank;
@@ -39,6 +40,7 @@ public sealed class GpuWorkload : DeviceWorkload
         : base(WorkloadFactory.Gpu, device, seed, options)
     {
         _n = options.GpuBuffers;
+        _dmaIntervalNs = options.GpuDmaIntervalNs;
         HasHugeBuffer = Chance(Xoshiro256StarStar.Threshold(options.GpuHugeProbability));
         _state = new byte[_n];
         _iova = new ulong[_n];
@@ -99,11 +101,21 @@ public sealed class GpuWorkload : DeviceWorkload
                 _live[_liveCount++] = b;
                 break;
             case EvDma:
-                Schedule(Now + Options.GpuDmaIntervalNs, EvDma);
-                if (_liveCount > 0)
+                // While the next DMA comes before anything else the device has scheduled, it runs here rather than
+                // as an event of its own (a DMA changes nothing the others depend on).
+                while (true)
                 {
-                    int t = _live[(int)NextBelow((ulong)_liveCount)];
-                    DmaInto(_iova[t], Size(t), write: (NextRandom() >> 63) != 0);
+                    ulong next = Now + _dmaIntervalNs;
+                    if (_liveCount > 0)
+                    {
+                        int t = _live[(int)NextBelow((ulong)_liveCount)];
+                        DmaInto(_iova[t], Size(t), write: (NextRandom() >> 63) != 0);
+                    }
+                    if (!TryRunNext(next))
+                    {
+                        Schedule(next, EvDma);
+                        break;
+                    }
                 }
                 break;
             case EvRemap:

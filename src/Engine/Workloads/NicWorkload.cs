@@ -19,35 +19,41 @@ public sealed class NicWorkload : DeviceWorkload
     /// <summary>TX buffer bytes.</summary>
     public const ulong TxBufferBytes = 4096;
 
+    // A buffer's events carry its index in its ring (the slot) and its ring (the kind); its IOVA travels in them too.
     private const byte EvArrival = 1;
-    private const byte EvTransfer = 2;
-    private const byte EvUnmap = 3;
+    private const byte EvRxTransfer = 2;
+    private const byte EvTxTransfer = 3;
+    private const byte EvRxUnmap = 4;
+    private const byte EvTxUnmap = 5;
 
     private readonly ulong _intervalPs;
+    private readonly ulong _intervalWholeNs;  // _intervalPs as whole nanoseconds and the rest
+    private readonly ulong _intervalRestPs;
     private readonly ulong _phasePs;
+    private readonly ulong _wireNs;           // one packet's wire time in whole nanoseconds (at least 1)
     private readonly ulong _rxThreshold;
     private readonly int _ring;
-    // Free buffers: those freed and not reused yet (a stack: reused last-in first-out), then the never-used ones
-    // from the lowest up. Lazy, so that a device costs what it uses rather than its ring size; a mapped buffer's
-    // IOVA travels in its events.
-    private int[] _freedRx = new int[8];
-    private int[] _freedTx = new int[8];
-    private int _freedRxCount;
-    private int _freedTxCount;
-    private int _freshRx;
-    private int _freshTx;
+    // Free buffers of each ring: those freed and not reused yet (a stack: reused last-in first-out), then the
+    // never-used ones from the lowest up. Lazy, so that a device costs what it uses rather than its ring size.
+    private FreeBuffers _rxFree;
+    private FreeBuffers _txFree;
     private ulong _startNs;
-    private ulong _packet;            // the next packet's index
+    private ulong _packet;                    // the next packet's index
+    // The next packet's arrival, n·interval + phase picoseconds after the start, as whole nanoseconds and the rest.
+    private ulong _arrivalNs;
+    private ulong _arrivalRestPs;
 
     internal NicWorkload(int device, ulong seed, WorkloadOptions options)
         : base(WorkloadFactory.Nic, device, seed, options)
     {
         ulong bits = ((ulong)options.FrameBytes + 38) * 8;
         _intervalPs = Math.Max(1, (ulong)Math.Round(bits * 1000.0 / options.LinkGbps));
+        _intervalWholeNs = _intervalPs / 1000;
+        _intervalRestPs = _intervalPs % 1000;
         _phasePs = NextBelow(_intervalPs);
+        _wireNs = Math.Max(1, _intervalWholeNs);
         _rxThreshold = Xoshiro256StarStar.Threshold(options.NicRxFraction);
         _ring = options.NicRingSize;
-        _freshTx = _ring;
     }
 
     /// <summary>Picoseconds between two packets (one frame's wire time).</summary>
@@ -61,12 +67,29 @@ public sealed class NicWorkload : DeviceWorkload
 
     private ulong BufferSize(int buffer) => buffer < _ring ? RxBufferBytes : TxBufferBytes;
 
-    private ulong ArrivalNs(ulong n) => _startNs + (ulong)(((UInt128)n * _intervalPs + _phasePs) / 1000);
+    /// <summary>
+    /// Counts the packet arriving now and returns when the next one arrives: packet n comes (n·interval + phase) / 1000 ns
+    /// after the start, kept as a running quotient and remainder rather than divided out each time.
+    /// </summary>
+    private ulong AdvanceArrival()
+    {
+        _packet++;
+        _arrivalNs += _intervalWholeNs;
+        _arrivalRestPs += _intervalRestPs;
+        if (_arrivalRestPs >= 1000)
+        {
+            _arrivalRestPs -= 1000;
+            _arrivalNs++;
+        }
+        return _startNs + _arrivalNs;
+    }
 
     private protected override void Start(ulong t0)
     {
         _startNs = t0;
-        Schedule(ArrivalNs(0), EvArrival);
+        _arrivalNs = _phasePs / 1000;
+        _arrivalRestPs = _phasePs % 1000;
+        Schedule(_startNs + _arrivalNs, EvArrival);
     }
 
     private protected override void Handle(in WorkEvent ev)
@@ -76,28 +99,49 @@ public sealed class NicWorkload : DeviceWorkload
             case EvArrival:
                 Arrive();
                 break;
-            case EvTransfer:
-            {
-                int b = ev.Slot;
-                Dma(ev.Arg + (NextBelow(BufferSize(b) >> 6) << 6), write: b < _ring);
-                Schedule(Now + Math.Max(1, _intervalPs / 1000), EvUnmap, b, arg: ev.Arg, prio: PrioRelease);
+            case EvRxTransfer:
+                Dma(ev.Arg + (NextBelow(RxBufferBytes >> 6) << 6), write: true);
+                Schedule(Now + _wireNs, EvRxUnmap, ev.Slot, arg: ev.Arg, prio: PrioRelease);
                 break;
-            }
-            case EvUnmap:
+            case EvTxTransfer:
+                Dma(ev.Arg + (NextBelow(TxBufferBytes >> 6) << 6), write: false);
+                Schedule(Now + _wireNs, EvTxUnmap, ev.Slot, arg: ev.Arg, prio: PrioRelease);
+                break;
+            case EvRxUnmap:
+            case EvTxUnmap:
+            {
                 if (Budget == 0)
                 {
                     Defer(in ev);
                     break;
                 }
-                Submit(DmaOpKind.Unmap, ev.Arg, 0, BufferSize(ev.Slot), IommuProt.None, ev.Slot);
+                int b = ev.Kind == EvRxUnmap ? ev.Slot : _ring + ev.Slot;
+                Submit(DmaOpKind.Unmap, ev.Arg, 0, BufferSize(b), IommuProt.None, b);
                 break;
+            }
         }
     }
 
     private void Arrive()
     {
-        ulong n = _packet++;
-        Schedule(ArrivalNs(n + 1), EvArrival);
+        ulong next = AdvanceArrival();
+        if (Budget == 0)
+        {
+            // Dropped, and so is every packet until a reply (budget only comes back with replies, between windows):
+            // while the next packet comes before anything else the device has scheduled, it is dropped here too
+            // rather than as an event of its own.
+            while (true)
+            {
+                _ = Chance(_rxThreshold); // the direction it would have had
+                CountDropped();
+                if (!TryRunNext(next))
+                    break;
+                next = AdvanceArrival();
+            }
+            Schedule(next, EvArrival);
+            return;
+        }
+        Schedule(next, EvArrival);
         bool rx = Chance(_rxThreshold);
         int b = TakeBuffer(rx);
         if (b < 0)
@@ -111,19 +155,20 @@ public sealed class NicWorkload : DeviceWorkload
     private protected override void OnReply(in PendingOp op, in DmaOpResult result)
     {
         int b = op.Tag;
+        bool rx = b < _ring;
         if (op.Kind == DmaOpKind.DmaMap && result.Error == Errno.None)
         {
-            Schedule(ReplySeenAt(op, result), EvTransfer, b, arg: result.Iova);
+            Schedule(ReplySeenAt(op, result), rx ? EvRxTransfer : EvTxTransfer, rx ? b : b - _ring, arg: result.Iova);
             return;
         }
         if (op.Kind == DmaOpKind.DmaMap)
             CountDroppedBuffer();
         else
             CountUnit();
-        if (b < _ring)
-            Push(ref _freedRx, ref _freedRxCount, b);
+        if (rx)
+            _rxFree.Release(b);
         else
-            Push(ref _freedTx, ref _freedTxCount, b);
+            _txFree.Release(b - _ring);
     }
 
     /// <summary>A free buffer of the RX or TX ring (the last freed first, else the lowest never used); -1 if none or no budget.</summary>
@@ -132,20 +177,32 @@ public sealed class NicWorkload : DeviceWorkload
         if (Budget == 0)
             return -1;
         if (rx)
-        {
-            if (_freedRxCount > 0)
-                return _freedRx[--_freedRxCount];
-            return _freshRx < _ring ? _freshRx++ : -1;
-        }
-        if (_freedTxCount > 0)
-            return _freedTx[--_freedTxCount];
-        return _freshTx < 2 * _ring ? _freshTx++ : -1;
+            return _rxFree.Take(_ring);
+        int i = _txFree.Take(_ring);
+        return i < 0 ? -1 : _ring + i;
     }
 
-    private static void Push(ref int[] stack, ref int count, int buffer)
+    /// <summary>The free buffers of one ring, by index in the ring (below 65536).</summary>
+    private struct FreeBuffers
     {
-        if (count == stack.Length)
-            Array.Resize(ref stack, stack.Length * 2);
-        stack[count++] = buffer;
+        private ushort[]? _freed;   // freed and not reused yet, the last freed on top
+        private int _freedCount;
+        private int _fresh;         // the lowest never used
+
+        /// <summary>The last freed buffer, else the lowest never used of a ring of <paramref name="ring"/>; -1 if none.</summary>
+        public int Take(int ring)
+        {
+            if (_freedCount > 0)
+                return _freed![--_freedCount];
+            return _fresh < ring ? _fresh++ : -1;
+        }
+
+        public void Release(int buffer)
+        {
+            _freed ??= new ushort[8];
+            if (_freedCount == _freed.Length)
+                Array.Resize(ref _freed, _freed.Length * 2);
+            _freed[_freedCount++] = (ushort)buffer;
+        }
     }
 }

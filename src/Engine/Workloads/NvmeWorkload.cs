@@ -23,28 +23,41 @@ public sealed class NvmeWorkload : DeviceWorkload
     private const byte EvTransfer = 3;
     private const byte EvComplete = 4;
 
-    private const byte SegMapping = 1, SegMapped = 2, SegFailed = 3, SegUnmapping = 4, SegDone = 5;
-
     private readonly ulong _meanIntervalNs;
     private readonly ulong _readThreshold;
     private readonly int _maxSeg;
     private readonly ulong _regionPages;
-    private readonly int[] _free;
-    private int _freeCount;
+    private readonly int _queueDepth;
 
-    // Per command.
-    private readonly byte[] _segs;
-    private readonly byte[] _mapsLeft;
-    private readonly byte[] _unmapsLeft;
-    private readonly bool[] _unmapsSent;
-    private readonly bool[] _isWrite;
-    private readonly ulong[] _seenAt;
+    // Command slots: those freed and not reused yet (a stack: reused last-in first-out), then the never-used ones from
+    // the lowest up. The state of the slots used so far; it grows with the number of commands outstanding at once.
+    private ushort[] _freed = new ushort[4];
+    private int _freedCount;
+    private int _fresh;
+    private Command[] _commands = new Command[4];
+    // Segment s of command c: its PA until its map is submitted, then its IOVA once mapped.
+    private ulong[] _segAddr = new ulong[4 * MaxSegments];
 
-    // Per segment (command · MaxSegments + index).
-    private readonly byte[] _segState;
-    private readonly ulong[] _segPa;
-    private readonly ulong[] _segSize;
-    private readonly ulong[] _segIova;
+    /// <summary>One command's progress.</summary>
+    private struct Command
+    {
+        public ulong SeenAt;       // the latest time one of its map replies is seen
+        public byte PagesLg2;      // its size: 4 KiB << PagesLg2, split over Segments
+        public byte Segments;
+        public byte MapsLeft;
+        public byte UnmapsLeft;
+        public byte Mapped;        // bit s: segment s is mapped and not yet being unmapped
+        public bool UnmapsSent;
+        public bool IsWrite;
+
+        /// <summary>Bytes of segment <paramref name="s"/>: whole pages, the first (pages mod segments) one page larger.</summary>
+        public readonly ulong SegmentBytes(int s)
+        {
+            int pages = 1 << PagesLg2;
+            int segPages = pages / Segments + (s < pages % Segments ? 1 : 0);
+            return (ulong)segPages << 12;
+        }
+    }
 
     internal NvmeWorkload(int device, ulong seed, WorkloadOptions options)
         : base(WorkloadFactory.Nvme, device, seed, options)
@@ -53,21 +66,7 @@ public sealed class NvmeWorkload : DeviceWorkload
         _readThreshold = Xoshiro256StarStar.Threshold(options.NvmeReadFraction);
         _maxSeg = Math.Min(MaxSegments, options.Inflight);
         _regionPages = Region.Size >> 12;
-        int q = options.NvmeQueueDepth;
-        _free = new int[q];
-        for (int i = 0; i < q; i++)
-            _free[i] = q - 1 - i;
-        _freeCount = q;
-        _segs = new byte[q];
-        _mapsLeft = new byte[q];
-        _unmapsLeft = new byte[q];
-        _unmapsSent = new bool[q];
-        _isWrite = new bool[q];
-        _seenAt = new ulong[q];
-        _segState = new byte[q * MaxSegments];
-        _segPa = new ulong[q * MaxSegments];
-        _segSize = new ulong[q * MaxSegments];
-        _segIova = new ulong[q * MaxSegments];
+        _queueDepth = options.NvmeQueueDepth;
     }
 
     private protected override void Start(ulong t0) => Schedule(t0 + NextBelow(_meanIntervalNs), EvArrival);
@@ -82,118 +81,137 @@ public sealed class NvmeWorkload : DeviceWorkload
                 Arrive();
                 break;
             case EvStart:
-                if (Budget < _segs[c])
+            {
+                ref var cmd = ref _commands[c];
+                if (Budget < cmd.Segments)
                 {
                     Defer(in ev);
                     break;
                 }
-                for (int s = 0; s < _segs[c]; s++)
+                for (int s = 0; s < cmd.Segments; s++)
                 {
                     int i = c * MaxSegments + s;
-                    _segState[i] = SegMapping;
-                    Submit(DmaOpKind.DmaMap, 0, _segPa[i], _segSize[i], ReadWrite, i);
+                    Submit(DmaOpKind.DmaMap, 0, _segAddr[i], cmd.SegmentBytes(s), ReadWrite, i);
                 }
-                _mapsLeft[c] = _segs[c];
+                cmd.MapsLeft = cmd.Segments;
                 break;
+            }
             case EvTransfer:
             {
+                ref var cmd = ref _commands[c];
                 ulong bytes = 0;
-                for (int s = 0; s < _segs[c]; s++)
+                for (int s = 0; s < cmd.Segments; s++)
                 {
-                    int i = c * MaxSegments + s;
-                    if (_segState[i] != SegMapped)
+                    if ((cmd.Mapped & (1 << s)) == 0)
                         continue;
-                    DmaInto(_segIova[i], _segSize[i], write: !_isWrite[c]);
-                    bytes += _segSize[i];
+                    ulong size = cmd.SegmentBytes(s);
+                    DmaInto(_segAddr[c * MaxSegments + s], size, write: !cmd.IsWrite);
+                    bytes += size;
                 }
                 if (bytes == 0)
                 {
-                    _free[_freeCount++] = c; // every segment failed to map: nothing to transfer or unmap
+                    Release(c); // every segment failed to map: nothing to transfer or unmap
                     break;
                 }
                 Schedule(Now + Math.Max(1, bytes / BytesPerNs), EvComplete, c, prio: PrioRelease);
                 break;
             }
             case EvComplete:
-                for (int s = 0; s < _segs[c]; s++)
+            {
+                ref var cmd = ref _commands[c];
+                for (int s = 0; s < cmd.Segments; s++)
                 {
-                    int i = c * MaxSegments + s;
-                    if (_segState[i] != SegMapped)
+                    if ((cmd.Mapped & (1 << s)) == 0)
                         continue;
                     if (Budget == 0)
                     {
                         Defer(in ev);
                         return;
                     }
-                    _segState[i] = SegUnmapping;
-                    _unmapsLeft[c]++;
-                    Submit(DmaOpKind.Unmap, _segIova[i], 0, _segSize[i], IommuProt.None, i);
+                    cmd.Mapped &= (byte)~(1 << s);
+                    cmd.UnmapsLeft++;
+                    int i = c * MaxSegments + s;
+                    Submit(DmaOpKind.Unmap, _segAddr[i], 0, cmd.SegmentBytes(s), IommuProt.None, i);
                 }
-                _unmapsSent[c] = true;
+                cmd.UnmapsSent = true;
                 FinishIfDone(c);
                 break;
+            }
         }
     }
 
     private void Arrive()
     {
-        if (_freeCount == 0)
+        int c = TakeCommand();
+        if (c < 0)
         {
             CountDropped();
             return;
         }
-        int c = _free[--_freeCount];
-        ulong pages = 1UL << (int)NextBelow(6);
+        ref var cmd = ref _commands[c];
+        int pagesLg2 = (int)NextBelow(6);
+        ulong pages = 1UL << pagesLg2;
         int segs = 1 + (int)NextBelow(Math.Min(pages, (ulong)_maxSeg));
-        ulong per = pages / (ulong)segs, extra = pages % (ulong)segs;
+        cmd = new Command { PagesLg2 = (byte)pagesLg2, Segments = (byte)segs };
         for (int s = 0; s < segs; s++)
         {
-            int i = c * MaxSegments + s;
-            ulong segPages = per + ((ulong)s < extra ? 1UL : 0);
-            _segSize[i] = segPages << 12;
-            _segPa[i] = Region.Base + (NextBelow(_regionPages - segPages + 1) << 12);
-            _segState[i] = 0;
+            ulong segPages = cmd.SegmentBytes(s) >> 12;
+            _segAddr[c * MaxSegments + s] = Region.Base + (NextBelow(_regionPages - segPages + 1) << 12);
         }
-        _segs[c] = (byte)segs;
-        _isWrite[c] = !Chance(_readThreshold);
-        _mapsLeft[c] = 0;
-        _unmapsLeft[c] = 0;
-        _unmapsSent[c] = false;
-        _seenAt[c] = 0;
+        cmd.IsWrite = !Chance(_readThreshold);
         Schedule(Now, EvStart, c);
     }
 
+    /// <summary>A free command slot (the last freed first, else the lowest never used); -1 when the queue is full.</summary>
+    private int TakeCommand()
+    {
+        if (_freedCount > 0)
+            return _freed[--_freedCount];
+        if (_fresh == _queueDepth)
+            return -1;
+        if (_fresh == _commands.Length)
+        {
+            int size = Math.Min(_queueDepth, 2 * _commands.Length);
+            Array.Resize(ref _commands, size);
+            Array.Resize(ref _segAddr, size * MaxSegments);
+            Array.Resize(ref _freed, size);
+        }
+        return _fresh++;
+    }
+
+    private void Release(int c) => _freed[_freedCount++] = (ushort)c;
+
     private protected override void OnReply(in PendingOp op, in DmaOpResult result)
     {
-        int i = op.Tag, c = i / MaxSegments;
+        int i = op.Tag, c = i / MaxSegments, s = i % MaxSegments;
+        ref var cmd = ref _commands[c];
         if (op.Kind == DmaOpKind.DmaMap)
         {
             if (result.Error == Errno.None)
             {
-                _segState[i] = SegMapped;
-                _segIova[i] = result.Iova;
+                cmd.Mapped |= (byte)(1 << s);
+                _segAddr[i] = result.Iova;
             }
             else
             {
-                _segState[i] = SegFailed;
                 CountDroppedBuffer();
             }
-            _seenAt[c] = Math.Max(_seenAt[c], ReplySeenAt(op, result));
-            if (--_mapsLeft[c] == 0)
-                Schedule(_seenAt[c], EvTransfer, c);
+            cmd.SeenAt = Math.Max(cmd.SeenAt, ReplySeenAt(op, result));
+            if (--cmd.MapsLeft == 0)
+                Schedule(cmd.SeenAt, EvTransfer, c);
             return;
         }
-        _segState[i] = SegDone;
-        _unmapsLeft[c]--;
+        cmd.UnmapsLeft--;
         FinishIfDone(c);
     }
 
     private void FinishIfDone(int c)
     {
-        if (!_unmapsSent[c] || _unmapsLeft[c] != 0)
+        ref var cmd = ref _commands[c];
+        if (!cmd.UnmapsSent || cmd.UnmapsLeft != 0)
             return;
-        _unmapsSent[c] = false;
+        cmd.UnmapsSent = false;
         CountUnit();
-        _free[_freeCount++] = c;
+        Release(c);
     }
 }

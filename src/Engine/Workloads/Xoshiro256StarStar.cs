@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace PtActors.Engine.Workloads;
 
 /// <summary>
@@ -47,6 +49,7 @@ public struct Xoshiro256StarStar
     public static Xoshiro256StarStar ForStream(ulong seed, ulong stream) => new(seed ^ new SplitMix64(stream).Next());
 
     /// <summary>The next 64 random bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Next()
     {
         ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9;
@@ -61,9 +64,11 @@ public struct Xoshiro256StarStar
     }
 
     /// <summary>A value in [0, <paramref name="n"/>) (0 when <paramref name="n"/> is 0): the high half of a 64×64 product (Lemire, without the rejection step).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong NextBelow(ulong n) => Math.BigMul(Next(), n, out _);
 
     /// <summary>True with the probability a <see cref="Threshold"/> encodes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Chance(ulong threshold) => threshold == ulong.MaxValue || Next() < threshold;
 
     /// <summary>

@@ -350,7 +350,15 @@ public class WorkloadTests
     [MemberData(nameof(Kinds))]
     public void SteadyStateDoesNotAllocate(string kind)
     {
-        var dev = WorkloadFactory.Create(kind, 1, 17, new WorkloadOptions { Inflight = 32, LateDmaProbability = 0.05 });
+        // A first device warms every path up (the JIT may allocate on this thread while it recompiles them under
+        // load); the second one is measured.
+        Drive(kind, warmUp: true);
+        Drive(kind, warmUp: false);
+    }
+
+    private static void Drive(string kind, bool warmUp)
+    {
+        var dev = WorkloadFactory.Create(kind, warmUp ? 2 : 1, 17, new WorkloadOptions { Inflight = 32, LateDmaProbability = 0.05 });
         var sink = new ArraySink();
         ulong t = 0, nextIova = 1UL << 40;
         long allocated = 0;
@@ -376,7 +384,8 @@ public class WorkloadTests
                 allocated += after - before;
             t += 100_000;
         }
-        Assert.Equal(0, allocated);
+        if (!warmUp)
+            Assert.Equal(0, allocated);
     }
 
     private sealed class ArraySink : IWorkloadSink

@@ -1,0 +1,71 @@
+using System.Security.Cryptography;
+using System.Text;
+using PtActors.Engine.Dma;
+using PtActors.Engine.Workloads;
+using Xunit;
+
+namespace PtActors.Engine.Tests.Workloads;
+
+/// <summary>
+/// Pins what the devices do: the SHA-256 of every device's operations, DMAs and counters over irregular windows (gaps
+/// included), replies held for some windows, failed maps and late DMAs. The expected hashes were recorded with the
+/// workloads before their memory and speed rework (per-device dictionaries, preallocated heaps), which had to keep
+/// every stream identical; a change here is a change of behaviour.
+/// </summary>
+public class WorkloadGoldenTests
+{
+    [Theory]
+    [InlineData("nic", 32, 0.0, 0, 0.0, "CBE3DEEE6B210B20A0E4819DBAB211B5")]
+    [InlineData("nic", 4, 0.3, 2, 0.1, "2BEFA8CBD44426283E0745DEB17D3132")]
+    [InlineData("nic", 256, 0.05, 3, 0.0, "45A0C2C08E5DF4EC0E9CC91F63D8915E")]
+    [InlineData("nvme", 32, 0.0, 0, 0.0, "EE45588C67B507CE7FB9BCC2739DE6C5")]
+    [InlineData("nvme", 4, 0.3, 2, 0.1, "4AEB68C86B195C5D998B2F7DECB1EA5B")]
+    [InlineData("nvme", 256, 0.05, 3, 0.0, "FF485E6E718D2C58D69D7306AE20203B")]
+    [InlineData("gpu", 32, 0.0, 0, 0.0, "809D3726412F78D78B7BF85B97CC59A3")]
+    [InlineData("gpu", 4, 0.3, 2, 0.1, "7DEDA299DAFA6238AAC468CCEA310BC9")]
+    [InlineData("random", 32, 0.0, 0, 0.0, "DB5D3599424DC161B404768E4B7A9D94")]
+    [InlineData("random", 4, 0.3, 2, 0.1, "685FFD0D3C8E0564DF8DF3B0C376A1FA")]
+    [InlineData("random", 1, 0.0, 1, 0.2, "76A2A42EDCEEBBE3DD4E90781C6BF61F")]
+    [InlineData("mixed", 32, 0.02, 1, 0.05, "DCC4CBF1C78CD9DE09CE9C96ECA2A87F")]
+    [InlineData("mixed", 8, 0.2, 3, 0.1, "13171E0776DE7C7F6E7010AD92F52B02")]
+    public void StreamsAreThoseRecorded(string kind, int inflight, double lateDma, int maxDelay, double mapFailure, string expected)
+    {
+        var options = new WorkloadOptions { Inflight = inflight, LateDmaProbability = lateDma, GpuRemapMeanNs = 100_000, GpuDmaIntervalNs = 250 };
+        const int Devices = 8;
+        var devices = new IDeviceWorkload[Devices];
+        var sinks = new RecordingSink[Devices];
+        var domain = new FakeDomain(maxDelay, seed: 3, mapFailure);
+        for (int i = 0; i < Devices; i++)
+        {
+            devices[i] = WorkloadFactory.Create(kind, i, 2024, options);
+            sinks[i] = new RecordingSink(domain, i);
+        }
+        ulong t = 5_000;
+        ulong[] lengths = [100_000, 37_000, 1, 250_000, 3_000, 100_000, 64_000, 999];
+        for (int w = 0; w < 160; w++)
+        {
+            ulong len = lengths[w % lengths.Length];
+            if (w % 13 == 7)
+                t += 45_000; // a gap: what falls in it runs at the next window's start
+            for (int i = 0; i < Devices; i++)
+            {
+                sinks[i].Begin(t, t + len);
+                devices[i].Generate(t, t + len, sinks[i]);
+            }
+            domain.EndWindow(devices);
+            t += len;
+        }
+
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        for (int i = 0; i < Devices; i++)
+        {
+            foreach (var op in sinks[i].Ops)
+                sha.AppendData(Encoding.ASCII.GetBytes($"{op.StampNs},{op.Id},{op.Kind},{op.Iova},{op.Paddr},{op.Size},{op.Prot};"));
+            foreach (var dma in sinks[i].Dmas)
+                sha.AppendData(Encoding.ASCII.GetBytes($"{dma.StampNs},{dma.Iova},{dma.Write};"));
+            sha.AppendData(Encoding.ASCII.GetBytes($"{devices[i].Inflight} {devices[i].Stats}|"));
+        }
+        Assert.True(sinks.Sum(s => s.Ops.Count) > 100);
+        Assert.Equal(expected, Convert.ToHexString(sha.GetHashAndReset())[..32]);
+    }
+}
