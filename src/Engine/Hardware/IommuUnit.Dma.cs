@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace PtActors.Engine.Hardware;
 
 /// <summary>The translation side: a device's DMA through the IOTLB, walk caches and page walk, with the checkers.</summary>
@@ -110,11 +112,16 @@ public sealed partial class IommuUnit
             && prePa == pa && (prePerms & perms) == perms)
             return false;
 
+        // Records are appended at the clock's time, which never goes back, and leave in order: the first that
+        // covers the IOVA is the earliest.
         ulong earliest = ulong.MaxValue;
-        foreach (var r in ctx.Unflushed)
+        foreach (var r in CollectionsMarshal.AsSpan(ctx.Unflushed))
         {
-            if (r.Start <= iova && iova <= r.Last && r.TimeNs < earliest)
+            if (r.Start <= iova && iova <= r.Last)
+            {
                 earliest = r.TimeNs;
+                break;
+            }
         }
         ulong t = Clock.NowNs;
         if (earliest != ulong.MaxValue)

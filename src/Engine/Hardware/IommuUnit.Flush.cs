@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace PtActors.Engine.Hardware;
 
 /// <summary>The flush side: unmaps through the policy, invalidation commands, the flush queue, batching.</summary>
@@ -112,8 +114,8 @@ public sealed partial class IommuUnit
         int pages = 0;
         foreach (var fq in ctx.Queues)
         {
-            for (int i = fq.Head; i != fq.Tail; i = (i + 1) & fq.Mask)
-                pages += fq.Entries[i].Pages.Count;
+            for (int i = 0; i < fq.Count; i++)
+                pages += fq[i].Pages?.Count ?? 0;
         }
         return pages;
     }
@@ -189,7 +191,7 @@ public sealed partial class IommuUnit
                 break;
             case InvalidationKind.Domain:
                 Stats.DomainInvalidations++;
-                Iotlb.Sweep(cmd.DomainId, 0, ulong.MaxValue, static _ => true);
+                Iotlb.InvalidateDomain(cmd.DomainId);
                 WalkCache.Invalidate(cmd.DomainId, 0, ulong.MaxValue);
                 break;
             default:
@@ -206,18 +208,26 @@ public sealed partial class IommuUnit
     /// </summary>
     private void CompleteFlush(DomainContext ctx, ulong start, ulong last, ulong psiBytes)
     {
-        var union = ctx.Scratch;
-        union.Clear();
-        for (int i = ctx.Unflushed.Count - 1; i >= 0; i--)
+        var unflushed = ctx.Unflushed;
+        if (psiBytes == 0 && start == 0 && last == ulong.MaxValue)
         {
-            var r = ctx.Unflushed[i];
-            if (r.Start >= start && r.Last <= last)
-            {
-                union.Add((r.Start, r.Last));
-                ctx.Unflushed.RemoveAt(i);
-            }
+            unflushed.Clear();      // a whole-domain flush covers every unmap
+            return;
         }
-        if (psiBytes == 0)
+        var union = psiBytes == 0 ? null : ctx.Scratch;
+        union?.Clear();
+        // Drop the covered records in place, keeping the others in order.
+        var records = CollectionsMarshal.AsSpan(unflushed);
+        int kept = 0;
+        foreach (var r in records)
+        {
+            if (r.Start >= start && r.Last <= last)
+                union?.Add((r.Start, r.Last));
+            else
+                records[kept++] = r;
+        }
+        unflushed.RemoveRange(kept, records.Length - kept);
+        if (union is null)
             return;
         union.Sort();
         ulong covered = 0, curStart = 0, curLast = 0;
@@ -246,30 +256,32 @@ public sealed partial class IommuUnit
 
     private void QueueIova(DomainContext ctx, int cpu, ulong iova, ulong unmapped, IotlbGather gather, long id = -1)
     {
-        var fq = ctx.Queues!.Length == 1 ? ctx.Queues[0] : ctx.Queues[cpu % ctx.Queues.Length];
+        var queues = ctx.Queues!;
+        var fq = queues.Length == 1 ? queues[0] : queues[cpu % queues.Length];
         FreeFinished(ctx, fq);
         if (fq.IsFull)
         {
             FlushQueueFlush(ctx);
             FreeFinished(ctx, fq);
         }
-        var entry = fq.Entries[fq.Tail];
-        fq.Tail = (fq.Tail + 1) & fq.Mask;
+        ref var entry = ref fq.Add();
         entry.Iova = iova;
-        entry.Last = iova + unmapped - 1;
+        entry.Last = unmapped == 0 ? iova - 1 : iova + unmapped - 1;
         entry.Counter = ctx.FlushStartCount;
         entry.Id = id;
-        entry.Pages.Clear();
-        gather.TakeFreeList(entry.Pages);
-        if (unmapped == 0)
-            entry.Last = iova - 1;
+        entry.Pages?.Clear();
+        if (gather.FreeCount > 0)
+            gather.TakeFreeList(entry.Pages ??= new PageList());
         if (!ctx.TimerOn)
         {
             ctx.TimerOn = true;
             ulong timeout = Config.Policy.Kind == FlushPolicyKind.LazySingle ? Config.SingleQueueTimeoutNs : Config.FlushQueueTimeoutNs;
-            Clock.ScheduleIn(timeout, _ => FlushQueueTimeout(ctx));
+            Clock.RescheduleIn(ctx.QueueTimer ??= NewQueueTimer(ctx), timeout);
         }
     }
+
+    // Separate from QueueIova so that only the first arming allocates the closure.
+    private TimerEvent NewQueueTimer(DomainContext ctx) => new(_ => FlushQueueTimeout(ctx));
 
     /// <summary>fq_flush_iotlb: one whole-domain flush, counted from start to finish.</summary>
     private void FlushQueueFlush(DomainContext ctx)
@@ -285,17 +297,21 @@ public sealed partial class IommuUnit
     private void FreeFinished(DomainContext ctx, FlushQueue fq)
     {
         ulong finished = ctx.FlushFinishCount;
-        while (fq.Head != fq.Tail)
+        while (!fq.IsEmpty)
         {
-            var entry = fq.Entries[fq.Head];
+            ref var entry = ref fq.Oldest;
             if (entry.Counter >= finished)
                 break;
-            ctx.Domain.ReleaseTablePages(entry.Pages);
-            if (entry.Id >= 0)
-                UnmapReleased?.Invoke(ctx.Domain, entry.Id);
-            else if (entry.Last >= entry.Iova)
-                IovaReleased?.Invoke(ctx.Domain, entry.Iova, entry.Last);
-            fq.Head = (fq.Head + 1) & fq.Mask;
+            if (entry.Pages is { Count: > 0 } pages)
+                ctx.Domain.ReleaseTablePages(pages);
+            // Copied out: a callback may queue on this ring, which may move its slots.
+            long id = entry.Id;
+            ulong iova = entry.Iova, last = entry.Last;
+            if (id >= 0)
+                UnmapReleased?.Invoke(ctx.Domain, id);
+            else if (last >= iova)
+                IovaReleased?.Invoke(ctx.Domain, iova, last);
+            fq.RemoveOldest();
         }
     }
 
@@ -318,7 +334,6 @@ public sealed partial class IommuUnit
     private void SyncBatch(DomainContext ctx)
     {
         ctx.BatchTimer?.Cancel();
-        ctx.BatchTimer = null;
         ctx.BatchCount = 0;
         var gather = ctx.Batch!;
         ulong start = gather.Start, end = gather.End;
@@ -346,17 +361,19 @@ public sealed partial class IommuUnit
         }
     }
 
+    /// <summary>(Re-)arms the batch idle timeout: a later arming replaces an earlier one, as a cancel and a new event would.</summary>
     private void ArmBatchTimer(DomainContext ctx)
+        => Clock.RescheduleIn(ctx.BatchTimer ??= NewBatchTimer(ctx), Config.BatchIdleNs);
+
+    // Separate from ArmBatchTimer so that only the first arming allocates the closure.
+    private TimerEvent NewBatchTimer(DomainContext ctx) => new(_ => BatchTimeout(ctx));
+
+    private void BatchTimeout(DomainContext ctx)
     {
-        ctx.BatchTimer?.Cancel();
-        ctx.BatchTimer = Clock.ScheduleIn(Config.BatchIdleNs, _ =>
+        if (ctx.Batch!.IsPending || ctx.BatchIds.Count > 0)
         {
-            ctx.BatchTimer = null;
-            if (ctx.Batch!.IsPending || ctx.BatchIds.Count > 0)
-            {
-                Stats.TimedFlushes++;
-                SyncBatch(ctx);
-            }
-        });
+            Stats.TimedFlushes++;
+            SyncBatch(ctx);
+        }
     }
 }

@@ -134,7 +134,7 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
             if (!splitMode && domain.SyncHandler is not null)
                 return Errno.EBUSY;
             // An explicit id keeps the IOTLB's set indexes independent of the order domains arrive in.
-            ctx = new DomainContext(domain, domainId > 0 ? domainId : _nextDomainId++, this);
+            ctx = new DomainContext(domain, domainId > 0 ? domainId : _nextDomainId++, Config);
             _domains.Add(domain, ctx);
             if (!splitMode)
                 domain.SyncHandler = this;

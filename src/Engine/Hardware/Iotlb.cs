@@ -125,10 +125,11 @@ public sealed class Iotlb
         if (_index is not null)
             return _index.TryGetValue(new Tag(domainId, tagVa, lg2), out int s) ? s : -1;
         int baseSlot = SetOf(domainId, tagVa, lg2) * _ways;
-        for (int w = 0; w < _ways; w++)
+        var set = _entries.AsSpan(baseSlot, _ways);
+        for (int w = 0; w < set.Length; w++)
         {
-            ref var e = ref _entries[baseSlot + w];
-            if (e.SizeLg2 == lg2 && e.Va == tagVa && e.DomainId == domainId)
+            ref var e = ref set[w];
+            if (e.Va == tagVa && e.SizeLg2 == lg2 && e.DomainId == domainId)
                 return baseSlot + w;
         }
         return -1;
@@ -141,9 +142,9 @@ public sealed class Iotlb
     public int Fill(int domainId, ulong va, int sizeLg2, ulong pa, IommuProt perms)
     {
         ulong tagVa = Log2.SetMod(va, 0, sizeLg2);
-        int victim = Find(domainId, tagVa, sizeLg2);
+        int victim = _index is null ? ChooseWay(domainId, tagVa, sizeLg2) : Find(domainId, tagVa, sizeLg2);
         if (victim < 0)
-            victim = _index is null ? ChooseWay(domainId, tagVa, sizeLg2) : ChooseFree();
+            victim = ChooseFree();
         ref var slot = ref _entries[victim];
         if (slot.SizeLg2 == 0)
         {
@@ -156,21 +157,39 @@ public sealed class Iotlb
         return victim;
     }
 
+    /// <summary>
+    /// The way of the tag's set to fill, in one pass over the set: the way holding the tag, else the first free
+    /// way, else the least recently used one (evicted).
+    /// </summary>
     private int ChooseWay(int domainId, ulong tagVa, int sizeLg2)
     {
         int baseSlot = SetOf(domainId, tagVa, sizeLg2) * _ways;
-        int victim = baseSlot;
-        for (int w = 0; w < _ways; w++)
+        var set = _entries.AsSpan(baseSlot, _ways);
+        int free = -1, lru = 0;
+        long lruStamp = long.MaxValue;
+        for (int w = 0; w < set.Length; w++)
         {
-            ref var e = ref _entries[baseSlot + w];
+            ref var e = ref set[w];
             if (e.SizeLg2 == 0)
+            {
+                if (free < 0)
+                    free = w;
+            }
+            else if (e.Va == tagVa && e.SizeLg2 == sizeLg2 && e.DomainId == domainId)
+            {
                 return baseSlot + w;
-            if (e.Stamp < _entries[victim].Stamp)
-                victim = baseSlot + w;
+            }
+            else if (e.Stamp < lruStamp)
+            {
+                lru = w;
+                lruStamp = e.Stamp;
+            }
         }
+        if (free >= 0)
+            return baseSlot + free;
         Evictions++;
-        Remove(victim);
-        return victim;
+        Remove(baseSlot + lru);
+        return baseSlot + lru;
     }
 
     private int ChooseFree()
@@ -225,7 +244,7 @@ public sealed class Iotlb
             int lg2 = System.Numerics.BitOperations.TrailingZeroCount(sizes);
             ulong n = (Log2.Div(last, lg2) - Log2.Div(start, lg2)) + 1;
             if (n == 0 || n > MaxProbes || (probes += (int)n) > MaxProbes)
-                return Sweep(domainId, start, last, remove ? static _ => true : MarkSuspect);
+                return SweepRange(domainId, start, last, remove);
         }
         int touched = 0;
         for (ulong sizes = _sizesPresent; sizes != 0; sizes &= sizes - 1)
@@ -250,10 +269,32 @@ public sealed class Iotlb
         return touched;
     }
 
-    private bool MarkSuspect(int slot)
+    /// <summary>Removes every entry of <paramref name="domainId"/> (a whole-domain invalidation). Returns how many.</summary>
+    public int InvalidateDomain(int domainId) => SweepRange(domainId, 0, ulong.MaxValue, remove: true);
+
+    /// <summary>
+    /// <see cref="Sweep"/> with a fixed visitor: removes (or marks suspect) every entry of <paramref name="domainId"/>
+    /// (any domain when negative) overlapping the range. Returns how many it removed or marked.
+    /// </summary>
+    private int SweepRange(int domainId, ulong start, ulong last, bool remove)
     {
-        _entries[slot].Suspect = true;
-        return false;
+        if (_valid == 0)
+            return 0;
+        int touched = 0;
+        var entries = _entries;
+        for (int i = 0; i < entries.Length; i++)
+        {
+            ref var e = ref entries[i];
+            if (e.SizeLg2 == 0 || (domainId >= 0 && e.DomainId != domainId)
+                || e.Va > last || e.Va + Log2.ToMaxInt(e.SizeLg2) < start)
+                continue;
+            touched++;
+            if (remove)
+                Remove(i);
+            else
+                e.Suspect = true;
+        }
+        return touched;
     }
 
     /// <summary>

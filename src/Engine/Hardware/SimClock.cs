@@ -19,21 +19,35 @@ public sealed class SimClock
     /// <summary>Schedules <paramref name="action"/> at <paramref name="dueNs"/> (not before now).</summary>
     public TimerEvent Schedule(ulong dueNs, Action<ulong> action)
     {
-        var ev = new TimerEvent(Math.Max(dueNs, NowNs), action);
-        _events.Enqueue(ev, (ev.DueNs, _seq++));
+        var ev = new TimerEvent(action);
+        Reschedule(ev, dueNs);
         return ev;
     }
 
+    /// <summary>
+    /// Arms <paramref name="ev"/> again at <paramref name="dueNs"/> (not before now), exactly as cancelling it and
+    /// scheduling a new event with its action would: the earlier arming no longer fires, and among events due at
+    /// the same time this one fires in the order of this call. Lets an owner re-arm one timeout without allocating.
+    /// </summary>
+    internal void Reschedule(TimerEvent ev, ulong dueNs)
+    {
+        ev.Arm(Math.Max(dueNs, NowNs), _seq);
+        _events.Enqueue(ev, (ev.DueNs, _seq++));
+    }
+
+    /// <summary><see cref="Reschedule"/> <paramref name="delayNs"/> from now.</summary>
+    internal void RescheduleIn(TimerEvent ev, ulong delayNs) => Reschedule(ev, DueIn(delayNs));
+
     /// <summary>Schedules <paramref name="action"/> <paramref name="delayNs"/> from now.</summary>
-    public TimerEvent ScheduleIn(ulong delayNs, Action<ulong> action)
-        => Schedule(ulong.MaxValue - NowNs < delayNs ? ulong.MaxValue : NowNs + delayNs, action);
+    public TimerEvent ScheduleIn(ulong delayNs, Action<ulong> action) => Schedule(DueIn(delayNs), action);
+
+    private ulong DueIn(ulong delayNs) => ulong.MaxValue - NowNs < delayNs ? ulong.MaxValue : NowNs + delayNs;
 
     /// <summary>
     /// Moves the clock forward by <paramref name="deltaNs"/>, firing every event that falls due on the way, each
     /// with the clock set to its due time. Returns how many fired.
     /// </summary>
-    public int Advance(ulong deltaNs)
-        => AdvanceTo(ulong.MaxValue - NowNs < deltaNs ? ulong.MaxValue : NowNs + deltaNs);
+    public int Advance(ulong deltaNs) => AdvanceTo(DueIn(deltaNs));
 
     /// <summary>Moves the clock to <paramref name="targetNs"/> (never backwards), firing what falls due.</summary>
     public int AdvanceTo(ulong targetNs)
@@ -42,8 +56,8 @@ public sealed class SimClock
         while (_events.TryPeek(out var ev, out var key) && key.Due <= targetNs)
         {
             _events.Dequeue();
-            if (ev.Cancelled)
-                continue;
+            if (ev.Cancelled || ev.Seq != key.Seq)
+                continue;   // cancelled, or re-armed since this entry was queued
             if (key.Due > NowNs)
                 NowNs = key.Due;
             ev.Fire();
@@ -60,17 +74,28 @@ public sealed class TimerEvent
 {
     private readonly Action<ulong> _action;
 
-    internal TimerEvent(ulong dueNs, Action<ulong> action)
+    /// <summary>An event that is not armed (<see cref="Cancelled"/>) until <see cref="SimClock.Reschedule"/> arms it.</summary>
+    internal TimerEvent(Action<ulong> action)
     {
-        DueNs = dueNs;
         _action = action;
+        Cancelled = true;
     }
 
     /// <summary>When it fires.</summary>
-    public ulong DueNs { get; }
+    public ulong DueNs { get; private set; }
 
-    /// <summary>True once cancelled.</summary>
+    /// <summary>True once cancelled (or fired).</summary>
     public bool Cancelled { get; private set; }
+
+    /// <summary>The clock's sequence number of the latest arming: only the queue entry carrying it may fire.</summary>
+    internal long Seq { get; private set; }
+
+    internal void Arm(ulong dueNs, long seq)
+    {
+        DueNs = dueNs;
+        Seq = seq;
+        Cancelled = false;
+    }
 
     /// <summary>Keeps the event from firing.</summary>
     public void Cancel() => Cancelled = true;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace PtActors.Engine.Hardware;
 
 /// <summary>
@@ -40,6 +42,7 @@ public sealed class WalkCache
     private const int MaxLevel = 5;
     private readonly WalkCacheEntry[][] _levels = new WalkCacheEntry[MaxLevel + 1][];
     private readonly int[] _sets = new int[MaxLevel + 1];
+    private readonly int[] _valid = new int[MaxLevel + 1];   // valid entries per level: empty levels are skipped
     private readonly int _ways;
     private long _clock;
 
@@ -62,10 +65,14 @@ public sealed class WalkCache
 
     private static int ItemLg2(int level) => Formats.PtGeometry.ItemLg2(level);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int SetBase(int level, int domainId, ulong itemVa)
     {
         ulong key = (itemVa >> ItemLg2(level)) ^ ((ulong)(uint)domainId * 0x9E3779B97F4A7C15UL);
-        return (int)(key % (ulong)_sets[level]) * _ways;
+        ulong sets = (ulong)_sets[level];
+        // The same set as key % sets; a mask when the count is a power of two (one set included).
+        ulong set = (sets & (sets - 1)) == 0 ? key & (sets - 1) : key % sets;
+        return (int)set * _ways;
     }
 
     /// <summary>
@@ -74,17 +81,17 @@ public sealed class WalkCache
     /// </summary>
     public int Lookup(int domainId, ulong va, int topLevel, out int childPage, out bool suspect)
     {
-        for (int level = 1; level <= Math.Min(topLevel, MaxLevel); level++)
+        int top = Math.Min(topLevel, MaxLevel);
+        for (int level = 1; level <= top; level++)
         {
-            if (_sets[level] == 0)
+            if (_valid[level] == 0)
                 continue;
             ulong itemVa = Log2.SetMod(va, 0, ItemLg2(level));
-            var set = _levels[level];
-            int b = SetBase(level, domainId, itemVa);
-            for (int w = 0; w < _ways; w++)
+            var set = _levels[level].AsSpan(SetBase(level, domainId, itemVa), _ways);
+            for (int w = 0; w < set.Length; w++)
             {
-                ref var e = ref set[b + w];
-                if (e.Valid && e.Va == itemVa && e.DomainId == domainId)
+                ref var e = ref set[w];
+                if (e.Va == itemVa && e.Valid && e.DomainId == domainId)
                 {
                     e.Stamp = ++_clock;
                     childPage = e.ChildPage;
@@ -104,20 +111,21 @@ public sealed class WalkCache
         if (level < 1 || level > MaxLevel || _sets[level] == 0)
             return;
         ulong itemVa = Log2.SetMod(va, 0, ItemLg2(level));
-        var set = _levels[level];
-        int b = SetBase(level, domainId, itemVa);
-        int victim = b;
-        for (int w = 0; w < _ways; w++)
+        var set = _levels[level].AsSpan(SetBase(level, domainId, itemVa), _ways);
+        int victim = 0;
+        for (int w = 0; w < set.Length; w++)
         {
-            ref var e = ref set[b + w];
+            ref var e = ref set[w];
             if (!e.Valid || (e.Va == itemVa && e.DomainId == domainId))
             {
-                victim = b + w;
+                victim = w;
                 break;
             }
             if (e.Stamp < set[victim].Stamp)
-                victim = b + w;
+                victim = w;
         }
+        if (!set[victim].Valid)
+            _valid[level]++;
         set[victim] = new WalkCacheEntry { Va = itemVa, ChildPage = childPage, DomainId = domainId, Valid = true, Suspect = suspect, Stamp = ++_clock };
     }
 
@@ -136,7 +144,7 @@ public sealed class WalkCache
         int touched = 0;
         for (int level = 1; level <= MaxLevel; level++)
         {
-            if (_sets[level] == 0)
+            if (_valid[level] == 0)
                 continue;
             var set = _levels[level];
             int lg2 = ItemLg2(level);
@@ -147,13 +155,13 @@ public sealed class WalkCache
                 ulong itemVa = Log2.SetMod(start, 0, lg2);
                 for (ulong k = 0; k < n; k++, itemVa += 1UL << lg2)
                 {
-                    int b = SetBase(level, domainId, itemVa);
-                    for (int w = 0; w < _ways; w++)
+                    var ways = set.AsSpan(SetBase(level, domainId, itemVa), _ways);
+                    for (int w = 0; w < ways.Length; w++)
                     {
-                        ref var e = ref set[b + w];
-                        if (e.Valid && e.Va == itemVa && e.DomainId == domainId)
+                        ref var e = ref ways[w];
+                        if (e.Va == itemVa && e.Valid && e.DomainId == domainId)
                         {
-                            Touch(ref e, drop);
+                            Touch(level, ref e, drop);
                             touched++;
                         }
                     }
@@ -168,18 +176,23 @@ public sealed class WalkCache
                     continue;
                 if (e.Va > last || e.Va + size < start)
                     continue;
-                Touch(ref e, drop);
+                Touch(level, ref e, drop);
                 touched++;
             }
         }
         return touched;
     }
 
-    private static void Touch(ref WalkCacheEntry e, bool drop)
+    private void Touch(int level, ref WalkCacheEntry e, bool drop)
     {
         if (drop)
+        {
             e.Valid = false;
+            _valid[level]--;
+        }
         else
+        {
             e.Suspect = true;
+        }
     }
 }

@@ -67,6 +67,27 @@ public class IommuUnitTests
     }
 
     [Fact]
+    public void TheStaleWindowOpensAtTheEarliestUnflushedUnmapCoveringTheIova()
+    {
+        var clock = new SimClock();
+        var (unit, d, dev) = Setup(new IommuUnitConfig { Policy = new FlushPolicySpec(FlushPolicyKind.Lazy) }, clock: clock);
+        Assert.Equal(Errno.None, d.IommuMap(0x600000, 0x600000, 0x1000, RW));       // another range, unmapped first
+        Assert.Equal(Errno.None, d.IommuMap(0x200000, 0x200000, 0x200000, RW));     // one 2 MiB leaf
+        Assert.Equal(DmaOutcome.Miss, unit.Dma(dev, 0x200000, false).Outcome);
+        Assert.Equal(0x1000UL, unit.Unmap(d, 0x600000, 0x1000));                     // t=0, does not cover
+        clock.Advance(1000);
+        Assert.Equal(0x200000UL, unit.Unmap(d, 0x200000, 0x200000));                 // t=1000
+        clock.Advance(1000);
+        Assert.Equal(Errno.None, d.IommuMap(0x200000, 0x300000, 0x1000, RW));
+        Assert.Equal(0x1000UL, unit.Unmap(d, 0x200000, 0x1000));                     // t=2000, covers it again
+        clock.Advance(3000);
+        Assert.Equal(DmaOutcome.Stale, unit.Dma(dev, 0x200010, false).Outcome);       // the 2 MiB entry, t=5000
+        Assert.Equal(1, unit.Stats.StaleInWindow);
+        Assert.Equal(4000, unit.Stats.MaxStaleWindowNs);
+        Assert.Equal(0, unit.Stats.StaleViolations);
+    }
+
+    [Fact]
     public void LazyKeepsFreedTablesUntilTheFlushAndTheWalkCacheMayStillReadThem()
     {
         var clock = new SimClock();
