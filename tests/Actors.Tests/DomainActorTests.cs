@@ -13,7 +13,9 @@ internal static class Ops
 {
     public const IommuProt RW = IommuProt.Read | IommuProt.Write;
 
-    public static readonly Config Quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING");
+    // A generous expectation timeout: the first persisted write of a fresh system can take seconds on a loaded CI machine.
+    public static readonly Config Quiet = ConfigurationFactory.ParseString(
+        "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.test.single-expect-default = 30s");
 
     public static DmaOp Map(ulong t, int dev, uint seq, ulong pa, ulong size = 0x1000)
         => new(t, DmaOp.MakeId(dev, seq), DmaOpKind.DmaMap, 0, pa, size, RW);
