@@ -29,8 +29,24 @@ public static class PersistentActorSystem
     }
 
     /// <summary>An ActorSystem named <paramref name="name"/> on <paramref name="backend"/> (see <see cref="CreateSetup"/>).</summary>
-    public static ActorSystem Create(string name, PersistenceBackend backend, Config? extra = null, SqlitePragmaInterceptor? interceptor = null) =>
-        ActorSystem.Create(name, CreateSetup(backend, extra, interceptor));
+    public static ActorSystem Create(string name, PersistenceBackend backend, Config? extra = null, SqlitePragmaInterceptor? interceptor = null)
+    {
+        var system = ActorSystem.Create(name, CreateSetup(backend, extra, interceptor));
+        StartScheduler(system);
+        return system;
+    }
+
+    /// <summary>
+    /// Starts the scheduler's timer now, from the calling thread. Akka starts it on first use and blocks the
+    /// caller until its worker runs; when that first use is a burst of persistent actors starting recovery on
+    /// every thread-pool thread (each schedules its recovery timeout), the worker waits for the pool to grow
+    /// and the run stalls for ~10 s. One throwaway registration here avoids that.
+    /// </summary>
+    public static void StartScheduler(ActorSystem system)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        system.Scheduler.Advanced.ScheduleOnceCancelable(TimeSpan.FromDays(1), static () => { }).Cancel();
+    }
 
     private static Config WithExtra(Config config, Config? extra) =>
         extra is null || extra.IsEmpty ? config : extra.WithFallback(config);
