@@ -19,6 +19,7 @@ internal sealed class WindowUnmaps
     private readonly List<(int Position, int Next)> _nodes = new();
     private readonly List<int> _wide = new();
     private int[] _order = [];
+    private bool _indexed;
 
     private readonly record struct Key(ulong StampNs, long Id, int Index) : IComparable<Key>
     {
@@ -38,7 +39,7 @@ internal sealed class WindowUnmaps
     /// <summary>Adds a notice (any order).</summary>
     public void Add(in UnmapNotice notice, IommuDomain table) => _items.Add((notice, table));
 
-    /// <summary>Puts the notices in stamp order and indexes those that carry a translation.</summary>
+    /// <summary>Puts the notices in stamp order (indexing waits for the first <see cref="TryPreState"/>).</summary>
     public void Sort()
     {
         _keys.Clear();
@@ -49,7 +50,19 @@ internal sealed class WindowUnmaps
             _order = new int[Math.Max(_items.Count, 2 * _order.Length)];
         for (int p = 0; p < _keys.Count; p++)
             _order[p] = _keys[p].Index;
+        _indexed = false;
+    }
 
+    /// <summary>
+    /// Indexes the notices that carry a translation by page. Done on the first <see cref="TryPreState"/> of a
+    /// window: most windows never ask (a DMA needs the pre-state only when the table already lost its page).
+    /// </summary>
+    private void Index()
+    {
+        _indexed = true;
+        _firstNode.Clear();
+        _nodes.Clear();
+        _wide.Clear();
         // Latest first, so that each page's chain runs in stamp order.
         for (int p = _keys.Count - 1; p >= 0; p--)
         {
@@ -81,6 +94,8 @@ internal sealed class WindowUnmaps
     /// </summary>
     public bool TryPreState(int from, IommuDomain domain, ulong iova, out ulong pa, out IommuProt prot)
     {
+        if (!_indexed)
+            Index();
         int best = int.MaxValue;
         if (_firstNode.TryGetValue((domain, iova >> 12), out int node))
         {
@@ -130,5 +145,6 @@ internal sealed class WindowUnmaps
         _firstNode.Clear();
         _nodes.Clear();
         _wide.Clear();
+        _indexed = false;
     }
 }
