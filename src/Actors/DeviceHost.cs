@@ -28,7 +28,10 @@ public sealed class DeviceHost : ReceiveActor
     /// <summary>A host's cumulative counters.</summary>
     public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram, long Issued, long Cancelled);
 
-    private readonly Dictionary<int, HostedDevice> _devices = new();
+    private readonly Dictionary<int, Slot> _devices = new();
+    private readonly List<Slot> _order = new();
+    private readonly List<Destination<DmaOp>> _domains = new();
+    private readonly List<Destination<IotlbActor.DmaAccess>> _units = new();
     private readonly Sink _sink = new();
     private readonly long[] _lockWaits = new long[LockWaitBuckets];
     private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled;
@@ -43,18 +46,28 @@ public sealed class DeviceHost : ReceiveActor
     /// <summary>Creates a host of <paramref name="devices"/>.</summary>
     public DeviceHost(IReadOnlyList<HostedDevice> devices)
     {
+        var domains = new Dictionary<IActorRef, Destination<DmaOp>>();
+        var units = new Dictionary<IActorRef, Destination<IotlbActor.DmaAccess>>();
         foreach (var d in devices)
-            _devices.Add(d.Workload.Device, d);
+        {
+            if (!domains.TryGetValue(d.Domain, out var domain))
+                _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain));
+            if (!units.TryGetValue(d.Iotlb, out var unit))
+                _units.Add(units[d.Iotlb] = unit = new Destination<IotlbActor.DmaAccess>(d.Iotlb));
+            var slot = new Slot(d.Workload, domain, unit);
+            _devices.Add(d.Workload.Device, slot);
+            _order.Add(slot);
+        }
 
         Receive<Generate>(g =>
         {
             if (!g.Quiet)
             {
                 _sink.Budget = g.Budget;
-                foreach (var (_, d) in _devices)
+                foreach (var slot in _order)
                 {
-                    _sink.Current = d;
-                    d.Workload.Generate(g.T0, g.T1, _sink);
+                    _sink.Current = slot;
+                    slot.Workload.Generate(g.T0, g.T1, _sink);
                 }
                 _issued += _sink.Issued;
                 _sink.Issued = 0;
@@ -65,24 +78,21 @@ public sealed class DeviceHost : ReceiveActor
                     _devices[op.Device].Workload.OnResult(new DmaOpResult(op.Id, PtActors.Engine.Errno.ECANCELED, 0, 0, 0));
                 }
                 _sink.Refused.Clear();
-                foreach (var (domain, ops) in _sink.Ops)
+                foreach (var domain in _domains)
                 {
-                    if (ops.Count == 0)
+                    if (domain.Box.Count == 0)
                         continue;
-                    _submitted += ops.Count;
+                    _submitted += domain.Box.Count;
                     // Each device generated its operations in stamp order; the domain wants them all in order.
-                    var batch = ops.ToArray();
-                    Array.Sort(batch);
-                    domain.Tell(new DomainActor.Submit(g.Window, batch));
-                    ops.Clear();
+                    domain.Box.Items.Sort();
+                    domain.Target.Tell(new DomainActor.Submit(g.Window, domain.Box.Take()));
                 }
-                foreach (var (unit, dmas) in _sink.Dmas)
+                foreach (var unit in _units)
                 {
-                    if (dmas.Count == 0)
+                    if (unit.Box.Count == 0)
                         continue;
-                    _dmas += dmas.Count;
-                    unit.Tell(new IotlbActor.Dmas(g.Window, dmas.ToArray()));
-                    dmas.Clear();
+                    _dmas += unit.Box.Count;
+                    unit.Target.Tell(new IotlbActor.Dmas(g.Window, unit.Box.Take()));
                 }
             }
             Sender.Tell(new Generated(g.Window, Counters()));
@@ -90,7 +100,7 @@ public sealed class DeviceHost : ReceiveActor
 
         Receive<DomainActor.Results>(r =>
         {
-            foreach (var result in r.Items)
+            foreach (ref readonly var result in r.Items.Span)
             {
                 Count(result);
                 if (_devices.TryGetValue((int)(result.Id >> 32), out var d))
@@ -127,21 +137,34 @@ public sealed class DeviceHost : ReceiveActor
     private HostCounters Counters()
     {
         long inflight = 0;
-        foreach (var (_, d) in _devices)
-            inflight += d.Workload.Inflight;
+        foreach (var slot in _order)
+            inflight += slot.Workload.Inflight;
         return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone(), _issued, _cancelled);
+    }
+
+    /// <summary>Where one kind of a window's traffic goes, and what is collected for it.</summary>
+    private sealed class Destination<T>(IActorRef target)
+    {
+        public readonly IActorRef Target = target;
+        public readonly Outbox<T> Box = new();
+    }
+
+    /// <summary>A hosted device with its destinations resolved once (no per-operation lookups).</summary>
+    private sealed class Slot(IDeviceWorkload workload, Destination<DmaOp> domain, Destination<IotlbActor.DmaAccess> unit)
+    {
+        public readonly IDeviceWorkload Workload = workload;
+        public readonly Destination<DmaOp> Domain = domain;
+        public readonly Destination<IotlbActor.DmaAccess> Unit = unit;
+        public uint DmaSeq;
     }
 
     /// <summary>Collects a window's traffic per destination.</summary>
     private sealed class Sink : IWorkloadSink
     {
-        public HostedDevice Current = null!;
+        public Slot Current = null!;
         public long Budget = -1;
         public long Issued;
         public readonly List<DmaOp> Refused = new();
-        public readonly Dictionary<IActorRef, List<DmaOp>> Ops = new();
-        public readonly Dictionary<IActorRef, List<IotlbActor.DmaAccess>> Dmas = new();
-        private readonly Dictionary<int, uint> _dmaSeq = new();
 
         public void Submit(in DmaOp op)
         {
@@ -156,19 +179,13 @@ public sealed class DeviceHost : ReceiveActor
                     Budget--;
                 Issued++;
             }
-            if (!Ops.TryGetValue(Current.Domain, out var list))
-                Ops[Current.Domain] = list = new List<DmaOp>();
-            list.Add(op);
+            Current.Domain.Box.Add(op);
         }
 
         public void Dma(ulong stampNs, ulong iova, bool write)
         {
-            if (!Dmas.TryGetValue(Current.Iotlb, out var list))
-                Dmas[Current.Iotlb] = list = new List<IotlbActor.DmaAccess>();
-            int device = Current.Workload.Device;
-            _dmaSeq.TryGetValue(device, out uint seq);
-            _dmaSeq[device] = seq + 1;
-            list.Add(new IotlbActor.DmaAccess(stampNs, device, seq, iova, write));
+            var slot = Current;
+            slot.Unit.Box.Add(new IotlbActor.DmaAccess(stampNs, slot.Workload.Device, slot.DmaSeq++, iova, write));
         }
     }
 }

@@ -30,19 +30,44 @@ public sealed class DomainActor : ReceivePersistentActor
         bool ReplyUnmapsAfterFlush = false);
 
     /// <summary>Operations of one window from one device host (the sender gets their results).</summary>
-    public sealed record Submit(long Window, DmaOp[] Ops);
+    public sealed record Submit(long Window, ReadOnlyMemory<DmaOp> Ops)
+    {
+        /// <summary>Operations of a whole array.</summary>
+        public Submit(long window, DmaOp[] ops) : this(window, new ReadOnlyMemory<DmaOp>(ops))
+        {
+        }
+    }
 
     /// <summary>The flushes covering these unmaps completed at <c>AtNs</c>: their IOVAs, pages and locks may go.</summary>
-    public sealed record Release(long[] UnmapIds, ulong AtNs);
+    public sealed record Release(ReadOnlyMemory<long> UnmapIds, ulong AtNs)
+    {
+        /// <summary>Releases of a whole array.</summary>
+        public Release(long[] unmapIds, ulong atNs) : this(new ReadOnlyMemory<long>(unmapIds), atNs)
+        {
+        }
+    }
 
     /// <summary>Every input of the window is in: apply, persist, answer. The sender gets <see cref="Committed"/>.</summary>
     public sealed record Commit(long Window);
 
     /// <summary>Results of operations a host submitted (durable when sent).</summary>
-    public sealed record Results(long Window, string Domain, DmaOpResult[] Items);
+    public sealed record Results(long Window, string Domain, ReadOnlyMemory<DmaOpResult> Items)
+    {
+        /// <summary>Results of a whole array.</summary>
+        public Results(long window, string domain, DmaOpResult[] items) : this(window, domain, new ReadOnlyMemory<DmaOpResult>(items))
+        {
+        }
+    }
 
     /// <summary>Durable unmaps, and flushes the table asked for, for the IOTLB side.</summary>
-    public sealed record Unmapped(long Window, string Domain, UnmapNotice[] Notices, FlushNotice[] Flushes);
+    public sealed record Unmapped(long Window, string Domain, ReadOnlyMemory<UnmapNotice> Notices, FlushNotice[] Flushes)
+    {
+        /// <summary>Notices of a whole array.</summary>
+        public Unmapped(long window, string domain, UnmapNotice[] notices, FlushNotice[] flushes)
+            : this(window, domain, new ReadOnlyMemory<UnmapNotice>(notices), flushes)
+        {
+        }
+    }
 
     /// <summary>Sent to the IOTLB side once recovered: the table its walks read (as hardware reads memory).</summary>
     public sealed record Ready(string Domain, IommuDomain Table);
@@ -62,12 +87,13 @@ public sealed class DomainActor : ReceivePersistentActor
 
     private readonly Settings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly List<(IActorRef Host, DmaOp[] Ops)> _inbox = new();
+    private readonly List<(IActorRef Host, ReadOnlyMemory<DmaOp> Ops)> _inbox = new();
     private readonly List<long> _released = new();
     private readonly Dictionary<int, IActorRef> _hostOfDevice = new();
     private readonly BatchOutcome _outcome = new();
     private readonly Dictionary<long, (IActorRef Host, DmaOpResult Result)> _heldReplies = new();
-    private readonly List<(IActorRef Host, List<DmaOpResult> Results)> _replies = new();
+    private readonly List<(IActorRef Host, Outbox<DmaOpResult> Results)> _replies = new();
+    private readonly Outbox<UnmapNotice> _notices = new();
     private ulong _releasedAt;
     private DomainModel _model;
     private long _batchesSinceSnapshot;
@@ -105,7 +131,7 @@ public sealed class DomainActor : ReceivePersistentActor
         });
         Command<Release>(r =>
         {
-            _released.AddRange(r.UnmapIds);
+            _released.AddRange(r.UnmapIds.Span);
             if (r.AtNs > _releasedAt)
                 _releasedAt = r.AtNs;
         });
@@ -142,20 +168,19 @@ public sealed class DomainActor : ReceivePersistentActor
         var events = new List<DomainBatch>();
         _outcome.Clear();
         var released = _released.ToArray();
+        _released.Clear();
         int max = Math.Max(1, _settings.MaxOpsPerEvent);
         int offset = 0;
         do
         {
             int n = Math.Min(max, ops.Length - offset);
-            var slice = new ReadOnlyMemory<DmaOp>(ops, offset, n);
+            var slice = ops.Slice(offset, n);
             var rel = offset == 0 ? released : [];
             ulong digest = _model.ApplyBatch(rel, _releasedAt, slice.Span, _outcome);
             events.Add(new DomainBatch(rel, _releasedAt, slice, digest));
             offset += n;
         }
         while (offset < ops.Length);
-        _released.Clear();
-
         var flushes = _model.TakeFlushes();
         int persisted = 0;
         // Nothing else is handled until every event of PersistAll is written, so _outcome stays as it is.
@@ -179,10 +204,10 @@ public sealed class DomainActor : ReceivePersistentActor
     /// operations already in order, so one host's batch is used as it is); remembers which host each device
     /// submits through.
     /// </summary>
-    private DmaOp[] InStampOrder()
+    private ReadOnlyMemory<DmaOp> InStampOrder()
     {
-        DmaOp[] ops;
-        if (_inbox.Count == 1)
+        ReadOnlyMemory<DmaOp> ops;
+        if (_inbox.Count == 1 && IsSorted(_inbox[0].Ops.Span))
         {
             ops = _inbox[0].Ops;
         }
@@ -191,20 +216,21 @@ public sealed class DomainActor : ReceivePersistentActor
             int total = 0;
             foreach (var (_, batch) in _inbox)
                 total += batch.Length;
-            ops = new DmaOp[total];
+            var all = new DmaOp[total];
             int at = 0;
             foreach (var (_, batch) in _inbox)
             {
-                batch.CopyTo(ops, at);
+                batch.Span.CopyTo(all.AsSpan(at));
                 at += batch.Length;
             }
+            if (!IsSorted(all))
+                Array.Sort(all);
+            ops = all;
         }
-        if (!IsSorted(ops))
-            Array.Sort(ops);
         foreach (var (host, batch) in _inbox)
         {
             int device = -1;
-            foreach (ref readonly var op in batch.AsSpan())
+            foreach (ref readonly var op in batch.Span)
             {
                 if (op.Device != device)
                 {
@@ -216,7 +242,7 @@ public sealed class DomainActor : ReceivePersistentActor
         _inbox.Clear();
         return ops;
 
-        static bool IsSorted(DmaOp[] ops)
+        static bool IsSorted(ReadOnlySpan<DmaOp> ops)
         {
             for (int i = 1; i < ops.Length; i++)
             {
@@ -261,11 +287,14 @@ public sealed class DomainActor : ReceivePersistentActor
         foreach (var (to, list) in _replies)
         {
             if (list.Count > 0)
-                to.Tell(new Results(window, _settings.Domain, list.ToArray()));
-            list.Clear();
+                to.Tell(new Results(window, _settings.Domain, list.Take()));
         }
         if (notices.Count > 0 || flushes.Length > 0)
-            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, notices.ToArray(), flushes));
+        {
+            foreach (var n in notices)
+                _notices.Add(n);
+            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, _notices.Take(), flushes));
+        }
     }
 
     private void Reply(IActorRef host, in DmaOpResult result)
@@ -278,7 +307,9 @@ public sealed class DomainActor : ReceivePersistentActor
                 return;
             }
         }
-        _replies.Add((host, new List<DmaOpResult> { result }));
+        var outbox = new Outbox<DmaOpResult>();
+        outbox.Add(result);
+        _replies.Add((host, outbox));
     }
 
     private Summary MakeSummary()

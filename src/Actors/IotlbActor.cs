@@ -22,7 +22,13 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     public sealed record AttachDevices(string Domain, int DomainId, IActorRef DomainActor, int[] Devices);
 
     /// <summary>A host's DMAs of one window.</summary>
-    public sealed record Dmas(long Window, DmaAccess[] Items);
+    public sealed record Dmas(long Window, ReadOnlyMemory<DmaAccess> Items)
+    {
+        /// <summary>DMAs of a whole array.</summary>
+        public Dmas(long window, DmaAccess[] items) : this(window, new ReadOnlyMemory<DmaAccess>(items))
+        {
+        }
+    }
 
     /// <summary>Every input of the window is in: run it up to <c>EndNs</c>.</summary>
     public sealed record Process(long Window, ulong EndNs);
@@ -56,12 +62,12 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     private readonly SimClock _clock = new();
     private readonly Dictionary<string, (IActorRef Actor, int Id, int[] Devices)> _plan = new();
     private readonly Dictionary<string, IommuDomain> _tables = new();
-    private readonly Dictionary<IommuDomain, (string Name, IActorRef Actor)> _byTable = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<IommuDomain, Binding> _byTable = new(ReferenceEqualityComparer.Instance);
+    private readonly List<Binding> _bindings = new();
     private readonly Dictionary<int, IommuDevice> _devices = new();
     private readonly List<DmaAccess> _dmas = new();
     private readonly WindowUnmaps _unmaps = new();
     private readonly List<(FlushNotice Notice, IommuDomain Table)> _flushes = new();
-    private readonly Dictionary<IActorRef, List<long>> _releases = new();
     private IActorRef _coordinator = ActorRefs.Nobody;
     private int _pendingFrom;   // first unmap of the window not yet run (the pre-state oracle's horizon)
     private long _dmaCount;
@@ -74,13 +80,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     {
         _name = unit;
         _unit = new IommuUnit(unit, config, _clock) { PreState = this };
-        _unit.UnmapReleased = (table, id) =>
-        {
-            var actor = _byTable[table].Actor;
-            if (!_releases.TryGetValue(actor, out var list))
-                _releases[actor] = list = new List<long>();
-            list.Add(id);
-        };
+        _unit.UnmapReleased = (table, id) => _byTable[table].Released.Add(id);
 
         Receive<AttachDevices>(a =>
         {
@@ -98,11 +98,11 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
             _tables[r.Domain] = r.Table;
             TryBind(r.Domain);
         });
-        Receive<Dmas>(d => _dmas.AddRange(d.Items));
+        Receive<Dmas>(d => _dmas.AddRange(d.Items.Span));
         Receive<DomainActor.Unmapped>(u =>
         {
             var table = _tables[u.Domain];
-            foreach (var n in u.Notices)
+            foreach (ref readonly var n in u.Notices.Span)
                 _unmaps.Add(n, table);
             foreach (var f in u.Flushes)
                 _flushes.Add((f, table));
@@ -126,7 +126,9 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     {
         if (!_plan.TryGetValue(domain, out var plan) || !_tables.TryGetValue(domain, out var table))
             return;
-        _byTable[table] = (domain, plan.Actor);
+        var binding = new Binding(plan.Actor);
+        _byTable[table] = binding;
+        _bindings.Add(binding);
         foreach (int d in plan.Devices)
         {
             var device = _unit.Device("dev" + d.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -207,12 +209,18 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
 
     private void SendReleases()
     {
-        foreach (var (actor, ids) in _releases)
+        foreach (var binding in _bindings)
         {
-            if (ids.Count > 0)
-                actor.Tell(new DomainActor.Release(ids.ToArray(), _clock.NowNs));
-            ids.Clear();
+            if (binding.Released.Count > 0)
+                binding.Actor.Tell(new DomainActor.Release(binding.Released.Take(), _clock.NowNs));
         }
+    }
+
+    /// <summary>A bound domain's actor and the unmaps released for it since the last message.</summary>
+    private sealed class Binding(IActorRef actor)
+    {
+        public readonly IActorRef Actor = actor;
+        public readonly Outbox<long> Released = new();
     }
 
     /// <inheritdoc/>

@@ -47,8 +47,8 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
         // Device 2's op is stamped first, so it got the first (highest) IOVA.
         var r2 = host2.ExpectMsg<DomainActor.Results>();
         var r1 = host1.ExpectMsg<DomainActor.Results>();
-        Assert.Equal(0xffff_f000UL, Assert.Single(r2.Items).Iova);
-        Assert.Equal(0xffff_e000UL, Assert.Single(r1.Items).Iova);
+        Assert.Equal(0xffff_f000UL, Assert.Single(r2.Items.ToArray()).Iova);
+        Assert.Equal(0xffff_e000UL, Assert.Single(r1.Items.ToArray()).Iova);
     }
 
     [Fact]
@@ -69,15 +69,15 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
         ]), host.Ref);
         domain.Tell(new DomainActor.Commit(2), TestActor);
         Assert.Equal(1, ExpectMsg<DomainActor.Committed>().Ops);        // the map waits for the unmap's flush
-        var unmapResult = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items);
+        var unmapResult = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items.ToArray());
         Assert.Equal(0x2000UL, unmapResult.Bytes);
-        var notice = Assert.Single(iotlb.ExpectMsg<DomainActor.Unmapped>().Notices);
+        var notice = Assert.Single(iotlb.ExpectMsg<DomainActor.Unmapped>().Notices.ToArray());
         Assert.Equal(unmapResult.Id, notice.Id);
 
         domain.Tell(new DomainActor.Release([notice.Id], 300_000));
         domain.Tell(new DomainActor.Commit(3), TestActor);
         ExpectMsg<DomainActor.Committed>();
-        var late = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items);
+        var late = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items.ToArray());
         Assert.Equal(Errno.None, late.Error);
         Assert.Equal(199_500UL, late.LockWaitNs);
     }
@@ -91,18 +91,18 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
         iotlb.ExpectMsg<DomainActor.Ready>();
         domain.Tell(new DomainActor.Submit(1, [Ops.Map(10, 0, 1, 0x8000_0000)]), host.Ref);
         domain.Tell(new DomainActor.Commit(1));
-        ulong iova = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items).Iova;
+        ulong iova = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items.ToArray()).Iova;
 
         domain.Tell(new DomainActor.Submit(2, [Ops.Explicit(DmaOpKind.Unmap, 100_000, 0, 2, iova)]), host.Ref);
         domain.Tell(new DomainActor.Commit(2), TestActor);
         ExpectMsg<DomainActor.Committed>();
-        var notice = Assert.Single(iotlb.ExpectMsg<DomainActor.Unmapped>().Notices);
+        var notice = Assert.Single(iotlb.ExpectMsg<DomainActor.Unmapped>().Notices.ToArray());
         host.ExpectNoMsg(TimeSpan.FromMilliseconds(200));             // durable, but not yet flushed
 
         domain.Tell(new DomainActor.Release([notice.Id], 150_000));
         domain.Tell(new DomainActor.Commit(3), TestActor);
         ExpectMsg<DomainActor.Committed>();
-        var unmap = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items);
+        var unmap = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items.ToArray());
         Assert.Equal(notice.Id, unmap.Id);
         Assert.Equal(0x1000UL, unmap.Bytes);
     }

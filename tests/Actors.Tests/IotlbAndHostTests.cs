@@ -38,7 +38,7 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         Assert.Equal(2, ExpectMsg<IotlbActor.Processed>().Dmas);
         // Strict: the unmap is flushed at its stamp and released back to its domain.
         var release = domainActor.ExpectMsg<DomainActor.Release>();
-        Assert.Equal([unmap.Op.Id], release.UnmapIds);
+        Assert.Equal([unmap.Op.Id], release.UnmapIds.ToArray());
 
         unit.Tell(new IotlbActor.GetCounters(), TestActor);
         var counters = ExpectMsg<IotlbActor.Counters>();
@@ -64,19 +64,19 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         var host = Sys.ActorOf(DeviceHost.Props(devices));
         host.Tell(new DeviceHost.Generate(1, 0, 100_000, Quiet: false), TestActor);
         var submit = domain.ExpectMsg<DomainActor.Submit>();
-        Assert.NotEmpty(submit.Ops);
-        Assert.All(submit.Ops, op => Assert.Equal(DmaOpKind.DmaMap, op.Kind));
+        Assert.NotEmpty(submit.Ops.ToArray());
+        Assert.All(submit.Ops.ToArray(), op => Assert.Equal(DmaOpKind.DmaMap, op.Kind));
         var generated = ExpectMsg<DeviceHost.Generated>();
         Assert.Equal(submit.Ops.Length, generated.Counters.Issued);
         Assert.Equal(0, generated.Counters.Maps);
 
         // The domain answers; the next window's counters show the maps, and the devices go on to DMA and unmap.
-        var results = submit.Ops.Select((op, i) => new DmaOpResult(op.Id, Errno.None, 0x10_0000UL + ((ulong)i << 12), 0x1000, 0, op.Kind)).ToArray();
+        var results = submit.Ops.ToArray().Select((op, i) => new DmaOpResult(op.Id, Errno.None, 0x10_0000UL + ((ulong)i << 12), 0x1000, 0, op.Kind)).ToArray();
         host.Tell(new DomainActor.Results(1, "d0", results));
         host.Tell(new DeviceHost.Generate(2, 100_000, 200_000, Quiet: false, Budget: 1), TestActor);
-        Assert.NotEmpty(unit.ExpectMsg<IotlbActor.Dmas>().Items);
+        Assert.NotEmpty(unit.ExpectMsg<IotlbActor.Dmas>().Items.ToArray());
         var next = domain.ExpectMsg<DomainActor.Submit>();
-        Assert.Single(next.Ops);                                            // the budget allows one more call
+        Assert.Single(next.Ops.ToArray());                                  // the budget allows one more call
         var counters = ExpectMsg<DeviceHost.Generated>().Counters;
         Assert.Equal(submit.Ops.Length, counters.Maps);
         Assert.True(counters.Cancelled > 0);
