@@ -24,8 +24,30 @@ public sealed class SqlitePragmaInterceptor : IConnectionInterceptor
     {
     }
 
-    public Task ConnectionOpeningAsync(ConnectionEventData eventData, DbConnection connection, CancellationToken cancellationToken) =>
-        Task.CompletedTask;
+    /// <summary>
+    /// Moves the rest of the journal's write (open, insert, commit) to a thread-pool thread. Microsoft.Data.Sqlite
+    /// runs its async methods synchronously, so without this hop the journal's write stream is blocked for the
+    /// whole transaction and hands each actor's write to SQLite on its own; with it, writes that arrive while a
+    /// transaction runs queue up in the stream's batch stage and go into the next transaction together (group
+    /// commit across actors, up to the journal's batch-size).
+    /// </summary>
+    public async Task ConnectionOpeningAsync(ConnectionEventData eventData, DbConnection connection, CancellationToken cancellationToken) =>
+        await default(ThreadPoolHop);
+
+    /// <summary>An awaitable that always continues on the thread pool.</summary>
+    private readonly struct ThreadPoolHop : System.Runtime.CompilerServices.INotifyCompletion
+    {
+        public ThreadPoolHop GetAwaiter() => this;
+
+        public bool IsCompleted => false;
+
+        public void OnCompleted(Action continuation) =>
+            ThreadPool.QueueUserWorkItem(static c => c(), continuation, preferLocal: false);
+
+        public void GetResult()
+        {
+        }
+    }
 
     public void ConnectionOpened(ConnectionEventData eventData, DbConnection connection)
     {
