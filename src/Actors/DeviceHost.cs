@@ -51,9 +51,9 @@ public sealed class DeviceHost : ReceiveActor
         foreach (var d in devices)
         {
             if (!domains.TryGetValue(d.Domain, out var domain))
-                _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain));
+                _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain, pinned: true));
             if (!units.TryGetValue(d.Iotlb, out var unit))
-                _units.Add(units[d.Iotlb] = unit = new Destination<IotlbActor.DmaAccess>(d.Iotlb));
+                _units.Add(units[d.Iotlb] = unit = new Destination<IotlbActor.DmaAccess>(d.Iotlb, pinned: false));
             var slot = new Slot(d.Workload, domain, unit);
             _devices.Add(d.Workload.Device, slot);
             _order.Add(slot);
@@ -143,10 +143,10 @@ public sealed class DeviceHost : ReceiveActor
     }
 
     /// <summary>Where one kind of a window's traffic goes, and what is collected for it.</summary>
-    private sealed class Destination<T>(IActorRef target)
+    private sealed class Destination<T>(IActorRef target, bool pinned) where T : unmanaged
     {
         public readonly IActorRef Target = target;
-        public readonly Outbox<T> Box = new();
+        public readonly Outbox<T> Box = new(pinned);
     }
 
     /// <summary>A hosted device with its destinations resolved once (no per-operation lookups).</summary>

@@ -216,7 +216,8 @@ public sealed class DomainActor : ReceivePersistentActor
             int total = 0;
             foreach (var (_, batch) in _inbox)
                 total += batch.Length;
-            var all = new DmaOp[total];
+            // On the pinned heap like the hosts' batches: the array becomes journal events (see Outbox).
+            var all = GC.AllocateUninitializedArray<DmaOp>(total, pinned: true);
             int at = 0;
             foreach (var (_, batch) in _inbox)
             {
