@@ -35,6 +35,9 @@ public sealed class SqliteRecoveryTests(ITestOutputHelper output)
             Assert.Equal(expected[3], await Record(registry, "run-3", "hash-3", 1_700_000_000_003));
             Assert.IsType<RunRejected>(await registry.Ask<object>(new RecordRun("run-3", "other", 5), AskTimeout));
             Assert.IsType<RunRejected>(await registry.Ask<object>(new RecordRun("bad/id", "h", 5), AskTimeout));
+            // Snapshots are saved in the background (the write runs on a pool thread): wait for the one after
+            // the eighth event before stopping the system, so that its row is there to be checked below.
+            await WaitForSnapshot(sys1, RunRegistry.Id, atLeast: 8);
         }
         finally
         {
@@ -65,6 +68,21 @@ public sealed class SqliteRecoveryTests(ITestOutputHelper output)
         }
 
         AssertStoredRowsHaveNoClrNames(db);
+    }
+
+    private static async Task WaitForSnapshot(ActorSystem system, string persistenceId, long atLeast)
+    {
+        var store = Akka.Persistence.Persistence.Instance.Apply(system).SnapshotStoreFor(null);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var loaded = await store.Ask<Akka.Persistence.LoadSnapshotResult>(
+                new Akka.Persistence.LoadSnapshot(persistenceId, Akka.Persistence.SnapshotSelectionCriteria.Latest, long.MaxValue), AskTimeout);
+            if (loaded.Snapshot is { } s && s.Metadata.SequenceNr >= atLeast)
+                return;
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), $"no snapshot of {persistenceId} at or after {atLeast} within 30 s");
+            await Task.Delay(20);
+        }
     }
 
     [Fact]
