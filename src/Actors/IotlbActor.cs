@@ -119,7 +119,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
             SendReleases();
             Sender.Tell(new Drained(_name));
         });
-        Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats, new Dictionary<string, IommuDomain>(_tables))));
+        Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), new Dictionary<string, IommuDomain>(_tables))));
     }
 
     private void TryBind(string domain)

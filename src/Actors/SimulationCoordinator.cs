@@ -19,8 +19,6 @@ namespace PtActors.Actors;
 /// </summary>
 internal sealed class SimulationCoordinator : ReceiveActor
 {
-    internal sealed record Finished(SimulationResult Result);
-
     /// <summary>One unit with its domains and their hosts, and where it is in its windows.</summary>
     private sealed class Lane(int index, IActorRef unit)
     {

@@ -52,6 +52,22 @@ public class IotlbAndHostTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ADomainThatAnnouncesItselfAgainIsReportedAsRestarted()
+    {
+        var unit = Sys.ActorOf(IotlbActor.Props("u0", new IommuUnitConfig()));
+        Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var model));
+        unit.Tell(new IotlbActor.AttachDevices("d0", 1, CreateTestProbe().Ref, [3]), TestActor);
+        unit.Tell(new DomainActor.Ready("d0", model!.Domain));
+        Assert.Equal(new IotlbActor.Bound("u0", "d0", model.Domain), ExpectMsg<IotlbActor.Bound>());
+
+        // A new incarnation (recovered from the journal after a failed write) sends its table again.
+        Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var again));
+        unit.Tell(new DomainActor.Ready("d0", again!.Domain));
+        Assert.Equal(new IotlbActor.DomainRestarted("u0", "d0"), ExpectMsg<IotlbActor.DomainRestarted>());
+        ExpectNoMsg(TimeSpan.FromMilliseconds(100));                    // and it is not bound a second time
+    }
+
+    [Fact]
     public void ADeviceHostSendsEachDomainAndUnitOneMessageAndCountsReplies()
     {
         var domain = CreateTestProbe();

@@ -47,6 +47,9 @@ public sealed class IommuUnitStats
     /// <summary>First isolation breach.</summary>
     public string? FirstIsolationBreach;
 
+    /// <summary>A copy of the counters as they are now (for handing to another thread).</summary>
+    public IommuUnitStats Snapshot() => (IommuUnitStats)MemberwiseClone();
+
     /// <summary>IOTLB hit rate (0 when nothing was translated).</summary>
     public double HitRate => Hits + Misses == 0 ? 0 : (double)Hits / (Hits + Misses);
 
