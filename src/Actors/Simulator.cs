@@ -10,6 +10,8 @@ public sealed class Simulator : ISimulationRunner
     private static readonly Config Quiet = ConfigurationFactory.ParseString(
         "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.actor.default-dispatcher.throughput = 64");
 
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
+
     /// <inheritdoc/>
     public Task<SimulationResult> RunAsync(SimulationSettings settings, PersistenceBackend backend,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
@@ -24,6 +26,9 @@ public sealed class Simulator : ISimulationRunner
         var system = PersistentActorSystem.Create("ptactors", backend, Quiet);
         try
         {
+            // The run (and its clock) starts on a backend that answers: for SQLite, its tables exist and the
+            // plugin's first reads are done, so a broken database fails here and one-time start-up is not a run's.
+            await PersistentActorSystem.ReadyAsync(system, ReadyTimeout).ConfigureAwait(false);
             beforeStart?.Invoke(system);
             var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
+using Akka.Persistence;
 using PtActors.Persistence.Sqlite;
 
 namespace PtActors.Persistence;
@@ -46,6 +47,42 @@ public static class PersistentActorSystem
     {
         ArgumentNullException.ThrowIfNull(system);
         system.Scheduler.Advanced.ScheduleOnceCancelable(TimeSpan.FromDays(1), static () => { }).Cancel();
+    }
+
+    /// <summary>The persistence id <see cref="ReadyAsync"/> reads; never written (no run's id lacks the '/').</summary>
+    public const string ReadyProbeId = "ptactors-ready";
+
+    /// <summary>
+    /// Waits until the journal and the snapshot store of <paramref name="system"/> answer a read (for SQLite: the
+    /// file is open, its tables exist and its queries are prepared), so that a run starts on a backend that works;
+    /// one that cannot answer fails here, with its own error, before anything of the run happened.
+    /// </summary>
+    public static async Task ReadyAsync(ActorSystem system, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var persistence = Akka.Persistence.Persistence.Instance.Apply(system);
+        var journal = persistence.JournalFor(null);
+        var snapshots = persistence.SnapshotStoreFor(null);
+        var replayed = journal.Ask<object>((IActorRef to) => new ReplayMessages(0, long.MaxValue, long.MaxValue, ReadyProbeId, to), timeout, CancellationToken.None);
+        var loaded = snapshots.Ask<object>(new LoadSnapshot(ReadyProbeId, SnapshotSelectionCriteria.Latest, long.MaxValue), timeout);
+        switch (await replayed.ConfigureAwait(false))
+        {
+            case RecoverySuccess:
+                break;
+            case ReplayMessagesFailure f:
+                throw new InvalidOperationException($"the journal cannot be read: {f.Cause.Message}", f.Cause);
+            case var other:
+                throw new InvalidOperationException($"the journal answered a read with {other.GetType().Name}");
+        }
+        switch (await loaded.ConfigureAwait(false))
+        {
+            case LoadSnapshotResult:
+                break;
+            case LoadSnapshotFailed f:
+                throw new InvalidOperationException($"the snapshot store cannot be read: {f.Cause.Message}", f.Cause);
+            case var other:
+                throw new InvalidOperationException($"the snapshot store answered a read with {other.GetType().Name}");
+        }
     }
 
     private static Config WithExtra(Config config, Config? extra) =>

@@ -293,3 +293,38 @@ public sealed class JournalFailureTests(ITestOutputHelper output)
         }
     }
 }
+
+public sealed class ReadinessTests(ITestOutputHelper output)
+    : Akka.TestKit.Xunit2.TestKit(Quiet.WithFallback(PersistenceConfig.Test()), "readiness", output)
+{
+    [Fact]
+    public async Task A_backend_that_answers_is_ready_and_one_that_cannot_be_read_says_which_part()
+    {
+        await PersistentActorSystem.ReadyAsync(Sys, AskTimeout);
+
+        var snapshots = TestSnapshotStore.FromRef(Akka.Persistence.Persistence.Instance.Apply(Sys).SnapshotStoreFor(null));
+        await snapshots.OnLoad.Fail();
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => PersistentActorSystem.ReadyAsync(Sys, AskTimeout));
+        Assert.StartsWith("the snapshot store cannot be read: ", e.Message);
+
+        await snapshots.OnLoad.Pass();
+        await PersistentActorSystem.ReadyAsync(Sys, AskTimeout);
+    }
+
+    [Fact]
+    public async Task A_fresh_sqlite_file_is_ready_and_holds_no_events_afterwards()
+    {
+        using var dir = new TempDir();
+        string db = dir.File("ready.db");
+        var sys = PersistentActorSystem.Create("ready-sqlite", PersistenceBackend.Sqlite(db), Quiet);
+        try
+        {
+            await PersistentActorSystem.ReadyAsync(sys, AskTimeout);
+            Assert.Empty(await Journals.ReadAsync(sys, PersistentActorSystem.ReadyProbeId, AskTimeout));
+        }
+        finally
+        {
+            await sys.Terminate();
+        }
+    }
+}
