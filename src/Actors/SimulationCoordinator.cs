@@ -11,11 +11,12 @@ namespace PtActors.Actors;
 /// Drives a run window by window. The run splits into lanes, one per IOMMU unit: the unit, the domains attached
 /// to it and the device hosts of those domains. Nothing crosses lanes, so each lane advances through its own
 /// windows at its own pace, and the lanes keep both cores busy while any one of them waits. Within a lane each
-/// window has three phases with a barrier after each: the hosts generate and send their traffic; the domains
-/// apply their operations in stamp order, persist and answer; the unit runs DMAs, unmaps and timeouts in stamp
-/// order and releases what its flushes covered. A lane's phases never overlap, which is what lets its unit's
-/// walks read its domains' tables directly, and what makes every figure but the wall-clock ones depend only on
-/// the seed and the settings, whatever the thread timing.
+/// window has three phases: the hosts generate and send their traffic; the domains apply their operations in
+/// stamp order, persist and answer; the unit runs DMAs, unmaps and timeouts in stamp order and releases what its
+/// flushes covered. The hosts' generation of the next window needs only the domains' answers, so it overlaps the
+/// unit's processing; a commit waits for both, so the domains' tables never change while the unit's walks read
+/// them. That, and every actor taking its inputs in stamp order, makes every figure but the wall-clock ones
+/// depend only on the seed and the settings, whatever the thread timing.
 /// </summary>
 internal sealed class SimulationCoordinator : ReceiveActor
 {
@@ -34,8 +35,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
         public readonly Dictionary<IActorRef, DeviceHost.HostCounters> Counters = new();
         /// <summary>Table pages of the lane's domains at the end of each window (index = window − 1).</summary>
         public readonly List<long> PagesAtWindowEnd = new();
+        /// <summary>The latest window the lane's hosts were asked to generate.</summary>
         public long Window;
-        public int Awaiting;
+        /// <summary>The latest window the lane's domains committed.</summary>
+        public long CommittedWindow;
+        /// <summary>Hosts, or domains, that have not yet answered the current phase.</summary>
+        public int HostsPending, DomainsPending;
+        /// <summary>The unit is processing or draining a window (the domains' tables must stay still).</summary>
+        public bool UnitBusy;
         public bool Quiet, FinalDrain, Drained, Done;
         public int QuietWindows;
 
@@ -86,10 +93,10 @@ internal sealed class SimulationCoordinator : ReceiveActor
         {
             var lane = _laneOfHost[Sender];
             lane.Counters[Sender] = g.Counters;
-            if (--lane.Awaiting > 0)
+            if (--lane.HostsPending > 0)
                 return;
             lane.IssuedThrough.Add(lane.SumHosts(static c => c.Issued));
-            CommitDomains(lane);
+            TryCommit(lane);
             ResumeLanesWaitingForBudget();
         });
         Receive<DomainActor.Committed>(c =>
@@ -97,24 +104,25 @@ internal sealed class SimulationCoordinator : ReceiveActor
             var lane = _laneOfDomain[c.Domain];
             _events += c.Events;
             _opsPersisted += c.Ops;
-            if (--lane.Awaiting > 0)
+            if (--lane.DomainsPending > 0)
                 return;
             if (lane.Drained)
+            {
                 LaneDone(lane);
-            else
-                ProcessUnit(lane);
+                return;
+            }
+            lane.CommittedWindow = lane.Window;
+            ProcessUnit(lane);
+            // The next window's generation needs only the domains' answers, not the unit: it overlaps the
+            // unit's processing (the next commit waits for both). Winding down stays sequential.
+            if (!lane.Quiet)
+                AfterCommit(lane);
         });
-        Receive<IotlbActor.Processed>(p =>
-        {
-            var lane = _laneOfUnit[p.Unit];
-            if (--lane.Awaiting == 0)
-                EndWindow(lane);
-        });
+        Receive<IotlbActor.Processed>(p => EndWindow(_laneOfUnit[p.Unit]));
         Receive<IotlbActor.Drained>(d =>
         {
             var lane = _laneOfUnit[d.Unit];
-            if (--lane.Awaiting > 0)
-                return;
+            lane.UnitBusy = false;
             if (lane.FinalDrain)
             {
                 // The drain's releases are queued at the domains: one last commit applies and persists them.
@@ -226,7 +234,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
     {
         lane.Window++;
         ulong t0 = (ulong)(lane.Window - 1) * _s.WindowNs, t1 = (ulong)lane.Window * _s.WindowNs;
-        lane.Awaiting = lane.Hosts.Count;
+        lane.HostsPending = lane.Hosts.Count;
         // --ops N: what is left of N after the previous window (every lane has generated it) is shared between
         // all the run's hosts, the remainder going to the first ones in host order; exactly N calls are issued.
         long remaining = _s.Ops is { } n ? Math.Max(0, n - IssuedThroughWindow(lane.Window - 1)) : -1;
@@ -264,7 +272,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             if (AllGenerated(lane.Window))
             {
                 _waitingForBudget.RemoveAt(i);
-                DecideNext(lane);
+                ContinueOrWindDown(lane);
             }
             else
             {
@@ -282,52 +290,80 @@ internal sealed class SimulationCoordinator : ReceiveActor
         return sum;
     }
 
+    /// <summary>Commits the lane's current window once its hosts have generated it and its unit is idle.</summary>
+    private static void TryCommit(Lane lane)
+    {
+        if (lane.HostsPending == 0 && !lane.UnitBusy && lane.CommittedWindow < lane.Window)
+            CommitDomains(lane);
+    }
+
     private static void CommitDomains(Lane lane)
     {
-        lane.Awaiting = lane.Domains.Count;
+        lane.DomainsPending = lane.Domains.Count;
         foreach (var d in lane.Domains)
             d.Tell(new DomainActor.Commit(lane.Window));
     }
 
     private void ProcessUnit(Lane lane)
     {
-        lane.Awaiting = 1;
+        lane.UnitBusy = true;
         lane.Unit.Tell(new IotlbActor.Process(lane.Window, (ulong)lane.Window * _s.WindowNs));
     }
 
     private long Acknowledged() => SumHosts(static c => c.Maps + c.Unmaps);
 
-    private void EndWindow(Lane lane)
+    /// <summary>
+    /// A window is committed (its unit now processes it): go on to the next one. With --ops, whether the run has
+    /// issued everything (and the next window's shares) depends on what every lane generated in this window: a
+    /// lane ahead of the others waits for them here, at most one window ahead.
+    /// </summary>
+    private void AfterCommit(Lane lane)
     {
-        // The lane's domains and unit are idle between its windows: their tables may be read.
-        lane.PagesAtWindowEnd.Add(LanePages(lane));
-        ReportProgress(Acknowledged(), force: false);
-        // With --ops, whether the run has issued everything (and the next window's shares) depends on what every
-        // lane generated in this window: a lane ahead of the others waits for them here, at most one window ahead.
-        if (_s.Ops is not null && !lane.Quiet && !AllGenerated(lane.Window))
+        if (_s.Ops is not null && !AllGenerated(lane.Window))
         {
             _waitingForBudget.Add(lane);
             return;
         }
-        DecideNext(lane);
+        ContinueOrWindDown(lane);
     }
 
-    /// <summary>After a window: go on, or wind down once the run has issued what it was asked to or reached its duration.</summary>
-    private void DecideNext(Lane lane)
+    /// <summary>Generate the next window, or wind down once the run has issued what it was asked to or reached its duration.</summary>
+    private void ContinueOrWindDown(Lane lane)
     {
         ulong now = (ulong)lane.Window * _s.WindowNs;
-        if (!lane.Quiet && ((_s.Ops is { } n && IssuedThroughWindow(lane.Window) >= n) || (_s.DurationNs is { } d && now >= d)))
-            lane.Quiet = true;
-        if (lane.Quiet)
+        if ((_s.Ops is { } n && IssuedThroughWindow(lane.Window) >= n) || (_s.DurationNs is { } d && now >= d))
         {
-            // Winding down: flush what the policy holds so that operations waiting on an unmap's lock can run;
-            // once nothing is outstanding, one last commit makes the final releases durable.
-            lane.FinalDrain = lane.SumHosts(static c => c.Inflight) == 0 || ++lane.QuietWindows > 10_000;
-            lane.Awaiting = 1;
-            lane.Unit.Tell(new IotlbActor.Drain(now));
+            lane.Quiet = true;
+            if (!lane.UnitBusy)
+                Drain(lane);   // otherwise the end of the window being processed starts it
             return;
         }
         NextWindow(lane);
+    }
+
+    /// <summary>The unit processed the lane's committed window.</summary>
+    private void EndWindow(Lane lane)
+    {
+        lane.UnitBusy = false;
+        // The lane's domains do not commit while their unit processes: their tables are as the window left them.
+        lane.PagesAtWindowEnd.Add(LanePages(lane));
+        ReportProgress(Acknowledged(), force: false);
+        if (lane.Quiet)
+            Drain(lane);
+        else
+            TryCommit(lane);
+    }
+
+    /// <summary>
+    /// Winding down: flush what the policy holds so that operations waiting on an unmap's lock can run; once
+    /// nothing is outstanding, one last commit makes the final releases durable.
+    /// </summary>
+    private void Drain(Lane lane)
+    {
+        ulong now = (ulong)lane.Window * _s.WindowNs;
+        lane.FinalDrain = lane.SumHosts(static c => c.Inflight) == 0 || ++lane.QuietWindows > 10_000;
+        lane.UnitBusy = true;
+        lane.Unit.Tell(new IotlbActor.Drain(now));
     }
 
     private long LanePages(Lane lane)
