@@ -41,19 +41,19 @@ public sealed class DeviceHost : ReceiveActor
     public const int LockWaitBuckets = 40;
 
     /// <summary>Props.</summary>
-    public static Props Props(IReadOnlyList<HostedDevice> devices) => Akka.Actor.Props.Create(() => new DeviceHost(devices));
+    public static Props Props(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null) => Akka.Actor.Props.Create(() => new DeviceHost(devices, pools));
 
-    /// <summary>Creates a host of <paramref name="devices"/>.</summary>
-    public DeviceHost(IReadOnlyList<HostedDevice> devices)
+    /// <summary>Creates a host of <paramref name="devices"/>; message arrays come from (and go back to) <paramref name="pools"/>.</summary>
+    public DeviceHost(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null)
     {
         var domains = new Dictionary<IActorRef, Destination<DmaOp>>();
         var units = new Dictionary<IActorRef, Destination<IotlbActor.DmaAccess>>();
         foreach (var d in devices)
         {
             if (!domains.TryGetValue(d.Domain, out var domain))
-                _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain, pinned: true));
+                _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain, new Outbox<DmaOp>(pinned: true)));
             if (!units.TryGetValue(d.Iotlb, out var unit))
-                _units.Add(units[d.Iotlb] = unit = new Destination<IotlbActor.DmaAccess>(d.Iotlb, pinned: false));
+                _units.Add(units[d.Iotlb] = unit = new Destination<IotlbActor.DmaAccess>(d.Iotlb, new Outbox<IotlbActor.DmaAccess>(pools?.Dmas)));
             var slot = new Slot(d.Workload, domain, unit);
             _devices.Add(d.Workload.Device, slot);
             _order.Add(slot);
@@ -106,6 +106,7 @@ public sealed class DeviceHost : ReceiveActor
                 if (_devices.TryGetValue((int)(result.Id >> 32), out var d))
                     d.Workload.OnResult(result);
             }
+            pools?.Results.Return(r.Items);
         });
     }
 
@@ -143,10 +144,10 @@ public sealed class DeviceHost : ReceiveActor
     }
 
     /// <summary>Where one kind of a window's traffic goes, and what is collected for it.</summary>
-    private sealed class Destination<T>(IActorRef target, bool pinned) where T : unmanaged
+    private sealed class Destination<T>(IActorRef target, Outbox<T> box) where T : unmanaged
     {
         public readonly IActorRef Target = target;
-        public readonly Outbox<T> Box = new(pinned);
+        public readonly Outbox<T> Box = box;
     }
 
     /// <summary>A hosted device with its destinations resolved once (no per-operation lookups).</summary>

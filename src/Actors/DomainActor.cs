@@ -27,7 +27,8 @@ public sealed class DomainActor : ReceivePersistentActor
         int MaxOpsPerEvent = 256,
         int SnapshotEvery = 500,
         IActorRef? Iotlb = null,
-        bool ReplyUnmapsAfterFlush = false);
+        bool ReplyUnmapsAfterFlush = false,
+        MessagePools? Pools = null);
 
     /// <summary>Operations of one window from one device host (the sender gets their results).</summary>
     public sealed record Submit(long Window, ReadOnlyMemory<DmaOp> Ops)
@@ -93,7 +94,7 @@ public sealed class DomainActor : ReceivePersistentActor
     private readonly BatchOutcome _outcome = new();
     private readonly Dictionary<long, (IActorRef Host, DmaOpResult Result)> _heldReplies = new();
     private readonly List<(IActorRef Host, Outbox<DmaOpResult> Results)> _replies = new();
-    private readonly Outbox<UnmapNotice> _notices = new();
+    private readonly Outbox<UnmapNotice> _notices;
     private ulong _releasedAt;
     private DomainModel _model;
     private long _batchesSinceSnapshot;
@@ -110,6 +111,7 @@ public sealed class DomainActor : ReceivePersistentActor
     public DomainActor(Settings settings)
     {
         _settings = settings;
+        _notices = new Outbox<UnmapNotice>(settings.Pools?.Notices);
         _model = NewModel(settings);
 
         Recover<SnapshotOffer>(offer =>
@@ -132,6 +134,7 @@ public sealed class DomainActor : ReceivePersistentActor
         Command<Release>(r =>
         {
             _released.AddRange(r.UnmapIds.Span);
+            _settings.Pools?.Releases.Return(r.UnmapIds);
             if (r.AtNs > _releasedAt)
                 _releasedAt = r.AtNs;
         });
@@ -308,7 +311,7 @@ public sealed class DomainActor : ReceivePersistentActor
                 return;
             }
         }
-        var outbox = new Outbox<DmaOpResult>();
+        var outbox = new Outbox<DmaOpResult>(_settings.Pools?.Results);
         outbox.Add(result);
         _replies.Add((host, outbox));
     }

@@ -68,16 +68,18 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     private readonly List<DmaAccess> _dmas = new();
     private readonly WindowUnmaps _unmaps = new();
     private readonly List<(FlushNotice Notice, IommuDomain Table)> _flushes = new();
+    private readonly MessagePools? _pools;
     private IActorRef _coordinator = ActorRefs.Nobody;
     private int _pendingFrom;   // first unmap of the window not yet run (the pre-state oracle's horizon)
     private long _dmaCount;
 
     /// <summary>Props.</summary>
-    public static Props Props(string unit, IommuUnitConfig config) => Akka.Actor.Props.Create(() => new IotlbActor(unit, config));
+    public static Props Props(string unit, IommuUnitConfig config, MessagePools? pools = null) => Akka.Actor.Props.Create(() => new IotlbActor(unit, config, pools));
 
     /// <summary>Creates the unit.</summary>
-    public IotlbActor(string unit, IommuUnitConfig config)
+    public IotlbActor(string unit, IommuUnitConfig config, MessagePools? pools = null)
     {
+        _pools = pools;
         _name = unit;
         _unit = new IommuUnit(unit, config, _clock) { PreState = this };
         _unit.UnmapReleased = (table, id) => _byTable[table].Released.Add(id);
@@ -98,12 +100,17 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
             _tables[r.Domain] = r.Table;
             TryBind(r.Domain);
         });
-        Receive<Dmas>(d => _dmas.AddRange(d.Items.Span));
+        Receive<Dmas>(d =>
+        {
+            _dmas.AddRange(d.Items.Span);
+            _pools?.Dmas.Return(d.Items);
+        });
         Receive<DomainActor.Unmapped>(u =>
         {
             var table = _tables[u.Domain];
             foreach (ref readonly var n in u.Notices.Span)
                 _unmaps.Add(n, table);
+            _pools?.Notices.Return(u.Notices);
             foreach (var f in u.Flushes)
                 _flushes.Add((f, table));
         });
@@ -126,7 +133,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     {
         if (!_plan.TryGetValue(domain, out var plan) || !_tables.TryGetValue(domain, out var table))
             return;
-        var binding = new Binding(plan.Actor);
+        var binding = new Binding(plan.Actor, new Outbox<long>(_pools?.Releases));
         _byTable[table] = binding;
         _bindings.Add(binding);
         foreach (int d in plan.Devices)
@@ -217,10 +224,10 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     }
 
     /// <summary>A bound domain's actor and the unmaps released for it since the last message.</summary>
-    private sealed class Binding(IActorRef actor)
+    private sealed class Binding(IActorRef actor, Outbox<long> released)
     {
         public readonly IActorRef Actor = actor;
-        public readonly Outbox<long> Released = new();
+        public readonly Outbox<long> Released = released;
     }
 
     /// <inheritdoc/>

@@ -16,6 +16,7 @@ internal sealed class Outbox<T> where T : unmanaged
 {
     private const int MinCapacity = 16;
     private readonly bool _pinned;
+    private readonly MessageArrayPool<T>? _pool;
     private T[] _items;
     private int _count;
 
@@ -23,6 +24,13 @@ internal sealed class Outbox<T> where T : unmanaged
     public Outbox(bool pinned = false)
     {
         _pinned = pinned;
+        _items = NewArray(MinCapacity);
+    }
+
+    /// <summary>An empty outbox whose arrays come from <paramref name="pool"/> (the receiver gives them back).</summary>
+    public Outbox(MessageArrayPool<T>? pool)
+    {
+        _pool = pool;
         _items = NewArray(MinCapacity);
     }
 
@@ -59,5 +67,6 @@ internal sealed class Outbox<T> where T : unmanaged
     }
 
     /// <summary>A new array (contents undefined: only what <see cref="Add"/> wrote is ever read).</summary>
-    private T[] NewArray(int length) => GC.AllocateUninitializedArray<T>(Math.Max(MinCapacity, length), _pinned);
+    private T[] NewArray(int length)
+        => _pool?.Rent(Math.Max(MinCapacity, length)) ?? GC.AllocateUninitializedArray<T>(Math.Max(MinCapacity, length), _pinned);
 }

@@ -70,6 +70,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
     private readonly Dictionary<IActorRef, Lane> _laneOfHost = new();
     private readonly Dictionary<string, IommuDomain> _tables = new(StringComparer.Ordinal);
     private readonly List<Lane> _waitingForBudget = new();
+    private readonly MessagePools _pools = new();
     private int _hostCount;
     private int _unbound;
     private int _lanesRunning;
@@ -175,7 +176,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         for (int u = 0; u < _s.Iommus; u++)
         {
             string name = "iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var unit = Context.ActorOf(IotlbActor.Props(name, unitConfig), name);
+            var unit = Context.ActorOf(IotlbActor.Props(name, unitConfig, _pools), name);
             _units.Add(unit);
             var lane = new Lane(u, unit);
             _lanes.Add(lane);
@@ -196,7 +197,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             var lane = _lanes[d % _s.Iommus];
             var settings = new DomainActor.Settings(_s.RunId, DomainName(d), PtConfig.Default(_s.Format),
                 MaxOpsPerEvent: _s.MaxOpsPerEvent, Iotlb: lane.Unit,
-                ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch);
+                ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools);
             var domain = Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d));
             lane.Domains.Add(domain);
             lane.DomainNames.Add(DomainName(d));
@@ -205,7 +206,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             var hosted = new List<DeviceHost.HostedDevice>();
             foreach (int dev in devicesOf[d])
                 hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit));
-            var host = Context.ActorOf(DeviceHost.Props(hosted), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
+            var host = Context.ActorOf(DeviceHost.Props(hosted, _pools), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
             lane.Hosts.Add(host);
             lane.HostIndex.Add(_hostCount++);
             _laneOfHost[host] = lane;
