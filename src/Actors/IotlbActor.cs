@@ -16,7 +16,18 @@ namespace PtActors.Actors;
 public sealed class IotlbActor : ReceiveActor, IPreStateOracle
 {
     /// <summary>A DMA a device made: stamped, and ordered by (stamp, device, sequence).</summary>
-    public readonly record struct DmaAccess(ulong StampNs, int Device, uint Seq, ulong Iova, bool Write);
+    public readonly record struct DmaAccess(ulong StampNs, int Device, uint Seq, ulong Iova, bool Write) : IComparable<DmaAccess>
+    {
+        /// <summary>Stamp order: time, then device and its sequence.</summary>
+        public int CompareTo(DmaAccess other)
+        {
+            int c = StampNs.CompareTo(other.StampNs);
+            if (c != 0)
+                return c;
+            c = Device.CompareTo(other.Device);
+            return c != 0 ? c : Seq.CompareTo(other.Seq);
+        }
+    }
 
     /// <summary>Which devices of this unit attach to which domain (sent by the coordinator before the run).</summary>
     public sealed record AttachDevices(string Domain, int DomainId, IActorRef DomainActor, int[] Devices);
@@ -152,7 +163,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     {
         System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_flushes).Sort(default(StampOrder));
         _unmaps.Sort();
-        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_dmas).Sort(default(StampOrder));
+        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_dmas).Sort();
         int f = 0, u = 0, d = 0;
         _pendingFrom = 0;
         while (f < _flushes.Count || u < _unmaps.Count || d < _dmas.Count)
@@ -191,21 +202,10 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     }
 
     /// <summary>The order a window's inputs run in: stamp, then operation id (device and sequence for DMAs).</summary>
-    private readonly struct StampOrder :
-        IComparer<(FlushNotice Notice, IommuDomain Table)>,
-        IComparer<DmaAccess>
+    private readonly struct StampOrder : IComparer<(FlushNotice Notice, IommuDomain Table)>
     {
         public int Compare((FlushNotice Notice, IommuDomain Table) a, (FlushNotice Notice, IommuDomain Table) b)
             => Order(a.Notice.StampNs, a.Notice.Id, b.Notice.StampNs, b.Notice.Id);
-
-        public int Compare(DmaAccess a, DmaAccess b)
-        {
-            int c = a.StampNs.CompareTo(b.StampNs);
-            if (c != 0)
-                return c;
-            c = a.Device.CompareTo(b.Device);
-            return c != 0 ? c : a.Seq.CompareTo(b.Seq);
-        }
 
         private static int Order(ulong stampA, long idA, ulong stampB, long idB)
         {
