@@ -65,24 +65,18 @@ public static class PersistentActorSystem
         var snapshots = persistence.SnapshotStoreFor(null);
         var replayed = journal.Ask<object>((IActorRef to) => new ReplayMessages(0, long.MaxValue, long.MaxValue, ReadyProbeId, to), timeout, CancellationToken.None);
         var loaded = snapshots.Ask<object>(new LoadSnapshot(ReadyProbeId, SnapshotSelectionCriteria.Latest, long.MaxValue), timeout);
-        switch (await replayed.ConfigureAwait(false))
-        {
-            case RecoverySuccess:
-                break;
-            case ReplayMessagesFailure f:
-                throw new InvalidOperationException($"the journal cannot be read: {f.Cause.Message}", f.Cause);
-            case var other:
-                throw new InvalidOperationException($"the journal answered a read with {other.GetType().Name}");
-        }
-        switch (await loaded.ConfigureAwait(false))
-        {
-            case LoadSnapshotResult:
-                break;
-            case LoadSnapshotFailed f:
-                throw new InvalidOperationException($"the snapshot store cannot be read: {f.Cause.Message}", f.Cause);
-            case var other:
-                throw new InvalidOperationException($"the snapshot store answered a read with {other.GetType().Name}");
-        }
+        Expect<RecoverySuccess>(await replayed.ConfigureAwait(false), "the journal", static r => (r as ReplayMessagesFailure)?.Cause);
+        Expect<LoadSnapshotResult>(await loaded.ConfigureAwait(false), "the snapshot store", static r => (r as LoadSnapshotFailed)?.Cause);
+    }
+
+    /// <summary>Throws unless <paramref name="reply"/> is a <typeparamref name="TOk"/>, naming <paramref name="part"/> and the failure's cause.</summary>
+    private static void Expect<TOk>(object reply, string part, Func<object, Exception?> causeOf)
+    {
+        if (reply is TOk)
+            return;
+        if (causeOf(reply) is { } cause)
+            throw new InvalidOperationException($"{part} cannot be read: {cause.Message}", cause);
+        throw new InvalidOperationException($"{part} answered a read with {reply.GetType().Name}");
     }
 
     private static Config WithExtra(Config config, Config? extra) =>
