@@ -350,15 +350,25 @@ public class WorkloadTests
     [MemberData(nameof(Kinds))]
     public void SteadyStateDoesNotAllocate(string kind)
     {
-        // A first device warms every path up (the JIT may allocate on this thread while it recompiles them under
-        // load); the second one is measured.
-        Drive(kind, warmUp: true);
-        Drive(kind, warmUp: false);
+        // A first device warms every path up; then fresh devices are measured. The runtime itself may allocate on
+        // this thread while it re-jits hot methods, which under a loaded, parallel test run can still happen after
+        // the warm-up: a device's own allocation would show up on every attempt (the workloads are deterministic),
+        // a re-jit's on one at most, so the steady state must be allocation-free on one of three attempts.
+        Drive(kind, device: 100);
+        long[] attempts = new long[3];
+        for (int i = 0; i < attempts.Length; i++)
+        {
+            attempts[i] = Drive(kind, device: 1);
+            if (attempts[i] == 0)
+                return;
+        }
+        Assert.Fail($"{kind}: the steady state allocated {string.Join(", ", attempts)} bytes on three attempts");
     }
 
-    private static void Drive(string kind, bool warmUp)
+    /// <summary>Runs one device for 600 windows; returns what windows 300-599 allocated on this thread.</summary>
+    private static long Drive(string kind, int device)
     {
-        var dev = WorkloadFactory.Create(kind, warmUp ? 2 : 1, 17, new WorkloadOptions { Inflight = 32, LateDmaProbability = 0.05 });
+        var dev = WorkloadFactory.Create(kind, device, 17, new WorkloadOptions { Inflight = 32, LateDmaProbability = 0.05 });
         var sink = new ArraySink();
         ulong t = 0, nextIova = 1UL << 40;
         long allocated = 0;
@@ -384,8 +394,7 @@ public class WorkloadTests
                 allocated += after - before;
             t += 100_000;
         }
-        if (!warmUp)
-            Assert.Equal(0, allocated);
+        return allocated;
     }
 
     private sealed class ArraySink : IWorkloadSink
