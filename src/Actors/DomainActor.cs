@@ -116,14 +116,9 @@ public sealed class DomainActor : ReceivePersistentActor
 
         Recover<SnapshotOffer>(offer =>
         {
-            _model = DomainModel.Restore((DomainModelSnapshot)offer.Snapshot);
-            _model.DeferFlushes();
+            _model = DomainRecovery.FromSnapshot(offer.Snapshot);
         });
-        Recover<DomainBatch>(batch =>
-        {
-            _model.Replay(batch, _outcome);
-            _model.TakeFlushes(); // they were sent (or lost with the crash) when the batch was first applied
-        });
+        Recover<DomainBatch>(batch => DomainRecovery.Replay(_model, batch, _outcome));
         Recover<RecoveryCompleted>(_ => _settings.Iotlb?.Tell(new Ready(_settings.Domain, _model.Domain)));
 
         Command<Submit>(s =>
@@ -149,19 +144,15 @@ public sealed class DomainActor : ReceivePersistentActor
     /// <inheritdoc/>
     public override string PersistenceId => PtActors.Persistence.PersistenceIds.For(_settings.RunId, _settings.Domain);
 
-    private static DomainModel NewModel(Settings s)
-    {
-        var err = DomainModel.Create(s.Config, s.IovaStart, s.IovaLimit, out var model);
-        if (err != Errno.None)
-            throw new ArgumentException($"Domain '{s.Domain}': the {s.Config.Format} cfg is refused ({err}).");
-        model!.DeferFlushes();
-        return model;
-    }
+    private static DomainModel NewModel(Settings s) => DomainRecovery.NewModel(s.Domain, s.Config, s.IovaStart, s.IovaLimit);
 
     private void OnCommit(Commit commit)
     {
         var coordinator = Sender;
-        if (_inbox.Count == 0 && _released.Count == 0)
+        // What the unit's walks wrote into the tables since the last commit (its window is processed: nothing
+        // writes now) becomes part of this commit's first event.
+        var hardware = _model.TakeHardwareWrites();
+        if (_inbox.Count == 0 && _released.Count == 0 && hardware.Length == 0)
         {
             coordinator.Tell(new Committed(commit.Window, _settings.Domain, 0, 0));
             return;
@@ -179,8 +170,9 @@ public sealed class DomainActor : ReceivePersistentActor
             int n = Math.Min(max, ops.Length - offset);
             var slice = ops.Slice(offset, n);
             var rel = offset == 0 ? released : [];
-            ulong digest = _model.ApplyBatch(rel, _releasedAt, slice.Span, _outcome);
-            events.Add(new DomainBatch(rel, _releasedAt, slice, digest));
+            var hw = offset == 0 ? hardware : [];
+            ulong digest = _model.ApplyBatch(hw, rel, _releasedAt, slice.Span, _outcome);
+            events.Add(new DomainBatch(rel, _releasedAt, slice, digest) { HardwareWrites = hw });
             offset += n;
         }
         while (offset < ops.Length);
@@ -192,13 +184,15 @@ public sealed class DomainActor : ReceivePersistentActor
             if (++persisted < events.Count)
                 return;
             Answer(commit.Window, flushes, released);
-            coordinator.Tell(new Committed(commit.Window, _settings.Domain, _outcome.Results.Count, events.Count));
             _batchesSinceSnapshot += events.Count;
             if (_settings.SnapshotEvery > 0 && _batchesSinceSnapshot >= _settings.SnapshotEvery)
             {
+                // Captured before the coordinator hears of the commit: once it does, the unit may walk (and set
+                // dirty bits in) the tables, and those writes belong to the next commit's event.
                 _batchesSinceSnapshot = 0;
                 SaveSnapshot(_model.Capture());
             }
+            coordinator.Tell(new Committed(commit.Window, _settings.Domain, _outcome.Results.Count, events.Count));
         });
     }
 

@@ -36,8 +36,48 @@ public sealed record SimulationSettings
     public ulong WindowNs { get; init; } = 100_000;
     /// <summary>Group-commit size.</summary>
     public int MaxOpsPerEvent { get; init; } = 256;
+    /// <summary>A domain saves a snapshot after this many events (0: never).</summary>
+    public int SnapshotEvery { get; init; } = 500;
     /// <summary>Run id (persistence ids are RUNID/DOMAIN).</summary>
     public string RunId { get; init; } = "run";
+
+    /// <summary>
+    /// The configuration as <c>key=value</c> words (the run id aside): what a run prints first, what the run
+    /// registry keeps and what <c>ptactors runs</c> shows; <see cref="ValueOf"/> reads a value back.
+    /// </summary>
+    public string Describe()
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        string end = Ops is long ops ? $"ops={ops}" : DurationNs is ulong ns ? $"duration={FormatDuration(ns)}" : "ops=none";
+        string lateDma = LateDma is double p ? p.ToString("0.######", inv) : "default";
+        return string.Create(inv,
+            $"iommus={Iommus} domains={Domains} devices={Devices} workload={Workload} format={PtActors.Engine.Formats.PtFormatOps.For(Format).Name} " +
+            $"policy={Policy} iotlb={IotlbEntries} cpus={Cpus} inflight={Inflight} late_dma={lateDma} {end} seed={Seed}");
+    }
+
+    /// <summary>A duration in the largest unit that divides it (<c>1500ms</c>, <c>2s</c>).</summary>
+    public static string FormatDuration(ulong ns) => ns switch
+    {
+        _ when ns % 1_000_000_000 == 0 => $"{ns / 1_000_000_000}s",
+        _ when ns % 1_000_000 == 0 => $"{ns / 1_000_000}ms",
+        _ when ns % 1_000 == 0 => $"{ns / 1_000}us",
+        _ => $"{ns}ns",
+    };
+
+    /// <summary>The name of domain <paramref name="d"/> (its persistence id is RUNID/NAME).</summary>
+    public static string DomainName(int d) => "dom" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The value of <paramref name="key"/> in a <see cref="Describe"/> text, or null.</summary>
+    public static string? ValueOf(string described, string key)
+    {
+        foreach (var word in described.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = word.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0 && word.AsSpan(0, eq).SequenceEqual(key))
+                return word[(eq + 1)..];
+        }
+        return null;
+    }
 }
 
 /// <summary>The figures of a finished run (every key but the wall-clock ones is reproducible from the seed).</summary>
@@ -89,6 +129,11 @@ public sealed record SimulationResult
     public long OpsPersisted { get; init; }
     /// <summary>SHA-256 (hex) of the canonical form of every domain's final table, domains sorted by name.</summary>
     public required string TableHash { get; init; }
+    /// <summary>
+    /// SHA-256 (hex) of every domain's table memory exactly as the run left it (page numbers, accessed and dirty
+    /// bits included), domains sorted by name: what a recovery from the journal must rebuild byte for byte.
+    /// </summary>
+    public string MemoryHash { get; init; } = "";
     /// <summary>IO page faults.</summary>
     public long Faults { get; init; }
     /// <summary>Errors returned to devices (EADDRINUSE, ENOMEM, ...).</summary>
@@ -107,4 +152,12 @@ public interface ISimulationRunner
     /// </summary>
     Task<SimulationResult> RunAsync(SimulationSettings settings, PtActors.Persistence.PersistenceBackend backend,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken);
+}
+
+/// <summary>The run id given is already recorded in the database: nothing of the run was written.</summary>
+public sealed class RunIdTakenException(string runId, string reason)
+    : Exception($"run id '{runId}' is already in the database ({reason}): choose another --run-id; nothing was written")
+{
+    /// <summary>The run id refused.</summary>
+    public string RunId { get; } = runId;
 }

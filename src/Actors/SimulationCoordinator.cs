@@ -163,7 +163,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         }
     }
 
-    private static string DomainName(int d) => "dom" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture);
+    private static string DomainName(int d) => SimulationSettings.DomainName(d);
 
     private void Setup()
     {
@@ -196,7 +196,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         {
             var lane = _lanes[d % _s.Iommus];
             var settings = new DomainActor.Settings(_s.RunId, DomainName(d), PtConfig.Default(_s.Format),
-                MaxOpsPerEvent: _s.MaxOpsPerEvent, Iotlb: lane.Unit,
+                MaxOpsPerEvent: _s.MaxOpsPerEvent, SnapshotEvery: _s.SnapshotEvery, Iotlb: lane.Unit,
                 ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools);
             var domain = Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d));
             lane.Domains.Add(domain);
@@ -501,6 +501,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             EventsPersisted = _events,
             OpsPersisted = _opsPersisted,
             TableHash = TableHash(),
+            MemoryHash = DomainHashes.Memory(_tables),
             Faults = faults,
             Errors = errors,
         });
@@ -525,14 +526,5 @@ internal sealed class SimulationCoordinator : ReceiveActor
         return Math.Pow(2, histogram.Length);
     }
 
-    private string TableHash()
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var name in _tables.Keys.Order(StringComparer.Ordinal))
-        {
-            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(name));
-            _tables[name].WriteCanonical(hash);
-        }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
+    private string TableHash() => DomainHashes.Canonical(_tables);
 }

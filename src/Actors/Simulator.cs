@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using PtActors.Persistence;
+using PtActors.Persistence.Runs;
 
 namespace PtActors.Actors;
 
@@ -29,15 +30,63 @@ public sealed class Simulator : ISimulationRunner
             // The run (and its clock) starts on a backend that answers: for SQLite, its tables exist and the
             // plugin's first reads are done, so a broken database fails here and one-time start-up is not a run's.
             await PersistentActorSystem.ReadyAsync(system, ReadyTimeout).ConfigureAwait(false);
+            // The run is in the registry before anything of it is written; a run id already there is refused.
+            var registry = system.ActorOf(RunRegistry.Props(), "runs");
+            await RecordStartAsync(registry, settings).ConfigureAwait(false);
             beforeStart?.Invoke(system);
             var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
             system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done)), "coordinator");
-            return await done.Task.ConfigureAwait(false);
+            SimulationResult result;
+            try
+            {
+                result = await done.Task.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                string why = e is OperationCanceledException ? "cancelled" : e.Message;
+                await TryRecordEndAsync(registry, new RunEnded(settings.RunId, RunOutcome.Failed, NowMs(), 0, "", "", why)).ConfigureAwait(false);
+                throw;
+            }
+            await RecordEndAsync(registry, new RunEnded(settings.RunId, RunOutcome.Completed, NowMs(), result.Ops, result.TableHash, result.MemoryHash, ""))
+                .ConfigureAwait(false);
+            return result;
         }
         finally
         {
             await system.Terminate().ConfigureAwait(false);
+        }
+    }
+
+    private static long NowMs() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>Records the run's start (durable when this returns); throws <see cref="RunIdTakenException"/> for a run id in use.</summary>
+    private static async Task RecordStartAsync(IActorRef registry, SimulationSettings settings)
+    {
+        string config = settings.Describe();
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(config)))[..16];
+        var reply = await registry.Ask<object>(new RecordRun(settings.RunId, hash, NowMs(), config), ReadyTimeout).ConfigureAwait(false);
+        if (reply is RunRejected rejected)
+            throw new RunIdTakenException(settings.RunId, rejected.Reason);
+    }
+
+    private static async Task RecordEndAsync(IActorRef registry, RunEnded end)
+    {
+        var reply = await registry.Ask<object>(new RecordRunEnd(end), ReadyTimeout).ConfigureAwait(false);
+        if (reply is RunRejected rejected)
+            throw new InvalidOperationException($"the run's end could not be recorded: {rejected.Reason}");
+    }
+
+    /// <summary>Records a failed run's end if the journal still takes writes (it may be why the run failed).</summary>
+    private static async Task TryRecordEndAsync(IActorRef registry, RunEnded end)
+    {
+        try
+        {
+            await registry.Ask<object>(new RecordRunEnd(end), TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or AskTimeoutException or TaskCanceledException)
+        {
+            // The run's own error is what the user needs; the run is listed as interrupted.
         }
     }
 }

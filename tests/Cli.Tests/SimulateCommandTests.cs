@@ -112,7 +112,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         "run_id", "ops", "dmas", "ops_per_sec", "wall_s", "sim_s", "maps", "unmaps", "bytes_mapped", "iotlb_hit_rate",
         "invalidations", "invalidations_per_unmap", "over_invalidated_bytes", "stale_in_window", "stale_violations",
         "use_after_free", "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "table_pages_max",
-        "events_persisted", "ops_persisted", "table_hash", "faults", "errors",
+        "events_persisted", "ops_persisted", "table_hash", "memory_hash", "faults", "errors",
     ];
 
     // ---- defaults --------------------------------------------------------------------------------------------

@@ -177,6 +177,7 @@ internal sealed class DomainDriver
 
     public static void AssertBatchesEqual(DomainBatch a, DomainBatch b)
     {
+        Assert.Equal(a.HardwareWrites, b.HardwareWrites);
         Assert.Equal(a.Released, b.Released);
         Assert.Equal(a.ReleasedAtNs, b.ReleasedAtNs);
         Assert.Equal(a.Ops.ToArray(), b.Ops.ToArray());
@@ -206,11 +207,11 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     // ---- domain-batch ----------------------------------------------------------------------------------
 
     [Fact]
-    public void Empty_batch_round_trips_in_twelve_bytes()
+    public void Empty_batch_round_trips_in_thirteen_bytes()
     {
         var empty = new DomainBatch([], 0, [], 0);
         var bytes = Registry.Serialize(empty);
-        Assert.Equal(12, bytes.Length); // version, ReleasedAtNs, two zero counts, the 8-byte digest
+        Assert.Equal(13, bytes.Length); // version, ReleasedAtNs, three zero counts, the 8-byte digest
         DomainDriver.AssertBatchesEqual(empty, RoundTrip(empty));
         var maxed = new DomainBatch([], ulong.MaxValue, [], ulong.MaxValue);
         DomainDriver.AssertBatchesEqual(maxed, RoundTrip(maxed));
@@ -237,7 +238,10 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
         }
         foreach (ulong releasedAt in new[] { 0UL, 12345UL, ulong.MaxValue })
         {
-            var batch = new DomainBatch(EdgeIds, releasedAt, [.. ops], 0xdead_beef_cafe_f00d);
+            var batch = new DomainBatch(EdgeIds, releasedAt, [.. ops], 0xdead_beef_cafe_f00d)
+            {
+                HardwareWrites = [0, 511, HardwareWriteLog.Pack(1, 0), HardwareWriteLog.Pack(int.MaxValue, 511)],
+            };
             DomainDriver.AssertBatchesEqual(batch, RoundTrip(batch));
         }
         Assert.Equal(4 * EveryProt.Length * EdgeULongs.Length, ops.Count);
@@ -261,11 +265,12 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
             [
                 new DmaOp(105, DmaOp.MakeId(0, 7), DmaOpKind.Map, 0x1000, 0x2000, 0x1000, RW),
                 new DmaOp(103, DmaOp.MakeId(2, 1), DmaOpKind.Unmap, 0x1000, 0, 0x1000, IommuProt.None),
-            ], 0x0102_0304_0506_0708);
+            ], 0x0102_0304_0506_0708) { HardwareWrites = [HardwareWriteLog.Pack(5, 3)] };
         byte[] expected =
         [
-            2,                  // version
+            3,                  // version
             100,                // ReleasedAtNs
+            1, 0x83, 0x14,      // one hardware write: page 5 << 9 | item 3 = 2563
             1, 2, 2,            // one released id: device z(1) = 2, sequence 2
             2,                  // two ops
             10, 0, 7, 26, 0x80, 0x20, 0x80, 0x40, 0x80, 0x20, // z(+5), device 0, seq 7, prot 3 << 3 | Map, iova, paddr, size
@@ -632,7 +637,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(0)]
-    [InlineData(3)]
+    [InlineData(4)]
     [InlineData(255)]
     public void Unknown_version_is_rejected(byte version)
     {
@@ -649,10 +654,31 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     public void A_version_1_batch_is_refused_because_its_digest_can_no_longer_be_checked()
     {
         var bytes = Registry.Serialize(new DomainBatch([], 1, [], 2));
-        Assert.Equal(2, bytes[0]);
+        Assert.Equal(3, bytes[0]);
         bytes[0] = 1;
         var e = Assert.Throws<SerializationException>(() => Registry.Deserialize(bytes, Batch));
         Assert.Contains("format version 1", e.Message);
+    }
+
+    [Fact]
+    public void A_version_2_batch_reads_without_hardware_writes()
+    {
+        // v2: ReleasedAtNs, released, ops, digest (no hardware-write list).
+        byte[] v2 = [2, 100, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1];
+        var back = (DomainBatch)Registry.Deserialize(v2, Batch);
+        Assert.Empty(back.HardwareWrites);
+        Assert.Equal(100UL, back.ReleasedAtNs);
+        Assert.Equal(0x0102_0304_0506_0708UL, back.ResultDigest);
+    }
+
+    [Fact]
+    public void A_hardware_write_past_the_page_numbers_is_refused_both_ways()
+    {
+        var bad = new DomainBatch([], 1, [], 2) { HardwareWrites = [-1] };
+        Assert.Throws<SerializationException>(() => Registry.Serialize(bad));
+        byte[] corrupt = [3, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        var e = Assert.Throws<SerializationException>(() => Registry.Deserialize(corrupt, Batch));
+        Assert.Contains("hardware write", e.Message, StringComparison.Ordinal);
     }
 
     // ---- config and Akka -------------------------------------------------------------------------------
@@ -808,7 +834,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     private static DomainBatch RoundTrip(DomainBatch value)
     {
         var bytes = Registry.Serialize(value);
-        Assert.Equal(2, bytes[0]);
+        Assert.Equal(3, bytes[0]);
         return (DomainBatch)Registry.Deserialize(bytes, Batch);
     }
 

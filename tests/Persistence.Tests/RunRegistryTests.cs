@@ -230,6 +230,8 @@ public sealed class JournalFailureTests(ITestOutputHelper output)
 
         await Journal.OnWrite.Fail();
         registry.Tell(new RecordRun("b", "h", 2), TestActor);
+        // The caller hears that the write failed (never that the run was recorded), then nothing more.
+        Assert.Contains("could not write", ExpectMsg<Status.Failure>().Cause.Message, StringComparison.Ordinal);
         ExpectNoMsg(TimeSpan.FromMilliseconds(500));
 
         await Journal.OnWrite.Pass();
@@ -250,6 +252,7 @@ public sealed class JournalFailureTests(ITestOutputHelper output)
 
         await Journal.OnWrite.Reject();
         registry.Tell(new RecordRun("b", "h", 2), TestActor);
+        Assert.Contains("rejected", ExpectMsg<Status.Failure>().Cause.Message, StringComparison.Ordinal);
         ExpectNoMsg(TimeSpan.FromMilliseconds(300));
         await Journal.OnWrite.Pass();
 

@@ -29,6 +29,7 @@ public sealed class SerializerTests
         foreach (var s in EdgeStrings) yield return [new RunStarted(s, "cfg", 42)];
         foreach (var s in EdgeStrings) yield return [new RunStarted("r", s, -42)];
         foreach (var l in EdgeLongs) yield return [new RunStarted("r", "c", l)];
+        foreach (var s in EdgeStrings) yield return [new RunStarted("r", "c", 1, s)];
     }
 
     /// <summary>One value of every registered type (the test below checks that none is missing).</summary>
@@ -36,6 +37,7 @@ public sealed class SerializerTests
     {
         yield return [new RunStarted("run-1", "abc123", 1_700_000_000_000)];
         yield return [new RunRegistrySnapshot([new RunStarted("a", "b", 1), new RunStarted("c", "d", -2)])];
+        yield return [new RunEnded("a", RunOutcome.Completed, 5, 6, "h", "m", "")];
     }
 
     [Theory]
@@ -52,6 +54,15 @@ public sealed class SerializerTests
             var s = new RunRegistrySnapshot(runs);
             Assert.Equal(s, RoundTrip(s));
         }
+        var ends = new[]
+        {
+            new RunEnded("run-1", RunOutcome.Completed, 1_700_000_000_000, 2_000_000, "ab", "cd", ""),
+            new RunEnded("run-2", RunOutcome.Failed, -1, 0, "", "", "domain dom0003 failed"),
+        };
+        var withEnds = new RunRegistrySnapshot(many, ends);
+        Assert.Equal(withEnds, RoundTrip(withEnds));
+        foreach (var end in ends)
+            Assert.Equal(end, RoundTrip(end));
     }
 
     [Fact]
@@ -73,10 +84,12 @@ public sealed class SerializerTests
     [Fact]
     public void Payload_is_version_byte_then_compact_fields()
     {
-        // version 1, "r" (len 1), "" (len 0), zigzag(-1) = 1
-        Assert.Equal(new byte[] { 1, 1, (byte)'r', 0, 1 }, Registry.Serialize(new RunStarted("r", "", -1)));
+        // version 2, "r" (len 1), "" (len 0), zigzag(-1) = 1, config "" (len 0)
+        Assert.Equal(new byte[] { 2, 1, (byte)'r', 0, 1, 0 }, Registry.Serialize(new RunStarted("r", "", -1)));
         var bytes = Registry.Serialize(new RunStarted("run-1", "abc", 1_700_000_000_000));
-        Assert.True(bytes.Length <= 1 + 6 + 4 + 6, $"{bytes.Length} bytes");
+        Assert.True(bytes.Length <= 1 + 6 + 4 + 6 + 1, $"{bytes.Length} bytes");
+        // A version 1 event (written before the configuration was kept) still reads, with an empty configuration.
+        Assert.Equal(new RunStarted("r", "", -1), Registry.Deserialize([1, 1, (byte)'r', 0, 1], "run-started"));
     }
 
     [Fact]
@@ -172,7 +185,7 @@ public sealed class SerializerTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(2)]
+    [InlineData(3)]
     [InlineData(255)]
     public void Unknown_version_is_rejected(byte version)
     {
@@ -320,7 +333,7 @@ public sealed class SerializerTests
     private static object RoundTrip(object value)
     {
         var bytes = Registry.Serialize(value);
-        Assert.Equal(1, bytes[0]);
+        Assert.Equal(Registry.TryGetByManifest(Registry.ManifestFor(value), out var codec) ? codec.Version : -1, bytes[0]);
         return Registry.Deserialize(bytes, Registry.ManifestFor(value));
     }
 

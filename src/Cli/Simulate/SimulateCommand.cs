@@ -200,6 +200,10 @@ internal sealed class SimulateCommand
                 _stderr.WriteLine($"ptactors {Name}: run {settings.RunId} cancelled");
                 return ExitCancelled;
             }
+            catch (RunIdTakenException e)
+            {
+                return Usage(e.Message);
+            }
             catch (Exception e)
             {
                 // A failed run is not a usage error: say what failed, in one line, without a stack trace.
@@ -319,23 +323,10 @@ internal sealed class SimulateCommand
     }
 
     /// <summary>The second line of the output: every setting of the run.</summary>
-    internal static string Describe(SimulationSettings s)
-    {
-        string end = s.Ops is long ops ? $"ops={ops}" : s.DurationNs is ulong ns ? $"duration={FormatDuration(ns)}" : "ops=none";
-        string lateDma = s.LateDma is double p ? p.ToString("0.######", CultureInfo.InvariantCulture) : "default";
-        return string.Create(CultureInfo.InvariantCulture,
-            $"iommus={s.Iommus} domains={s.Domains} devices={s.Devices} workload={s.Workload} format={PtFormatOps.For(s.Format).Name} " +
-            $"policy={s.Policy} iotlb={s.IotlbEntries} cpus={s.Cpus} inflight={s.Inflight} late_dma={lateDma} {end} seed={s.Seed}");
-    }
+    internal static string Describe(SimulationSettings s) => s.Describe();
 
     /// <summary>A duration in the largest unit that divides it (<c>1500ms</c>, <c>2s</c>).</summary>
-    internal static string FormatDuration(ulong ns) => ns switch
-    {
-        _ when ns % 1_000_000_000 == 0 => $"{ns / 1_000_000_000}s",
-        _ when ns % 1_000_000 == 0 => $"{ns / 1_000_000}ms",
-        _ when ns % 1_000 == 0 => $"{ns / 1_000}us",
-        _ => $"{ns}ns",
-    };
+    internal static string FormatDuration(ulong ns) => SimulationSettings.FormatDuration(ns);
 
     private static Table SummaryTable(SimulationResult result)
     {

@@ -36,6 +36,7 @@ internal static class SimulationFigures
         ("events_persisted", r.EventsPersisted),
         ("ops_persisted", r.OpsPersisted),
         ("table_hash", r.TableHash),
+        ("memory_hash", r.MemoryHash),
         ("faults", r.Faults),
         ("errors", r.Errors),
     ];

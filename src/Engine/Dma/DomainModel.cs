@@ -39,10 +39,11 @@ public sealed class BatchOutcome
 }
 
 /// <summary>
-/// The event of one group commit: the unmaps whose flush completed (released at <c>ReleasedAtNs</c>, before
-/// anything else), then every operation submitted, in stamp order — those that ran and those that waited for
-/// a lock. Replaying it through <see cref="DomainModel.ApplyBatch"/> rebuilds the same state; the digest of the
-/// results detects a journal that no longer matches the engine.
+/// The event of one group commit: what the hardware wrote into the tables since the previous commit
+/// (<see cref="HardwareWrites"/>: dirty bits its DMA walks set), the unmaps whose flush completed (released at
+/// <c>ReleasedAtNs</c>), then every operation submitted, in stamp order — those that ran and those that waited
+/// for a lock. Replaying it through <see cref="DomainModel.ApplyBatch"/> rebuilds the same state, table bytes
+/// included; the digest of the results detects a journal that no longer matches the engine.
 /// </summary>
 /// <para><c>Ops</c> may be a slice of a larger array (a window's operations split into events of at most 256):
 /// it is never written to.</para>
@@ -53,6 +54,12 @@ public sealed record DomainBatch(long[] Released, ulong ReleasedAtNs, ReadOnlyMe
         : this(released, releasedAtNs, new ReadOnlyMemory<DmaOp>(ops), resultDigest)
     {
     }
+
+    /// <summary>
+    /// The hardware's writes into the domain's table pages since the previous commit, in order
+    /// (<see cref="HardwareWriteLog"/> entries); applied before anything else of the batch.
+    /// </summary>
+    public long[] HardwareWrites { get; init; } = [];
 }
 
 /// <summary>A live DMA-API mapping, for snapshots.</summary>
@@ -148,6 +155,16 @@ public sealed class DomainModel : IIotlbSyncHandler
         _deferFlushes = true;
         Domain.SyncHandler = this;
     }
+
+    /// <summary>
+    /// Keeps what the hardware writes into the table pages (dirty bits set by DMA walks) in a log that
+    /// <see cref="TakeHardwareWrites"/> empties: the actor simulator journals it with its next commit, so that a
+    /// domain recovered from its journal has the very bytes the hardware left.
+    /// </summary>
+    public void RecordHardwareWrites() => Domain.HardwareWrites ??= new HardwareWriteLog();
+
+    /// <summary>The hardware's writes since the last call, in order (empty unless <see cref="RecordHardwareWrites"/>).</summary>
+    public long[] TakeHardwareWrites() => Domain.HardwareWrites?.Take() ?? [];
 
     /// <summary>The flush notices produced since the last call, in order.</summary>
     public FlushNotice[] TakeFlushes()
@@ -340,8 +357,17 @@ public sealed class DomainModel : IIotlbSyncHandler
     /// every operation. Returns the digest of the results it appended.
     /// </summary>
     public ulong ApplyBatch(ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, BatchOutcome outcome)
+        => ApplyBatch([], released, releasedAtNs, ops, outcome);
+
+    /// <summary>
+    /// One group commit into <paramref name="outcome"/> (appended to), as the journal holds it: first the writes
+    /// the hardware made into the tables since the last commit (<see cref="TakeHardwareWrites"/>), then the
+    /// releases, then the operations. Returns the digest of the results it appended.
+    /// </summary>
+    public ulong ApplyBatch(ReadOnlySpan<long> hardwareWrites, ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, BatchOutcome outcome)
     {
         int first = outcome.Results.Count;
+        Domain.ApplyHardwareWrites(hardwareWrites);
         foreach (long id in released)
             Release(id, releasedAtNs, outcome);
         foreach (ref readonly var op in ops)
@@ -356,6 +382,7 @@ public sealed class DomainModel : IIotlbSyncHandler
     public void Replay(DomainBatch batch, List<AppliedOp> scratch)
     {
         scratch.Clear();
+        Domain.ApplyHardwareWrites(batch.HardwareWrites);
         ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops.Span, scratch);
         if (digest != batch.ResultDigest)
             throw Diverges(batch, digest);
@@ -368,7 +395,7 @@ public sealed class DomainModel : IIotlbSyncHandler
     public void Replay(DomainBatch batch, BatchOutcome scratch)
     {
         scratch.Clear();
-        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops.Span, scratch);
+        ulong digest = ApplyBatch(batch.HardwareWrites, batch.Released, batch.ReleasedAtNs, batch.Ops.Span, scratch);
         if (digest != batch.ResultDigest)
             throw Diverges(batch, digest);
     }

@@ -37,9 +37,16 @@ public sealed partial class IommuUnit
             bool staleHit = e.Suspect && CheckStale(ctx, device, iova, hitPa, e.Perms);
             if (write && !e.Dirty)
             {
+                // The first write through a clean entry: the hardware sets the dirty bit of the leaf the table
+                // has now, with an atomic update that finds it by walking again (as an MMU does). When the table no
+                // longer maps the IOVA to this translation (an unmap not yet flushed), it has no leaf to mark: the
+                // write goes through the cached entry and nothing in memory changes; the item the entry was filled
+                // from may be empty or, once its page is reused, something else entirely.
                 e.Dirty = true;
-                if (e.LeafPage >= 0 && domain.Memory.IsAllocated(e.LeafPage))
-                    domain.SetItemDirty(e.LeafPage, e.LeafIndex);
+                var now = new DmaWalk { Va = iova, StartLevel = -1 };
+                domain.WalkForDma(ref now);
+                if (now.Result == PtEntryType.Oa && now.Pa == hitPa && (now.Perms & IommuProt.Write) != 0)
+                    domain.HardwareSetDirty(now.LeafPage, now.LeafIndex);
             }
             return new DmaResult(staleHit ? DmaOutcome.Stale : DmaOutcome.Hit, hitPa);
         }
@@ -90,7 +97,7 @@ public sealed partial class IommuUnit
         f.LeafIndex = walk.LeafIndex;
         f.Dirty = write;
         if (write && !freedRead)
-            domain.SetItemDirty(walk.LeafPage, walk.LeafIndex);
+            domain.HardwareSetDirty(walk.LeafPage, walk.LeafIndex);
 
         ulong pa = walk.Pa;
         bool stale = suspect && CheckStale(ctx, device, iova, pa, walk.Perms);

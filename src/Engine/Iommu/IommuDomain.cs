@@ -178,6 +178,31 @@ public abstract partial class IommuDomain
     public abstract void WriteCanonical(System.Security.Cryptography.IncrementalHash hash);
 
     /// <summary>
+    /// Appends the table's memory exactly as it is to <paramref name="hash"/>: format, top level and page, how many
+    /// pages the memory has created, then every allocated page's number and its 4 KiB (accessed and dirty bits
+    /// and page numbers included). Equal only for byte-identical tables with the same allocation state, which is
+    /// what a recovery must rebuild.
+    /// </summary>
+    public void WriteMemory(System.Security.Cryptography.IncrementalHash hash)
+    {
+        Span<byte> head = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head, (int)Format);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head[4..], TopLevel);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head[8..], TopPage);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head[12..], Memory.TotalPages);
+        hash.AppendData(head);
+        Span<byte> number = stackalloc byte[4];
+        for (int page = 0; page < Memory.TotalPages; page++)
+        {
+            if (!Memory.IsAllocated(page))
+                continue;
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(number, page);
+            hash.AppendData(number);
+            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Memory[page].AsSpan()));
+        }
+    }
+
+    /// <summary>
     /// map_pages: install <paramref name="pgsize"/> × <paramref name="pgcount"/> bytes at <paramref name="iova"/>.
     /// Adds the bytes installed to <paramref name="mapped"/> (never zeroes it), also on failure.
     /// </summary>
@@ -221,6 +246,53 @@ public abstract partial class IommuDomain
 
     /// <summary>Sets the hardware dirty bit of the item a DMA write hit (formats that track dirty bits).</summary>
     public abstract void SetItemDirty(int page, int index);
+
+    /// <summary>
+    /// Where the hardware's writes into this table are recorded (<see cref="HardwareSetDirty"/>), or null when
+    /// nobody keeps them (a table that is never recovered from a journal).
+    /// </summary>
+    public HardwareWriteLog? HardwareWrites { get; set; }
+
+    /// <summary>
+    /// A DMA write through item <paramref name="index"/> of <paramref name="page"/>: the hardware sets its dirty
+    /// bit (<see cref="SetItemDirty"/>) and, when that changed the item, records the write in
+    /// <see cref="HardwareWrites"/>.
+    /// </summary>
+    public void HardwareSetDirty(int page, int index)
+    {
+        var log = HardwareWrites;
+        if (log is null)
+        {
+            SetItemDirty(page, index);
+            return;
+        }
+        ulong before = Memory[page][index];
+        SetItemDirty(page, index);
+        if (Memory[page][index] != before)
+            log.AddDirty(page, index);
+    }
+
+    /// <summary>
+    /// Applies a log of hardware writes (<see cref="HardwareWriteLog.Take"/>) again, in order: recovery makes the
+    /// table what the hardware left it. Throws when an entry names no allocated table page (a log that does not
+    /// belong to this table).
+    /// </summary>
+    public void ApplyHardwareWrites(ReadOnlySpan<long> writes)
+    {
+        foreach (long w in writes)
+        {
+            var (page, index) = HardwareWriteLog.Unpack(w);
+            if (w < 0 || !Memory.IsAllocated(page))
+                throw new InvalidOperationException($"A hardware write names table page {page}, which is not allocated.");
+            SetItemDirty(page, index);
+        }
+    }
+
+    /// <summary>
+    /// Appends the top page and every table page reachable from it, each as often as the table links it (a page
+    /// linked twice appears twice), in walk order. Changes nothing.
+    /// </summary>
+    public abstract void CollectTablePages(List<int> pages);
 
     /// <summary>deinit: frees the top and every reachable table page. The domain is unusable afterwards.</summary>
     public abstract void Deinit();

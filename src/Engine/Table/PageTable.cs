@@ -542,6 +542,15 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
         TopPage = -1;
     }
 
+    public override void CollectTablePages(List<int> pages)
+    {
+        _collect.Clear();
+        _collect.Add(TopPage);
+        CollectTables(TopLevel, TopPage, checkMapped: false);
+        pages.AddRange(_collect.Items);
+        _collect.Clear();
+    }
+
     /// <summary>
     /// __collect_tables over a whole table: every table below goes onto <see cref="_collect"/>. With
     /// <paramref name="checkMapped"/> any leaf fails the walk with EADDRINUSE.

@@ -24,9 +24,11 @@ namespace PtActors.Persistence.Domains;
 /// Prot only <see cref="IommuProt"/> bits.
 /// </para>
 /// <para>
-/// domain-batch v2 = u ReleasedAtNs, n × id (Released), n × op (Ops; the first op's prev is ReleasedAtNs),
-/// f64 ResultDigest (<see cref="DomainModel.Digest"/>). v1 had the same layout with a byte-wise FNV-1a digest;
-/// its digests cannot be checked any more, so v1 events are refused rather than replayed unchecked.
+/// domain-batch v3 = u ReleasedAtNs, n × u HardwareWrites (each a <see cref="HardwareWriteLog"/> entry,
+/// page &lt;&lt; 9 | index, page &lt; 2^31), n × id (Released), n × op (Ops; the first op's prev is ReleasedAtNs),
+/// f64 ResultDigest (<see cref="DomainModel.Digest"/>). v2 is read too: the same without HardwareWrites (none).
+/// v1 had v2's layout with a byte-wise FNV-1a digest; its digests cannot be checked any more, so v1 events are
+/// refused rather than replayed unchecked.
 /// </para>
 /// <para>
 /// domain-snapshot v1 =
@@ -79,7 +81,7 @@ public sealed class DomainCodecs : IPtCodecSet
 
     public void Register(PtCodecRegistry registry)
     {
-        registry.Register<DomainBatch>(BatchManifest, 2, WriteBatch, ReadBatch);
+        registry.Register<DomainBatch>(BatchManifest, 3, WriteBatch, ReadBatch, minVersion: 2);
         registry.Register<DomainModelSnapshot>(SnapshotManifest, 1, WriteSnapshot, ReadSnapshot);
     }
 
@@ -88,6 +90,13 @@ public sealed class DomainCodecs : IPtCodecSet
     private static void WriteBatch(PtWriter w, DomainBatch b)
     {
         w.WriteVarUInt64(b.ReleasedAtNs);
+        w.WriteCount(b.HardwareWrites.Length);
+        foreach (long hw in b.HardwareWrites)
+        {
+            if (hw < 0 || hw >> 9 > int.MaxValue)
+                throw new SerializationException($"PtSerializer: cannot write '{BatchManifest}': hardware write {hw} names no table item");
+            w.WriteVarUInt64((ulong)hw);
+        }
         w.WriteCount(b.Released.Length);
         foreach (long id in b.Released) WriteId(w, id);
         WriteOps(w, b.Ops.Span, b.ReleasedAtNs);
@@ -97,11 +106,23 @@ public sealed class DomainCodecs : IPtCodecSet
     private static DomainBatch ReadBatch(ref PtReader r, byte version)
     {
         ulong releasedAt = r.ReadVarUInt64();
+        long[] hardware = [];
+        if (version >= 3)
+        {
+            hardware = new long[r.ReadCount(1)];
+            for (int i = 0; i < hardware.Length; i++)
+            {
+                ulong hw = r.ReadVarUInt64();
+                if (hw >> 9 > int.MaxValue)
+                    throw r.Corrupt($"hardware write {hw} names no table item");
+                hardware[i] = (long)hw;
+            }
+        }
         var released = new long[r.ReadCount(MinIdBytes)];
         for (int i = 0; i < released.Length; i++) released[i] = ReadId(ref r);
         var ops = ReadOps(ref r, releasedAt);
         ulong digest = r.ReadUInt64();
-        return new DomainBatch(released, releasedAt, ops, digest);
+        return new DomainBatch(released, releasedAt, ops, digest) { HardwareWrites = hardware };
     }
 
     // ---- domain-snapshot -------------------------------------------------------------------------------

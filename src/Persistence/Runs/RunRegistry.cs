@@ -17,6 +17,8 @@ public sealed class RunRegistry : ReceivePersistentActor
 
     private readonly List<RunStarted> _runs = [];
     private readonly Dictionary<string, RunStarted> _byId = new(StringComparer.Ordinal);
+    private readonly List<RunEnded> _ends = [];
+    private readonly Dictionary<string, RunEnded> _endById = new(StringComparer.Ordinal);
     private readonly int _snapshotEvery;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
@@ -31,12 +33,17 @@ public sealed class RunRegistry : ReceivePersistentActor
                 throw new InvalidOperationException($"unexpected snapshot {offer.Snapshot.GetType()} for '{Id}'");
             _runs.Clear();
             _byId.Clear();
+            _ends.Clear();
+            _endById.Clear();
             foreach (var run in snapshot.Runs) Apply(run);
+            foreach (var end in snapshot.Ends) Apply(end);
         });
         Recover<RunStarted>(Apply);
+        Recover<RunEnded>(Apply);
 
         Command<RecordRun>(Handle);
-        Command<GetRuns>(_ => Sender.Tell(new RunList([.. _runs])));
+        Command<RecordRunEnd>(Handle);
+        Command<GetRuns>(_ => Sender.Tell(new RunList([.. _runs], [.. _ends])));
         Command<SaveSnapshotSuccess>(ok =>
             DeleteSnapshots(new SnapshotSelectionCriteria(ok.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed =>
@@ -63,25 +70,76 @@ public sealed class RunRegistry : ReceivePersistentActor
             Sender.Tell(new RunRejected(cmd.RunId, $"invalid run id: use 1..{PersistenceIds.MaxPartLength} characters of A-Z a-z 0-9 . _ -"));
             return;
         }
-        var run = new RunStarted(cmd.RunId, cmd.ConfigHash ?? string.Empty, cmd.StartedUnixMs);
+        var run = new RunStarted(cmd.RunId, cmd.ConfigHash ?? string.Empty, cmd.StartedUnixMs, cmd.Config ?? string.Empty);
         if (_byId.TryGetValue(run.RunId, out var existing))
         {
             // An identical repeat (a caller retrying after a lost reply) is answered as recorded.
             Sender.Tell(existing == run ? new RunRecorded(existing) : new RunRejected(run.RunId, "run id already recorded for another run"));
             return;
         }
+        _writing = Sender;
         Persist(run, e =>
         {
             Apply(e);
             Sender.Tell(new RunRecorded(e));
-            if (_snapshotEvery > 0 && LastSequenceNr % _snapshotEvery == 0)
-                SaveSnapshot(new RunRegistrySnapshot(_runs));
+            MaybeSnapshot();
         });
+    }
+
+    private void Handle(RecordRunEnd cmd)
+    {
+        var end = cmd.End;
+        if (!_byId.ContainsKey(end.RunId))
+        {
+            Sender.Tell(new RunRejected(end.RunId, "no such run"));
+            return;
+        }
+        if (_endById.TryGetValue(end.RunId, out var existing))
+        {
+            Sender.Tell(existing == end ? new RunEndRecorded(existing) : new RunRejected(end.RunId, "the run's end is already recorded"));
+            return;
+        }
+        _writing = Sender;
+        Persist(end, e =>
+        {
+            Apply(e);
+            Sender.Tell(new RunEndRecorded(e));
+            MaybeSnapshot();
+        });
+    }
+
+    /// <summary>Whoever waits for the event being written: told of a failed write before the actor stops.</summary>
+    private IActorRef _writing = ActorRefs.Nobody;
+
+    /// <inheritdoc/>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _writing.Tell(new Status.Failure(new InvalidOperationException($"the run registry could not write to the journal: {cause.Message}", cause)));
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <inheritdoc/>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _writing.Tell(new Status.Failure(new InvalidOperationException($"the journal rejected the run registry's event: {cause.Message}", cause)));
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
+
+    private void MaybeSnapshot()
+    {
+        if (_snapshotEvery > 0 && LastSequenceNr % _snapshotEvery == 0)
+            SaveSnapshot(new RunRegistrySnapshot(_runs, _ends));
     }
 
     private void Apply(RunStarted run)
     {
         _runs.Add(run);
         _byId[run.RunId] = run;
+    }
+
+    private void Apply(RunEnded end)
+    {
+        _ends.Add(end);
+        _endById[end.RunId] = end;
     }
 }

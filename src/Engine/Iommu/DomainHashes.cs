@@ -1,0 +1,33 @@
+using System.Security.Cryptography;
+
+namespace PtActors.Engine;
+
+/// <summary>
+/// The two hashes a run's tables are known by, over a set of named domains (sorted by name, ordinal):
+/// <see cref="Canonical"/> (<c>table_hash</c>: equal for equal mappings, whatever the allocation history and the
+/// accessed/dirty bits) and <see cref="Memory"/> (<c>memory_hash</c>: equal only for byte-identical table memory).
+/// A run and every recovery of its journal compute them the same way.
+/// </summary>
+public static class DomainHashes
+{
+    /// <summary>SHA-256 (lower-case hex) of every domain's name and canonical table (<see cref="IommuDomain.WriteCanonical"/>).</summary>
+    public static string Canonical(IEnumerable<KeyValuePair<string, IommuDomain>> domains)
+        => Hash(domains, static (d, h) => d.WriteCanonical(h));
+
+    /// <summary>SHA-256 (lower-case hex) of every domain's name and table memory as it is (<see cref="IommuDomain.WriteMemory"/>).</summary>
+    public static string Memory(IEnumerable<KeyValuePair<string, IommuDomain>> domains)
+        => Hash(domains, static (d, h) => d.WriteMemory(h));
+
+    private static string Hash(IEnumerable<KeyValuePair<string, IommuDomain>> domains, Action<IommuDomain, IncrementalHash> write)
+    {
+        var sorted = new List<KeyValuePair<string, IommuDomain>>(domains);
+        sorted.Sort(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var (name, domain) in sorted)
+        {
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(name));
+            write(domain, hash);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+}
