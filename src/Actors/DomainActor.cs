@@ -28,7 +28,9 @@ public sealed class DomainActor : ReceivePersistentActor
         int SnapshotEvery = 500,
         IActorRef? Iotlb = null,
         bool ReplyUnmapsAfterFlush = false,
-        MessagePools? Pools = null);
+        MessagePools? Pools = null,
+        AckLog? AckLog = null,
+        int Index = 0);
 
     /// <summary>Operations of one window from one device host (the sender gets their results).</summary>
     public sealed record Submit(long Window, ReadOnlyMemory<DmaOp> Ops)
@@ -95,6 +97,7 @@ public sealed class DomainActor : ReceivePersistentActor
     private readonly Dictionary<long, (IActorRef Host, DmaOpResult Result)> _heldReplies = new();
     private readonly List<(IActorRef Host, Outbox<DmaOpResult> Results)> _replies = new();
     private readonly Outbox<UnmapNotice> _notices;
+    private readonly List<long> _acked = new();
     private ulong _releasedAt;
     private DomainModel _model;
     private long _batchesSinceSnapshot;
@@ -287,6 +290,12 @@ public sealed class DomainActor : ReceivePersistentActor
             if (list.Count > 0)
                 to.Tell(new Results(window, _settings.Domain, list.Take()));
         }
+        if (_settings.AckLog is { } log)
+        {
+            // Sent: logged for the crash campaign (the coordinator hands the log to the OS once the window is committed).
+            log.Acknowledged(_settings.Index, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_acked));
+            _acked.Clear();
+        }
         if (notices.Count > 0 || flushes.Length > 0)
         {
             foreach (var n in notices)
@@ -297,6 +306,8 @@ public sealed class DomainActor : ReceivePersistentActor
 
     private void Reply(IActorRef host, in DmaOpResult result)
     {
+        if (_settings.AckLog is not null)
+            _acked.Add(result.Id);
         foreach (var (to, list) in _replies)
         {
             if (ReferenceEquals(to, host))

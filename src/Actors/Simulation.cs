@@ -36,6 +36,8 @@ public sealed record SimulationSettings
     public ulong WindowNs { get; init; } = 100_000;
     /// <summary>Group-commit size.</summary>
     public int MaxOpsPerEvent { get; init; } = 256;
+    /// <summary>Where the ids of acknowledged operations are appended (<see cref="AckLog"/>), or null.</summary>
+    public string? AckLogPath { get; init; }
     /// <summary>A domain saves a snapshot after this many events (0: never).</summary>
     public int SnapshotEvery { get; init; } = 500;
     /// <summary>Run id (persistence ids are RUNID/DOMAIN).</summary>

@@ -60,6 +60,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
     }
 
     private readonly SimulationSettings _s;
+    private readonly AckLog? _ackLog;
     private readonly IProgress<SimulationProgress>? _progress;
     private readonly TaskCompletionSource<SimulationResult> _done;
     private readonly Stopwatch _wall = Stopwatch.StartNew();
@@ -78,9 +79,11 @@ internal sealed class SimulationCoordinator : ReceiveActor
     private long _events, _opsPersisted;
     private TimeSpan _lastReport;
 
-    public SimulationCoordinator(SimulationSettings settings, IProgress<SimulationProgress>? progress, TaskCompletionSource<SimulationResult> done)
+    public SimulationCoordinator(SimulationSettings settings, IProgress<SimulationProgress>? progress, TaskCompletionSource<SimulationResult> done,
+        AckLog? ackLog = null)
     {
         _s = settings;
+        _ackLog = ackLog;
         _progress = progress;
         _done = done;
 
@@ -107,6 +110,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             _opsPersisted += c.Ops;
             if (--lane.DomainsPending > 0)
                 return;
+            _ackLog?.Flush();
             if (lane.Drained)
             {
                 LaneDone(lane);
@@ -197,7 +201,8 @@ internal sealed class SimulationCoordinator : ReceiveActor
             var lane = _lanes[d % _s.Iommus];
             var settings = new DomainActor.Settings(_s.RunId, DomainName(d), PtConfig.Default(_s.Format),
                 MaxOpsPerEvent: _s.MaxOpsPerEvent, SnapshotEvery: _s.SnapshotEvery, Iotlb: lane.Unit,
-                ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools);
+                ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools,
+                AckLog: _ackLog, Index: d);
             var domain = Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d));
             lane.Domains.Add(domain);
             lane.DomainNames.Add(DomainName(d));

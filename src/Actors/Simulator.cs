@@ -36,7 +36,8 @@ public sealed class Simulator : ISimulationRunner
             beforeStart?.Invoke(system);
             var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
-            system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done)), "coordinator");
+            using var ackLog = settings.AckLogPath is { } path ? AckLog.Open(path, settings.RunId) : null;
+            system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done, ackLog)), "coordinator");
             SimulationResult result;
             try
             {
