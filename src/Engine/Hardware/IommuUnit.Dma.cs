@@ -39,7 +39,7 @@ public sealed partial class IommuUnit
             {
                 e.Dirty = true;
                 if (e.LeafPage >= 0 && domain.Memory.IsAllocated(e.LeafPage))
-                    domain.SetItemDirty(e.LeafPage, e.LeafIndex);
+                    domain.SetItemDirty(e.LeafPage, e.LeafIndex, e.LeafLevel, e.Pa);
             }
             return new DmaResult(staleHit ? DmaOutcome.Stale : DmaOutcome.Hit, hitPa);
         }
@@ -88,9 +88,10 @@ public sealed partial class IommuUnit
         f.Suspect = suspect;
         f.LeafPage = walk.LeafPage;
         f.LeafIndex = walk.LeafIndex;
+        f.LeafLevel = (byte)walk.Levels[walk.Depth - 1];
         f.Dirty = write;
         if (write && !freedRead)
-            domain.SetItemDirty(walk.LeafPage, walk.LeafIndex);
+            domain.SetItemDirty(walk.LeafPage, walk.LeafIndex, f.LeafLevel, walk.EntryOa);
 
         ulong pa = walk.Pa;
         bool stale = suspect && CheckStale(ctx, device, iova, pa, walk.Perms);

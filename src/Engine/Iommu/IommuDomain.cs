@@ -219,8 +219,13 @@ public abstract partial class IommuDomain
     /// </summary>
     public abstract void WalkForDma(ref DmaWalk walk);
 
-    /// <summary>Sets the hardware dirty bit of the item a DMA write hit (formats that track dirty bits).</summary>
-    public abstract void SetItemDirty(int page, int index);
+    /// <summary>
+    /// Sets the hardware dirty bit of the item a DMA write hit (formats that track dirty bits) — only while that
+    /// item is still the present leaf at <paramref name="level"/> starting at <paramref name="entryOa"/> that the
+    /// translation came from. A write through a stale IOTLB entry whose leaf was cleared (or replaced) since
+    /// sets nothing: the hardware's atomic A/D update never turns an empty item into a non-empty one.
+    /// </summary>
+    public abstract void SetItemDirty(int page, int index, int level, ulong entryOa);
 
     /// <summary>deinit: frees the top and every reachable table page. The domain is unusable afterwards.</summary>
     public abstract void Deinit();

@@ -350,14 +350,18 @@ internal sealed partial class PageTable<TFmt> : IommuDomain where TFmt : struct,
         }
     }
 
-    public override void SetItemDirty(int page, int index)
+    public override void SetItemDirty(int page, int index, int level, ulong entryOa)
     {
         if (!TFmt.HasDirty)
             return;
         var table = Memory[page];
         ulong pte;
         do
+        {
             pte = Volatile.Read(ref table[index]);
+            if (TFmt.Load(pte, level) != PtEntryType.Oa || TFmt.EntryOa(pte, level) != entryOa)
+                return;
+        }
         while (!PtDirty<TFmt>.MakeWriteDirty(table, index, pte));
     }
 
