@@ -91,6 +91,7 @@ internal sealed class DomainContext
 {
     private IotlbGather? _gather;
     private List<(ulong Start, ulong Last)>? _scratch;
+    private List<(ulong Start, ulong Last)>? _syncedBatchRanges;
 
     public DomainContext(IommuDomain domain, int id, IommuUnitConfig config)
     {
@@ -136,6 +137,9 @@ internal sealed class DomainContext
     /// <summary>The batch idle timeout, re-armed at every unmap.</summary>
     public TimerEvent? BatchTimer;
     public readonly List<(long Id, ulong Iova, ulong Last)> BatchIds = new();
+    /// <summary>Ranges of batch syncs that completed and whose IOVA is not reported released yet.</summary>
+    public List<(ulong Start, ulong Last)> SyncedBatchRanges => _syncedBatchRanges ??= new();
+    public List<(ulong Start, ulong Last)>? SyncedBatchRangesOrNull => _syncedBatchRanges;
 
     /// <summary>Scratch for the union of unflushed ranges.</summary>
     public List<(ulong Start, ulong Last)> Scratch => _scratch ??= new();

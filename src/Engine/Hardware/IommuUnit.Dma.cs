@@ -37,16 +37,9 @@ public sealed partial class IommuUnit
             bool staleHit = e.Suspect && CheckStale(ctx, device, iova, hitPa, e.Perms);
             if (write && !e.Dirty)
             {
-                // The first write through a clean entry: the hardware sets the dirty bit of the leaf the table
-                // has now, with an atomic update that finds it by walking again (as an MMU does). When the table no
-                // longer maps the IOVA to this translation (an unmap not yet flushed), it has no leaf to mark: the
-                // write goes through the cached entry and nothing in memory changes; the item the entry was filled
-                // from may be empty or, once its page is reused, something else entirely.
                 e.Dirty = true;
-                var now = new DmaWalk { Va = iova, StartLevel = -1 };
-                domain.WalkForDma(ref now);
-                if (now.Result == PtEntryType.Oa && now.Pa == hitPa && (now.Perms & IommuProt.Write) != 0)
-                    domain.HardwareSetDirty(now.LeafPage, now.LeafIndex);
+                if (e.LeafPage >= 0 && domain.Memory.IsAllocated(e.LeafPage))
+                    domain.HardwareSetDirty(e.LeafPage, e.LeafIndex, e.LeafLevel, e.Pa);
             }
             return new DmaResult(staleHit ? DmaOutcome.Stale : DmaOutcome.Hit, hitPa);
         }
@@ -95,9 +88,10 @@ public sealed partial class IommuUnit
         f.Suspect = suspect;
         f.LeafPage = walk.LeafPage;
         f.LeafIndex = walk.LeafIndex;
+        f.LeafLevel = (byte)walk.Levels[walk.Depth - 1];
         f.Dirty = write;
         if (write && !freedRead)
-            domain.HardwareSetDirty(walk.LeafPage, walk.LeafIndex);
+            domain.HardwareSetDirty(walk.LeafPage, walk.LeafIndex, f.LeafLevel, walk.EntryOa);
 
         ulong pa = walk.Pa;
         bool stale = suspect && CheckStale(ctx, device, iova, pa, walk.Perms);

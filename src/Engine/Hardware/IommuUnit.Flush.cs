@@ -43,6 +43,7 @@ public sealed partial class IommuUnit
                 QueueIova(ctx, cpu, iova, unmapped, gather);
                 break;
             case FlushPolicyKind.Batch:
+                ReleaseSyncedBatches(ctx);      // a no-gaps table may have synced the earlier batch
                 if (++ctx.BatchCount >= Config.Policy.BatchSize)
                     SyncBatch(ctx);
                 else
@@ -147,6 +148,23 @@ public sealed partial class IommuUnit
         if (kind == FlushKind.None || !_domains.TryGetValue(domain, out var ctx))
             return;
         FlushRangeNow(ctx, kind, gather.Start, gather.End);
+        // batch:N: the gathered unmaps' IOVA may be reused once the sync is over — also when a no-gaps table
+        // synced the gather part-way through a batch because the next unmap did not touch its range.
+        if (ReferenceEquals(gather, ctx.Batch) && gather.HasRange)
+            ctx.SyncedBatchRanges.Add((gather.Start, gather.End));
+    }
+
+    /// <summary>batch:N: reports the IOVA of the batch syncs that completed (after the unmap or sync that ran them).</summary>
+    private void ReleaseSyncedBatches(DomainContext ctx)
+    {
+        var ranges = ctx.SyncedBatchRangesOrNull;
+        // A callback may unmap again and add to the list: take each range out before reporting it.
+        while (ranges is { Count: > 0 })
+        {
+            var (start, last) = ranges[0];
+            ranges.RemoveAt(0);
+            IovaReleased?.Invoke(ctx.Domain, start, last);
+        }
     }
 
     /// <summary>
@@ -348,16 +366,13 @@ public sealed partial class IommuUnit
         else
         {
             ctx.Domain.IotlbSync(gather);
+            ReleaseSyncedBatches(ctx);
         }
         if (ctx.BatchIds.Count > 0)
         {
             foreach (var (id, _, _) in ctx.BatchIds)
                 UnmapReleased?.Invoke(ctx.Domain, id);
             ctx.BatchIds.Clear();
-        }
-        else if (hadRange)
-        {
-            IovaReleased?.Invoke(ctx.Domain, start, end);
         }
     }
 

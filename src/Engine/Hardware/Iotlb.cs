@@ -39,6 +39,8 @@ public struct IotlbEntry
     public bool Suspect;
     /// <summary>The hardware has set the leaf's dirty bit through this entry.</summary>
     public bool Dirty;
+    /// <summary>Level of the leaf item the entry was filled from.</summary>
+    public byte LeafLevel;
     /// <summary>Page and index of the leaf item the entry was filled from.</summary>
     public int LeafPage, LeafIndex;
     /// <summary>LRU stamp.</summary>

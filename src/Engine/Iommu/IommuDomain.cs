@@ -244,8 +244,13 @@ public abstract partial class IommuDomain
     /// </summary>
     public abstract void WalkForDma(ref DmaWalk walk);
 
-    /// <summary>Sets the hardware dirty bit of the item a DMA write hit (formats that track dirty bits).</summary>
-    public abstract void SetItemDirty(int page, int index);
+    /// <summary>
+    /// Sets the hardware dirty bit of the item a DMA write hit (formats that track dirty bits) — only while that
+    /// item is still the present leaf at <paramref name="level"/> starting at <paramref name="entryOa"/> that the
+    /// translation came from. A write through a stale IOTLB entry whose leaf was cleared (or replaced) since
+    /// sets nothing: the hardware's atomic A/D update never turns an empty item into a non-empty one.
+    /// </summary>
+    public abstract void SetItemDirty(int page, int index, int level, ulong entryOa);
 
     /// <summary>
     /// Where the hardware's writes into this table are recorded (<see cref="HardwareSetDirty"/>), or null when
@@ -255,22 +260,29 @@ public abstract partial class IommuDomain
 
     /// <summary>
     /// A DMA write through item <paramref name="index"/> of <paramref name="page"/>: the hardware sets its dirty
-    /// bit (<see cref="SetItemDirty"/>) and, when that changed the item, records the write in
+    /// bit (<see cref="SetItemDirty"/>, only while it is still the leaf the translation came from) and, when that
+    /// changed the item, records the write in
     /// <see cref="HardwareWrites"/>.
     /// </summary>
-    public void HardwareSetDirty(int page, int index)
+    public void HardwareSetDirty(int page, int index, int level, ulong entryOa)
     {
         var log = HardwareWrites;
         if (log is null)
         {
-            SetItemDirty(page, index);
+            SetItemDirty(page, index, level, entryOa);
             return;
         }
         ulong before = Memory[page][index];
-        SetItemDirty(page, index);
+        SetItemDirty(page, index, level, entryOa);
         if (Memory[page][index] != before)
             log.AddDirty(page, index);
     }
+
+    /// <summary>
+    /// Sets the dirty bit of item <paramref name="index"/> of <paramref name="page"/> as it is (formats that track
+    /// dirty bits): for replaying a <see cref="HardwareWriteLog"/>, whose entries were checked when made.
+    /// </summary>
+    public abstract void ReplayItemDirty(int page, int index);
 
     /// <summary>
     /// Applies a log of hardware writes (<see cref="HardwareWriteLog.Take"/>) again, in order: recovery makes the
@@ -284,7 +296,7 @@ public abstract partial class IommuDomain
             var (page, index) = HardwareWriteLog.Unpack(w);
             if (w < 0 || !Memory.IsAllocated(page))
                 throw new InvalidOperationException($"A hardware write names table page {page}, which is not allocated.");
-            SetItemDirty(page, index);
+            ReplayItemDirty(page, index);
         }
     }
 

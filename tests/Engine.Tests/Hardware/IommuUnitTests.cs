@@ -174,6 +174,59 @@ public class IommuUnitTests
         Assert.Equal(1, unit.Stats.TimedFlushes);
     }
 
+    [Theory]
+    [InlineData(0x1000UL)]        // a 4 KiB leaf at level 0
+    [InlineData(0x200000UL)]      // a 2 MiB leaf at level 1
+    public void AWriteThroughAStaleEntryLeavesTheClearedItemEmpty(ulong size)
+    {
+        // vtdss has no present bit: an item is empty exactly when it is zero. Setting the dirty bit of the
+        // cleared item made it a leaf to PA 0 (level 0) or a table at PA 0 (level 1) — found by the isolation campaign.
+        var clock = new SimClock();
+        var (unit, d, dev) = Setup(new IommuUnitConfig { Policy = new FlushPolicySpec(FlushPolicyKind.Lazy) }, PtFormatKind.Vtdss, clock);
+        Assert.Equal(Errno.None, d.IommuMap(0x200000, 0x4000_0000, size, RW));
+        Assert.Equal(new DmaResult(DmaOutcome.Miss, 0x4000_0010), unit.Dma(dev, 0x200010, write: false));
+        Assert.Equal(size, unit.Unmap(d, 0x200000, size));
+        Assert.Equal(new DmaResult(DmaOutcome.Stale, 0x4000_0010), unit.Dma(dev, 0x200010, write: true));
+        Assert.Equal(Errno.ENOENT, d.TryIovaToPhys(0x200010, out _));
+        clock.Advance(10_000_000);                                                    // the flush-queue timeout
+        Assert.Equal(Errno.None, d.IommuMap(0x200000, 0x5000_0000, size, RW));
+        Assert.Equal(new DmaResult(DmaOutcome.Miss, 0x5000_0010), unit.Dma(dev, 0x200010, write: true));
+        Assert.Equal(0, unit.Stats.StaleViolations);
+    }
+
+    [Fact]
+    public void AWriteHitSetsTheDirtyBitOfTheLeafItWasFilledFrom()
+    {
+        var (unit, d, dev) = Setup(new IommuUnitConfig(), PtFormatKind.Vtdss);
+        Assert.Equal(Errno.None, d.IommuMap(0x200000, 0x4000_0000, 0x200000, RW));
+        Assert.Equal(DmaOutcome.Miss, unit.Dma(dev, 0x200000, write: false).Outcome);
+        Assert.Equal(DmaOutcome.Hit, unit.Dma(dev, 0x3ff000, write: true).Outcome);
+        var runs = new List<(ulong, ulong)>();
+        Assert.Equal(Errno.None, d.ReadAndClearDirty(0, 0x1000000, noClear: true, new Sink(runs)));
+        Assert.Equal([(0x200000UL, 0x200000UL)], runs);
+    }
+
+    [Fact]
+    public void ABatchThatANoGapsTableSyncedPartWayIsReleased()
+    {
+        var config = PtConfig.Default(PtFormatKind.X86_64);
+        config = config with { Features = config.Features | PtFeatures.FlushRangeNoGaps };
+        var unit = new IommuUnit("iommu0", new IommuUnitConfig { Policy = new FlushPolicySpec(FlushPolicyKind.Batch, 4) }, new SimClock());
+        Assert.Equal(Errno.None, IommuDomain.Create(config, new TableMemory(), out var d));
+        Assert.Equal(Errno.None, unit.Attach(unit.Device("dev0"), d!));
+        var released = new List<(ulong, ulong)>();
+        unit.IovaReleased = (_, s, l) => released.Add((s, l));
+        Assert.Equal(Errno.None, d!.IommuMap(0x10000, 0x10000, 0x1000, RW));
+        Assert.Equal(Errno.None, d.IommuMap(0x80000, 0x80000, 0x1000, RW));
+        unit.Unmap(d, 0x10000, 0x1000);
+        Assert.Empty(released);
+        unit.Unmap(d, 0x80000, 0x1000);                 // disjoint: the table syncs the first range now
+        Assert.Equal(1, unit.Stats.Invalidations);
+        Assert.Equal([(0x10000UL, 0x10fffUL)], released);
+        unit.Drain();
+        Assert.Equal([(0x10000UL, 0x10fffUL), (0x80000UL, 0x80fffUL)], released);
+    }
+
     [Fact]
     public void ADmaWriteSetsTheDirtyBitTheDirtyReadReports()
     {
