@@ -167,12 +167,12 @@ internal sealed class SimulationCoordinator : ReceiveActor
 
     private void Setup()
     {
-        var unitConfig = new IommuUnitConfig
+        var unitConfig = UnsafeModes.Apply(_s.Unsafe, new IommuUnitConfig
         {
             Policy = _s.Policy,
             Cpus = _s.Cpus,
             Iotlb = new IotlbConfig(_s.IotlbEntries, Math.Min(8, _s.IotlbEntries)),
-        };
+        });
         for (int u = 0; u < _s.Iommus; u++)
         {
             string name = "iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -448,7 +448,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             return;
 
         double wall = _wall.Elapsed.TotalSeconds;
-        long maps = 0, unmaps = 0, errors = 0, dmas = 0;
+        long maps = 0, unmaps = 0, errors = 0, dmas = 0, lockWaits = 0;
         ulong bytes = 0;
         var waits = new long[DeviceHost.LockWaitBuckets];
         foreach (var h in _lanes.SelectMany(static l => l.Counters.Values))
@@ -457,6 +457,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             unmaps += h.Unmaps;
             errors += h.Errors;
             dmas += h.Dmas;
+            lockWaits += h.LockWaits;
             bytes += h.BytesMapped;
             for (int i = 0; i < waits.Length; i++)
                 waits[i] += h.LockWaitHistogram[i];
@@ -479,6 +480,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         _done.TrySetResult(new SimulationResult
         {
             RunId = _s.RunId,
+            Unsafe = _s.Unsafe,
             Ops = ops,
             Dmas = dmas,
             OpsPerSec = ops / Math.Max(wall, 1e-9),
@@ -497,6 +499,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             IsolationBreaches = breaches,
             LockWaitP50Us = Percentile(waits, 0.50),
             LockWaitP99Us = Percentile(waits, 0.99),
+            LockWaits = lockWaits,
             TablePagesMax = TablePagesMax(),
             EventsPersisted = _events,
             OpsPersisted = _opsPersisted,

@@ -109,9 +109,9 @@ public sealed partial class SimulateCommandTests : IDisposable
 
     private static readonly string[] JsonKeys =
     [
-        "run_id", "ops", "dmas", "ops_per_sec", "wall_s", "sim_s", "maps", "unmaps", "bytes_mapped", "iotlb_hit_rate",
+        "run_id", "unsafe", "ops", "dmas", "ops_per_sec", "wall_s", "sim_s", "maps", "unmaps", "bytes_mapped", "iotlb_hit_rate",
         "invalidations", "invalidations_per_unmap", "over_invalidated_bytes", "stale_in_window", "stale_violations",
-        "use_after_free", "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "table_pages_max",
+        "use_after_free", "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "lock_waits", "table_pages_max",
         "events_persisted", "ops_persisted", "table_hash", "faults", "errors",
     ];
 
@@ -221,7 +221,27 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.True(File.Exists(json));
         Assert.Equal(
             "iommus=2 domains=8 devices=16 workload=gpu format=amdv1 policy=batch:4 iotlb=128 cpus=4 inflight=2 " +
-            "late_dma=0.125 duration=10ms seed=42", r.Lines[1]);
+            "late_dma=0.125 duration=10ms seed=42 unsafe=none", r.Lines[1]);
+    }
+
+    [Theory]
+    [InlineData("none", UnsafeMode.None)]
+    [InlineData("free-early", UnsafeMode.FreeEarly)]
+    [InlineData("skip-context", UnsafeMode.SkipContext)]
+    [InlineData("amd-short", UnsafeMode.AmdShort)]
+    public void UnsafeNamesABrokenConfigurationAndTheDescriptionSaysWhich(string name, UnsafeMode mode)
+    {
+        Assert.Equal(UnsafeMode.None, Bind().Settings.Unsafe);
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "u", "--ops", "10", "--unsafe", name]);
+        Assert.Equal(0, r.Exit);
+        Assert.Equal(mode, r.Settings.Unsafe);
+        Assert.EndsWith($" unsafe={name}", r.Lines[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnUnknownUnsafeModeIsAUsageError()
+    {
+        AssertUsageError(Ptactors(["simulate", "--in-memory", "--unsafe", "free"]), "--unsafe");
     }
 
     // ---- the backend -----------------------------------------------------------------------------------------
@@ -418,7 +438,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Equal("run_id=out db=in-memory", r.Lines[0]);
         Assert.Equal(
             "iommus=4 domains=64 devices=1024 workload=mixed format=x86_64 policy=lazy iotlb=1024 cpus=1 inflight=32 " +
-            "late_dma=default ops=1000 seed=1", r.Lines[1]);
+            "late_dma=default ops=1000 seed=1 unsafe=none", r.Lines[1]);
         foreach (string key in JsonKeys)
             Assert.Contains(r.Lines, line => Regex.IsMatch(line, $@"\b{key}\b"));
         Assert.Contains(r.Lines, line => line.Contains("table_hash", StringComparison.Ordinal) && line.Contains(SampleHash, StringComparison.Ordinal));
@@ -494,6 +514,8 @@ public sealed partial class SimulateCommandTests : IDisposable
         IsolationBreaches = 5,
         LockWaitP50Us = 1.5,
         LockWaitP99Us = 250.25,
+        LockWaits = 8,
+        Unsafe = UnsafeMode.AmdShort,
         TablePagesMax = 99,
         EventsPersisted = 40,
         OpsPersisted = 1000,
@@ -536,6 +558,8 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Equal(5, root.GetProperty("isolation_breaches").GetInt64());
         Assert.Equal(1.5, root.GetProperty("lock_wait_p50_us").GetDouble());
         Assert.Equal(250.25, root.GetProperty("lock_wait_p99_us").GetDouble());
+        Assert.Equal(8, root.GetProperty("lock_waits").GetInt64());
+        Assert.Equal("amd-short", root.GetProperty("unsafe").GetString());
         Assert.Equal(99, root.GetProperty("table_pages_max").GetInt64());
         Assert.Equal(40, root.GetProperty("events_persisted").GetInt64());
         Assert.Equal(1000, root.GetProperty("ops_persisted").GetInt64());
@@ -664,7 +688,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         foreach (string option in new[]
         {
             "--iommus", "--domains", "--devices", "--workload", "--format", "--policy", "--iotlb", "--cpus", "--inflight",
-            "--late-dma", "--ops", "--duration", "--seed", "--db", "--in-memory", "--json", "--run-id",
+            "--late-dma", "--ops", "--duration", "--seed", "--db", "--in-memory", "--json", "--run-id", "--unsafe",
         })
         {
             Assert.Contains(option, r.Stdout, StringComparison.Ordinal);

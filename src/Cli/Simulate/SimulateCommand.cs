@@ -55,6 +55,7 @@ internal sealed class SimulateCommand
     private readonly Option<bool> _inMemory;
     private readonly Option<string?> _json;
     private readonly Option<string?> _runId;
+    private readonly Option<UnsafeMode?> _unsafe;
 
     /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
     public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
@@ -93,12 +94,16 @@ internal sealed class SimulateCommand
         _db = Valued<string?>("--db", "FILE", $"SQLite database of the journal and snapshots [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
         _inMemory = new Option<bool>("--in-memory") { Description = "Keep the journal and snapshots in memory: nothing on disk" };
         _json = Valued<string?>("--json", "FILE", "Also write every figure of the run to FILE as JSON", SimulateValues.FilePath);
+        _unsafe = Valued<UnsafeMode?>("--unsafe", "none|free-early|skip-context|amd-short",
+            "A deliberately broken IOMMU, to see its checker fire: table pages, IOVA and lock released before the flush " +
+            "(free-early: use_after_free), attach leaving a cached device context (skip-context: isolation_breaches), " +
+            "AMD's one-bit-short invalidation mask (amd-short: stale_violations) [default: none]", SimulateValues.Unsafe);
         _runId = Valued<string?>("--run-id", "ID", "Run id [default: UTC yyyyMMdd-HHmmss and 4 random hex digits]", SimulateValues.RunId);
 
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
-            _ops, _duration, _seed, _db, _inMemory, _json, _runId,
+            _ops, _duration, _seed, _db, _inMemory, _json, _runId, _unsafe,
         };
         Command.Validators.Add(result =>
         {
@@ -156,6 +161,7 @@ internal sealed class SimulateCommand
             DurationNs = duration ?? (ops is null ? d.DurationNs : null),
             Seed = parse.GetValue(_seed) ?? d.Seed,
             RunId = parse.GetValue(_runId) ?? NewRunId(),
+            Unsafe = parse.GetValue(_unsafe) ?? d.Unsafe,
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
             : parse.GetValue(_db) is string db ? PersistenceBackend.Sqlite(db)
@@ -325,7 +331,8 @@ internal sealed class SimulateCommand
         string lateDma = s.LateDma is double p ? p.ToString("0.######", CultureInfo.InvariantCulture) : "default";
         return string.Create(CultureInfo.InvariantCulture,
             $"iommus={s.Iommus} domains={s.Domains} devices={s.Devices} workload={s.Workload} format={PtFormatOps.For(s.Format).Name} " +
-            $"policy={s.Policy} iotlb={s.IotlbEntries} cpus={s.Cpus} inflight={s.Inflight} late_dma={lateDma} {end} seed={s.Seed}");
+            $"policy={s.Policy} iotlb={s.IotlbEntries} cpus={s.Cpus} inflight={s.Inflight} late_dma={lateDma} {end} seed={s.Seed} " +
+            $"unsafe={UnsafeModes.Name(s.Unsafe)}");
     }
 
     /// <summary>A duration in the largest unit that divides it (<c>1500ms</c>, <c>2s</c>).</summary>

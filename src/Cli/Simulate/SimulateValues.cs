@@ -1,4 +1,5 @@
 using System.Globalization;
+using PtActors.Actors;
 using PtActors.Engine;
 using PtActors.Engine.Formats;
 using PtActors.Engine.Hardware;
@@ -104,6 +105,13 @@ internal static class SimulateValues
     {
         expected = "strict, lazy, lazy-single or batch:N with N from 1";
         return FlushPolicySpec.TryParse(text, out var spec) ? spec : null;
+    }
+
+    /// <summary>A deliberately broken IOMMU configuration (or none).</summary>
+    public static UnsafeMode? Unsafe(string text, out string expected)
+    {
+        expected = string.Join(", ", UnsafeModes.Names);
+        return UnsafeModes.Parse(text);
     }
 
     /// <summary>A run id (the first part of every persistence id of the run).</summary>
