@@ -144,11 +144,43 @@ internal sealed class SimulationCoordinator : ReceiveActor
                 $"domain {r.Domain} was restarted from its journal after a failed write (window {window}); the operations " +
                 "of the window it was committing were never acknowledged and cannot be re-driven, so the run stops here " +
                 "(everything acknowledged so far is in the journal)"));
+            _finished = true;
             Context.Stop(Self);
         });
         Receive<IotlbActor.Counters>(OnCounters);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
+        // A child that failed (stopped by the strategy below) or stopped on its own: the run cannot go on.
+        Receive<Terminated>(t => Fail(t.ActorRef.Path.Name));
     }
+
+    /// <summary>The latest failure of a child, as the strategy saw it (its Terminated follows).</summary>
+    private Exception? _childFailure;
+    private bool _finished;
+
+    /// <summary>
+    /// Any child that throws is stopped, not restarted: a unit, host or domain supervisor that lost its state
+    /// cannot rejoin a run whose windows are in lockstep. Its <see cref="Terminated"/> then ends the run.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
+    {
+        _childFailure = e;
+        return Directive.Stop;
+    });
+
+    /// <summary>Ends the run with one error naming the actor <paramref name="name"/> that failed or stopped.</summary>
+    private void Fail(string name)
+    {
+        if (_finished)
+            return;
+        _finished = true;
+        var cause = _childFailure is ActorInitializationException { InnerException: { } inner } ? inner : _childFailure;
+        _done.TrySetException(new InvalidOperationException(cause is null
+            ? $"actor {name} stopped unexpectedly"
+            : $"actor {name} failed: {OneLine(cause.Message)}"));
+        Context.Stop(Self);
+    }
+
+    private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
     protected override void PreStart()
     {
@@ -158,6 +190,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         }
         catch (Exception e)
         {
+            _finished = true;
             _done.TrySetException(e);
             Context.Stop(Self);
         }
@@ -176,7 +209,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         for (int u = 0; u < _s.Iommus; u++)
         {
             string name = "iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var unit = Context.ActorOf(IotlbActor.Props(name, unitConfig, _pools), name);
+            var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(name, unitConfig, _pools), name));
             _units.Add(unit);
             var lane = new Lane(u, unit);
             _lanes.Add(lane);
@@ -198,7 +231,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             var settings = new DomainActor.Settings(_s.RunId, DomainName(d), PtConfig.Default(_s.Format),
                 MaxOpsPerEvent: _s.MaxOpsPerEvent, Iotlb: lane.Unit,
                 ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools);
-            var domain = Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d));
+            var domain = Context.Watch(Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d)));
             lane.Domains.Add(domain);
             lane.DomainNames.Add(DomainName(d));
             _laneOfDomain[DomainName(d)] = lane;
@@ -206,7 +239,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             var hosted = new List<DeviceHost.HostedDevice>();
             foreach (int dev in devicesOf[d])
                 hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit));
-            var host = Context.ActorOf(DeviceHost.Props(hosted, _pools), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
+            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture)));
             lane.Hosts.Add(host);
             lane.HostIndex.Add(_hostCount++);
             _laneOfHost[host] = lane;
@@ -507,6 +540,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             Faults = faults,
             Errors = errors,
         });
+        _finished = true;
         Context.Stop(Self);
     }
 

@@ -158,6 +158,25 @@ public class SimulatorTests
     }
 
     [Fact]
+    public async Task AUnitThatCannotBeCreatedEndsTheRunWithAnErrorNamingIt()
+    {
+        // 12 entries cannot make 8 ways: the IOTLB actor's constructor throws.
+        var run = new Simulator().RunAsync(Small() with { IotlbEntries = 12 }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Matches("^actor iommu[01] failed: ", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public async Task AHostWhoseWorkloadThrowsEndsTheRunWithAnErrorNamingIt()
+    {
+        // An empty window: every device's Generate throws, in the first host that runs.
+        var run = new Simulator().RunAsync(Small() with { WindowNs = 0 }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Matches("^actor host[0-9]{4} failed: Device [0-9]+: the window", e.Message);
+    }
+
+    [Fact]
     public async Task AJournalWriteFailureStopsTheRunWithAClearErrorInsteadOfHanging()
     {
         // Every write fails: the first commit of a domain fails, the domain restarts from its (empty) journal,
