@@ -175,11 +175,19 @@ public sealed partial class SimulateCommandTests : IDisposable
             { ["--late-dma", ".5"], d with { LateDma = 0.5 } },
             { ["--late-dma", "1"], d with { LateDma = 1 } },
             { ["--ops", "5"], d with { Ops = 5, DurationNs = null } },
-            { ["--ops", "9223372036854775807"], d with { Ops = long.MaxValue } },
+            { ["--ops", "100000000"], d with { Ops = SimulateValues.MaxOpsInMemory } },
             { ["--duration", "700ns"], d with { Ops = null, DurationNs = 700 } },
             { ["--duration", "30us"], d with { Ops = null, DurationNs = 30_000 } },
             { ["--duration", "250ms"], d with { Ops = null, DurationNs = 250_000_000 } },
-            { ["--duration", "2s"], d with { Ops = null, DurationNs = 2_000_000_000 } },
+            { ["--duration", "2s", "--devices", "4"], d with { Ops = null, DurationNs = 2_000_000_000, Devices = 4 } },
+            { ["--iommus", "64"], d with { Iommus = SimulateValues.MaxIommus } },
+            { ["--domains", "65536", "--iommus", "64"], d with { Domains = SimulateValues.MaxDomains, Iommus = 64 } },
+            { ["--devices", "262143", "--inflight", "64"], d with { Devices = SimulateValues.MaxDevices, Inflight = 64 } },
+            { ["--iotlb", "4194304", "--iommus", "4"], d with { IotlbEntries = SimulateValues.MaxIotlbEntries, Iommus = 4 } },
+            { ["--cpus", "4096", "--domains", "1024"], d with { Cpus = SimulateValues.MaxCpus, Domains = 1024 } },
+            { ["--inflight", "65536", "--devices", "256"], d with { Inflight = SimulateValues.MaxInflight, Devices = 256 } },
+            { ["--policy", "batch:1048576"], d with { Policy = new(FlushPolicyKind.Batch, SimulateValues.MaxBatch) } },
+            { ["--unsafe", "free-early"], d with { Unsafe = UnsafeMode.FreeEarly } },
             { ["--seed", "0"], d with { Seed = 0 } },
             { ["--seed", "18446744073709551615"], d with { Seed = ulong.MaxValue } },
             { ["--seed", "0xDEADbeef"], d with { Seed = 0xdeadbeef } },
@@ -331,6 +339,19 @@ public sealed partial class SimulateCommandTests : IDisposable
     [InlineData("--seed", "0x")]
     [InlineData("--seed", "0x1g")]
     [InlineData("--db", "")]
+    [InlineData("--iommus", "65")]
+    [InlineData("--domains", "65537")]
+    [InlineData("--devices", "262144")]
+    [InlineData("--iotlb", "4194312")]
+    [InlineData("--iotlb", "2147483640")]
+    [InlineData("--cpus", "4097")]
+    [InlineData("--inflight", "65537")]
+    [InlineData("--ops", "1000000001")]
+    [InlineData("--duration", "101s")]
+    [InlineData("--duration", "100001ms")]
+    [InlineData("--policy", "batch:1048577")]
+    [InlineData("--unsafe", "")]
+    [InlineData("--unsafe", "FREE-EARLY")]
     [InlineData("--db", " ")]
     [InlineData("--json", "")]
     [InlineData("--run-id", "a/b")]
@@ -351,6 +372,28 @@ public sealed partial class SimulateCommandTests : IDisposable
     public void AMissingValueIsAUsageErrorNamingItsOption(string option)
     {
         AssertUsageError(Ptactors(["simulate", option]), option);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--iommus", "64", "--iotlb", "524288" }, "--iommus", "--iotlb")]
+    [InlineData(new[] { "--devices", "100000", "--inflight", "200" }, "--devices", "--inflight")]
+    [InlineData(new[] { "--domains", "2048", "--cpus", "4096" }, "--domains", "--cpus")]
+    [InlineData(new[] { "--ops", "100000001" }, "--ops", "--in-memory")]
+    [InlineData(new[] { "--duration", "1s" }, "--duration", "--in-memory")]
+    public void ACombinationThatWouldExhaustMemoryIsAUsageErrorNamingTheOptions(string[] args, string first, string second)
+    {
+        var r = Ptactors(["simulate", "--in-memory", .. args]);
+        AssertUsageError(r, first);
+        Assert.Contains(second, r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("at most", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OnSqliteMoreOperationsAreAllowedThanInMemory()
+    {
+        var r = Ptactors(["simulate", "--db", Path.Combine(_dir, "big.db"), "--ops", "1000000000", "--run-id", "big"]);
+        Assert.Equal("", r.Stderr);
+        Assert.Equal(SimulateValues.MaxOps, r.Settings.Ops);
     }
 
     [Fact]

@@ -77,19 +77,19 @@ internal sealed class SimulateCommand
         _terminal = terminal;
 
         var d = new SimulationSettings();
-        _iommus = Valued<int?>("--iommus", "N", $"IOMMU units [default: {d.Iommus}]", SimulateValues.Count);
-        _domains = Valued<int?>("--domains", "N", $"Paging domains, spread round-robin over the units [default: {d.Domains}]", SimulateValues.Count);
-        _devices = Valued<int?>("--devices", "N", $"Devices, spread round-robin over the domains [default: {d.Devices}]", SimulateValues.Count);
+        _iommus = Valued<int?>("--iommus", "N", $"IOMMU units, at most {SimulateValues.MaxIommus} [default: {d.Iommus}]", CountUpTo(SimulateValues.MaxIommus));
+        _domains = Valued<int?>("--domains", "N", $"Paging domains, spread round-robin over the units, at most {SimulateValues.MaxDomains} [default: {d.Domains}]", CountUpTo(SimulateValues.MaxDomains));
+        _devices = Valued<int?>("--devices", "N", $"Devices, spread round-robin over the domains, at most {SimulateValues.MaxDevices} [default: {d.Devices}]", CountUpTo(SimulateValues.MaxDevices));
         _workload = Valued<string?>("--workload", "nic|nvme|gpu|random|mixed", $"What the devices do [default: {d.Workload}]", SimulateValues.Workload);
         _format = Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64",
             $"Page-table format of every domain [default: {PtFormatOps.For(d.Format).Name}]", SimulateValues.Format);
-        _policy = Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N", $"IOTLB flush policy of every unit [default: {d.Policy}]", SimulateValues.Policy);
-        _iotlb = Valued<int?>("--iotlb", "N", $"IOTLB entries per unit [default: {d.IotlbEntries}]", SimulateValues.IotlbEntries);
-        _cpus = Valued<int?>("--cpus", "N", $"CPUs, for the per-CPU flush queues [default: {d.Cpus}]", SimulateValues.Count);
-        _inflight = Valued<int?>("--inflight", "N", $"Operations each device keeps outstanding [default: {d.Inflight}]", SimulateValues.Count);
+        _policy = Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N", $"IOTLB flush policy of every unit (N at most {SimulateValues.MaxBatch}) [default: {d.Policy}]", SimulateValues.Policy);
+        _iotlb = Valued<int?>("--iotlb", "N", $"IOTLB entries per unit, a multiple of 8 up to {SimulateValues.MaxIotlbEntries}; --iommus x --iotlb at most {SimulateValues.MaxIotlbEntriesTotal} [default: {d.IotlbEntries}]", SimulateValues.IotlbEntries);
+        _cpus = Valued<int?>("--cpus", "N", $"CPUs, for the per-CPU flush queues: the k-th device of a domain is on CPU k mod N; at most {SimulateValues.MaxCpus}, --domains x --cpus at most {SimulateValues.MaxRings} [default: {d.Cpus}]", CountUpTo(SimulateValues.MaxCpus));
+        _inflight = Valued<int?>("--inflight", "N", $"Operations each device keeps outstanding, at most {SimulateValues.MaxInflight}; --devices x --inflight at most {SimulateValues.MaxOutstanding} [default: {d.Inflight}]", CountUpTo(SimulateValues.MaxInflight));
         _lateDma = Valued<double?>("--late-dma", "P", "Probability of a DMA to an IOVA just unmapped, 0 to 1 [default: the workload's]", SimulateValues.Probability);
-        _ops = Valued<long?>("--ops", "N", $"Issue exactly N map+unmap operations; end when all are acknowledged [default: {d.Ops}]", SimulateValues.Ops);
-        _duration = Valued<ulong?>("--duration", "TIME", "Run for this much simulated time instead: an integer with ns, us, ms or s (e.g. 500ms)", SimulateValues.Duration);
+        _ops = Valued<long?>("--ops", "N", $"Issue exactly N map+unmap operations; end when all are acknowledged; at most {SimulateValues.MaxOps}, {SimulateValues.MaxOpsInMemory} with --in-memory [default: {d.Ops}]", SimulateValues.Ops);
+        _duration = Valued<ulong?>("--duration", "TIME", "Run for this much simulated time instead: an integer with ns, us, ms or s (e.g. 500ms), at most 100s; with --in-memory, --devices x --inflight x windows of 100us at most " + SimulateValues.MaxOpsInMemory.ToString(CultureInfo.InvariantCulture), SimulateValues.Duration);
         _seed = Valued<ulong?>("--seed", "N", $"Seed of every device's generator [default: {d.Seed}]", SimulateValues.Seed);
         _db = Valued<string?>("--db", "FILE", $"SQLite database of the journal and snapshots [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
         _inMemory = new Option<bool>("--in-memory") { Description = "Keep the journal and snapshots in memory: nothing on disk" };
@@ -111,9 +111,55 @@ internal sealed class SimulateCommand
                 result.AddError("--ops and --duration cannot be used together: end after N operations or after a simulated time");
             if (Given(result, _db) && Given(result, _inMemory))
                 result.AddError("--db and --in-memory cannot be used together: the journal goes to a SQLite file or stays in memory");
+            CheckCombinations(result);
         });
         Command.SetAction((parse, cancellationToken) => InvokeAsync(parse, cancellationToken));
     }
+
+    /// <summary>
+    /// Refuses combinations of values that are each within bounds but together would exhaust memory (each error
+    /// names the options and the bound). Values with errors of their own are left to those errors.
+    /// </summary>
+    private void CheckCombinations(CommandResult result)
+    {
+        var d = new SimulationSettings();
+        if (Value(result, _iommus, d.Iommus, CountUpTo(SimulateValues.MaxIommus)) is not long iommus
+            || Value(result, _iotlb, d.IotlbEntries, SimulateValues.IotlbEntries) is not long iotlb
+            || Value(result, _devices, d.Devices, CountUpTo(SimulateValues.MaxDevices)) is not long devices
+            || Value(result, _inflight, d.Inflight, CountUpTo(SimulateValues.MaxInflight)) is not long inflight
+            || Value(result, _domains, d.Domains, CountUpTo(SimulateValues.MaxDomains)) is not long domains
+            || Value(result, _cpus, d.Cpus, CountUpTo(SimulateValues.MaxCpus)) is not long cpus)
+        {
+            return;
+        }
+        if (iommus * iotlb > SimulateValues.MaxIotlbEntriesTotal)
+            result.AddError($"--iommus {iommus} x --iotlb {iotlb} is {iommus * iotlb} IOTLB entries: at most {SimulateValues.MaxIotlbEntriesTotal}");
+        if (devices * inflight > SimulateValues.MaxOutstanding)
+            result.AddError($"--devices {devices} x --inflight {inflight} is {devices * inflight} operations outstanding: at most {SimulateValues.MaxOutstanding}");
+        if (domains * cpus > SimulateValues.MaxRings)
+            result.AddError($"--domains {domains} x --cpus {cpus} is {domains * cpus} flush-queue rings: at most {SimulateValues.MaxRings}");
+        if (!Given(result, _inMemory))
+            return;
+        if (result.GetResult(_ops) is { Implicit: false, Tokens: [var opsToken] } && SimulateValues.Ops(opsToken.Value, out _) is long ops && ops > SimulateValues.MaxOpsInMemory)
+            result.AddError($"--ops {ops} with --in-memory: the in-memory journal keeps every operation, at most {SimulateValues.MaxOpsInMemory}");
+        if (result.GetResult(_duration) is { Implicit: false, Tokens: [var durationToken] } && SimulateValues.Duration(durationToken.Value, out _) is ulong ns)
+        {
+            // A device issues at most --inflight operations per window (each waits a window for its answer).
+            ulong windows = (ns + d.WindowNs - 1) / d.WindowNs;
+            if ((ulong)devices * (ulong)inflight * windows > (ulong)SimulateValues.MaxOpsInMemory)
+                result.AddError($"--duration {FormatDuration(ns)} with --in-memory, --devices {devices} and --inflight {inflight} may issue " +
+                    $"{(ulong)devices * (ulong)inflight * windows} operations (--inflight per device per 100us window); the in-memory journal keeps every one, at most {SimulateValues.MaxOpsInMemory}");
+        }
+    }
+
+    /// <summary>The value of an option (its default when not given); null when its value is bad (an error of its own).</summary>
+    private static long? Value(CommandResult result, Option<int?> option, int fallback, ValueParser<int?> parse)
+        => result.GetResult(option) switch
+        {
+            null or { Implicit: true } => fallback,
+            { Tokens: [var token] } => parse(token.Value, out _),
+            _ => null,
+        };
 
     /// <summary>The <c>simulate</c> command, to add to the root command.</summary>
     public Command Command { get; }
@@ -468,6 +514,9 @@ internal sealed class SimulateCommand
             return value;
         },
     };
+
+    /// <summary>A count from 1 to <paramref name="max"/>.</summary>
+    private static ValueParser<int?> CountUpTo(int max) => (string text, out string expected) => SimulateValues.Count(text, max, out expected);
 
     /// <summary>Parses an option's text: null (and what was expected) when it is bad.</summary>
     private delegate T ValueParser<T>(string text, out string expected);
