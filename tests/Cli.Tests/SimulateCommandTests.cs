@@ -683,6 +683,77 @@ public sealed partial class SimulateCommandTests : IDisposable
         }
     }
 
+    [Fact]
+    public void JsonIsWrittenBesideTheTargetAndRenamedLeavingNoTemporaryFile()
+    {
+        string path = Path.Combine(_dir, "renamed.json");
+        Assert.Equal(0, Ptactors(["simulate", "--in-memory", "--json", path]).Exit);
+        Assert.Equal([path], Directory.GetFiles(_dir));
+    }
+
+    [Fact]
+    public void AJsonThatCannotBeWrittenAfterTheRunIsAnOutputErrorAndLeavesNoFile()
+    {
+        // The directory disappears during the run: the complete JSON cannot be put in place.
+        string dir = Path.Combine(_dir, "gone");
+        Directory.CreateDirectory(dir);
+        string path = Path.Combine(dir, "run.json");
+        var runner = new FakeRunner { Result = s => { Directory.Delete(dir, recursive: true); return SampleResult(s); } };
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "gone", "--json", path], runner);
+        Assert.Equal(SimulateCommand.ExitOutput, r.Exit);
+        Assert.StartsWith($"ptactors simulate: cannot write the output (--json file '{path}'): ", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dir));
+    }
+
+    /// <summary>Standard output that fails (disk full) once <see cref="Broken"/> is set.</summary>
+    private sealed class BreakingWriter : StringWriter
+    {
+        public volatile bool Broken;
+
+        public override void Write(char value)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(value);
+        }
+
+        public override void Write(string? value)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(value);
+        }
+
+        public override void Write(char[] buffer, int index, int count)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(buffer, index, count);
+        }
+
+        public override void Write(ReadOnlySpan<char> buffer)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(buffer);
+        }
+    }
+
+    [Fact]
+    public void StandardOutputThatFailsAfterTheRunIsNamedAsAnOutputError()
+    {
+        using var stdout = new BreakingWriter();
+        using var stderr = new StringWriter { NewLine = "\n" };
+        string path = Path.Combine(_dir, "ok.json");
+        var runner = new FakeRunner { Result = s => { stdout.Broken = true; return SampleResult(s); } };
+        int rc = Program.Run(["simulate", "--in-memory", "--run-id", "full", "--json", path], new StringReader(""), stdout, stderr,
+            () => runner, stdoutIsTerminal: false);
+        Assert.Equal(SimulateCommand.ExitOutput, rc);
+        Assert.Equal("ptactors simulate: cannot write the output (standard output): No space left on device\n", stderr.ToString());
+        Assert.True(File.Exists(path)); // the figures were written before the summary
+    }
+
     // ---- failures --------------------------------------------------------------------------------------------
 
     [Fact]

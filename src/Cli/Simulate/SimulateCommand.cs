@@ -21,7 +21,8 @@ internal sealed record SimulateRequest(SimulationSettings Settings, PersistenceB
 /// </summary>
 /// <remarks>
 /// Exit codes: 0 the run finished; 2 a bad option value, conflicting options or a file that cannot be written
-/// (nothing is run); 70 the runner failed; 130 the run was cancelled (Ctrl+C).
+/// (nothing is run); 70 the runner failed (an actor failed: one line naming it); 74 the output could not be written
+/// after the run (disk full, a closed standard output); 130 the run was cancelled (Ctrl+C).
 /// </remarks>
 internal sealed class SimulateCommand
 {
@@ -30,6 +31,15 @@ internal sealed class SimulateCommand
 
     /// <summary>The run was cancelled.</summary>
     public const int ExitCancelled = 130;
+
+    /// <summary>The output (standard output, the --json file) could not be written (EX_IOERR).</summary>
+    public const int ExitOutput = 74;
+
+    /// <summary>Writing a progress line failed (carries the <see cref="IOException"/> out of the display loop).</summary>
+    private sealed class OutputException(IOException inner) : Exception(inner.Message, inner)
+    {
+        public IOException Inner { get; } = inner;
+    }
 
     private const string Name = "simulate";
 
@@ -222,10 +232,11 @@ internal sealed class SimulateCommand
         if (!PersistenceIds.IsValidPart(settings.RunId))
             return Usage($"run id '{settings.RunId}' is invalid");
 
-        // Every file is checked before the run starts: a long run must not end in "cannot write".
+        // Every file is checked before the run starts: a long run must not end in "cannot write". The JSON goes to a
+        // temporary file beside --json, renamed over it once complete: a failure never leaves a partial file.
         FileStream? json = null;
-        bool jsonCreated = false, done = false;
-        if (jsonPath is not null && !TryOpenForWriting(jsonPath, out json, out jsonCreated, out string? why))
+        string? jsonTemp = null;
+        if (jsonPath is not null && !TryOpenForWriting(jsonPath, out json, out jsonTemp, out string? why))
             return Usage($"cannot write --json file '{jsonPath}': {why}");
         try
         {
@@ -233,9 +244,17 @@ internal sealed class SimulateCommand
                 return Usage($"cannot use --db file '{backend.Target}': {why}");
 
             var output = new FlushingTextWriter(_stdout);
-            output.WriteLine($"run_id={settings.RunId} db={(backend.Kind == PersistenceBackendKind.InMemory ? "in-memory" : backend.Target)}");
-            output.WriteLine(Describe(settings));
-            var console = CreateConsole(output);
+            IAnsiConsole console;
+            try
+            {
+                output.WriteLine($"run_id={settings.RunId} db={(backend.Kind == PersistenceBackendKind.InMemory ? "in-memory" : backend.Target)}");
+                output.WriteLine(Describe(settings));
+                console = CreateConsole(output);
+            }
+            catch (IOException e)
+            {
+                return OutputError("standard output", e);
+            }
 
             SimulationResult result;
             try
@@ -252,6 +271,10 @@ internal sealed class SimulateCommand
                 _stderr.WriteLine($"ptactors {Name}: run {settings.RunId} cancelled");
                 return ExitCancelled;
             }
+            catch (OutputException e)
+            {
+                return OutputError("standard output", e.Inner);
+            }
             catch (Exception e)
             {
                 // A failed run is not a usage error: say what failed, in one line, without a stack trace.
@@ -263,33 +286,45 @@ internal sealed class SimulateCommand
             {
                 try
                 {
-                    json.SetLength(0);
                     SimulationFigures.WriteJson(json, result);
-                    json.Flush();
+                    json.Flush(flushToDisk: true);
+                    json.Dispose();
+                    File.Move(jsonTemp!, jsonPath!, overwrite: true);
+                    jsonTemp = null;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    return Usage($"cannot write --json file '{jsonPath}': {e.Message}");
+                    return OutputError($"--json file '{jsonPath}'", e);
                 }
             }
-            done = true;
 
-            console.Write(SummaryTable(result));
-            // The reproducibility check in one line (the table may wrap the hash on a narrow terminal).
-            output.WriteLine($"run_id={result.RunId} table_hash={result.TableHash}");
-            if (jsonPath is not null)
-                output.WriteLine($"json={jsonPath}");
+            try
+            {
+                console.Write(SummaryTable(result));
+                // The reproducibility check in one line (the table may wrap the hash on a narrow terminal).
+                output.WriteLine($"run_id={result.RunId} table_hash={result.TableHash}");
+                if (jsonPath is not null)
+                    output.WriteLine($"json={jsonPath}");
+            }
+            catch (IOException e)
+            {
+                return OutputError("standard output", e);
+            }
             return 0;
         }
         finally
         {
-            if (json is not null)
-            {
-                json.Dispose();
-                if (jsonCreated && !done)
-                    TryDelete(jsonPath!);
-            }
+            json?.Dispose();
+            if (jsonTemp is not null)
+                TryDelete(jsonTemp);
         }
+    }
+
+    /// <summary>The run's output could not be written (disk full, a closed pipe): not the input's fault.</summary>
+    private int OutputError(string what, Exception e)
+    {
+        _stderr.WriteLine($"ptactors {Name}: cannot write the output ({what}): {e.Message.ReplaceLineEndings(" ")}");
+        return ExitOutput;
     }
 
     private int Usage(string message)
@@ -339,7 +374,16 @@ internal sealed class SimulateCommand
         while (await Task.WhenAny(run, Task.Delay(PlainProgressInterval)).ConfigureAwait(false) != run)
         {
             if (progress.TryGetNewer(ref seen, out var p))
-                output.WriteLine("progress " + ProgressText(p, settings));
+            {
+                try
+                {
+                    output.WriteLine("progress " + ProgressText(p, settings));
+                }
+                catch (IOException e)
+                {
+                    throw new OutputException(e);
+                }
+            }
         }
         return await run.ConfigureAwait(false);
     }
@@ -420,12 +464,13 @@ internal sealed class SimulateCommand
     }
 
     /// <summary>
-    /// Opens <paramref name="path"/> for writing without truncating it (it is rewritten only after a successful run).
+    /// Creates the temporary file the JSON is written to, beside <paramref name="path"/> (renamed over it once
+    /// complete), after checking that <paramref name="path"/> is not a directory and, if it exists, can be written.
     /// </summary>
-    private static bool TryOpenForWriting(string path, out FileStream? stream, out bool created, out string? why)
+    private static bool TryOpenForWriting(string path, out FileStream? stream, out string? temp, out string? why)
     {
         stream = null;
-        created = false;
+        temp = null;
         why = null;
         try
         {
@@ -434,13 +479,18 @@ internal sealed class SimulateCommand
                 why = "it is a directory";
                 return false;
             }
-            created = !File.Exists(path);
-            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read);
+            if (File.Exists(path))
+                using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite)) { }
+            string full = Path.GetFullPath(path);
+            string candidate = Path.Combine(Path.GetDirectoryName(full) ?? ".",
+                "." + Path.GetFileName(full) + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "." +
+                System.Security.Cryptography.RandomNumberGenerator.GetHexString(8, lowercase: true) + ".tmp");
+            stream = new FileStream(candidate, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            temp = candidate;
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            created = false;
             why = Reason(e);
             return false;
         }
