@@ -26,7 +26,9 @@ public sealed class DeviceHost : ReceiveActor
     public sealed record Generated(long Window, HostCounters Counters);
 
     /// <summary>A host's cumulative counters.</summary>
-    public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram, long Issued, long Cancelled);
+    /// <para><c>LockWaitHistogram</c> and <c>LockWaits</c> count only the operations that took a range lock (every
+    /// operation but a DmaMap, unless its range is empty or wraps): how long each waited, and how many waited at all.</para>
+    public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram, long Issued, long Cancelled, long LockWaits = 0);
 
     private readonly Dictionary<int, Slot> _devices = new();
     private readonly List<Slot> _order = new();
@@ -34,7 +36,9 @@ public sealed class DeviceHost : ReceiveActor
     private readonly List<Destination<IotlbActor.DmaAccess>> _units = new();
     private readonly Sink _sink = new();
     private readonly long[] _lockWaits = new long[LockWaitBuckets];
-    private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled;
+    /// <summary>Operations submitted that take no range lock although not DmaMaps (an empty or wrapping range): rare.</summary>
+    private readonly HashSet<long> _lockless = new();
+    private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled, _lockWaitsAboveZero;
     private ulong _bytesMapped;
 
     /// <summary>Lock-wait histogram: bucket k counts waits in [2^(k-1), 2^k) µs (bucket 0: below 1 µs).</summary>
@@ -59,6 +63,7 @@ public sealed class DeviceHost : ReceiveActor
             _order.Add(slot);
         }
 
+        _sink.Lockless = _lockless;
         Receive<Generate>(g =>
         {
             if (!g.Quiet)
@@ -130,6 +135,12 @@ public sealed class DeviceHost : ReceiveActor
                 _others++;
                 break;
         }
+        // Only an operation that took a range lock (possibly at once) waited or not: a DmaMap allocates its IOVA
+        // and never locks, nor does an operation on an empty or wrapping range.
+        if (r.Kind == DmaOpKind.DmaMap || (_lockless.Count > 0 && _lockless.Remove(r.Id)))
+            return;
+        if (r.LockWaitNs > 0)
+            _lockWaitsAboveZero++;
         ulong us = r.LockWaitNs / 1000;
         int bucket = us == 0 ? 0 : Math.Min(LockWaitBuckets - 1, 64 - System.Numerics.BitOperations.LeadingZeroCount(us));
         _lockWaits[bucket]++;
@@ -140,7 +151,7 @@ public sealed class DeviceHost : ReceiveActor
         long inflight = 0;
         foreach (var slot in _order)
             inflight += slot.Workload.Inflight;
-        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone(), _issued, _cancelled);
+        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone(), _issued, _cancelled, _lockWaitsAboveZero);
     }
 
     /// <summary>Where one kind of a window's traffic goes, and what is collected for it.</summary>
@@ -163,6 +174,7 @@ public sealed class DeviceHost : ReceiveActor
     private sealed class Sink : IWorkloadSink
     {
         public Slot Current = null!;
+        public HashSet<long> Lockless = null!;
         public long Budget = -1;
         public long Issued;
         public readonly List<DmaOp> Refused = new();
@@ -180,6 +192,8 @@ public sealed class DeviceHost : ReceiveActor
                     Budget--;
                 Issued++;
             }
+            if (op.Kind != DmaOpKind.DmaMap && (op.Size == 0 || op.Iova + (op.Size - 1) < op.Iova))
+                Lockless.Add(op.Id);
             Current.Domain.Box.Add(op);
         }
 

@@ -29,7 +29,10 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         }
     }
 
-    /// <summary>Which devices of this unit attach to which domain (sent by the coordinator before the run).</summary>
+    /// <summary>
+    /// Which devices of this unit attach to which domain (sent by the coordinator before the run), in the domain's
+    /// order: the k-th device of a domain unmaps on CPU k mod the unit's CPUs.
+    /// </summary>
     public sealed record AttachDevices(string Domain, int DomainId, IActorRef DomainActor, int[] Devices);
 
     /// <summary>A host's DMAs of one window.</summary>
@@ -76,6 +79,8 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     private readonly Dictionary<IommuDomain, Binding> _byTable = new(ReferenceEqualityComparer.Instance);
     private readonly List<Binding> _bindings = new();
     private readonly Dictionary<int, IommuDevice> _devices = new();
+    /// <summary>Each device's CPU: its index among its domain's devices, mod the unit's CPUs.</summary>
+    private readonly Dictionary<int, int> _cpuOf = new();
     private readonly List<DmaAccess> _dmas = new();
     private readonly WindowUnmaps _unmaps = new();
     private readonly List<(FlushNotice Notice, IommuDomain Table)> _flushes = new();
@@ -83,6 +88,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     private IActorRef _coordinator = ActorRefs.Nobody;
     private int _pendingFrom;   // first unmap of the window not yet run (the pre-state oracle's horizon)
     private long _dmaCount;
+    private IommuDomain? _boot;
 
     /// <summary>Props.</summary>
     public static Props Props(string unit, IommuUnitConfig config, MessagePools? pools = null) => Akka.Actor.Props.Create(() => new IotlbActor(unit, config, pools));
@@ -147,15 +153,39 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         var binding = new Binding(plan.Actor, new Outbox<long>(_pools?.Releases));
         _byTable[table] = binding;
         _bindings.Add(binding);
-        foreach (int d in plan.Devices)
+        for (int i = 0; i < plan.Devices.Length; i++)
         {
+            int d = plan.Devices[i];
+            // A domain's devices spread over the CPUs (the k-th device of a domain on CPU k mod cpus), so that
+            // --cpus matters whatever the numbers of devices and domains.
+            _cpuOf[d] = i % _unit.Config.Cpus;
             var device = _unit.Device("dev" + d.ToString(System.Globalization.CultureInfo.InvariantCulture));
             _devices[d] = device;
-            var err = _unit.Attach(device, table, splitMode: true, domainId: plan.Id);
+            // Until its driver attaches it, a device translates through what firmware left in the unit's context
+            // cache: here a blocking domain (no mappings). The attach must invalidate that cached context; with
+            // --unsafe skip-context it does not, and the device goes on translating through the boot domain.
+            var err = _unit.Attach(device, BootDomain(table.Config), splitMode: true, domainId: BootDomainId);
+            if (err == Errno.None)
+                err = _unit.Attach(device, table, splitMode: true, domainId: plan.Id);
             if (err != Errno.None)
                 throw new InvalidOperationException($"Attaching dev{d} to {domain} failed: {err}.");
         }
         _coordinator.Tell(new Bound(_name, domain, table));
+    }
+
+    /// <summary>The boot domain's id: above every domain's (the coordinator numbers them from 1).</summary>
+    private const int BootDomainId = int.MaxValue;
+
+    /// <summary>The unit's boot domain (created at the first attach, of the format of the first domain bound).</summary>
+    private IommuDomain BootDomain(in PtConfig config)
+    {
+        if (_boot is null)
+        {
+            var err = IommuDomain.Create(config, new TableMemory(), out _boot);
+            if (err != Errno.None)
+                throw new InvalidOperationException($"Creating the boot domain of {_name} failed: {err}.");
+        }
+        return _boot!;
     }
 
     /// <summary>Everything of the window in stamp order: flushes the tables asked for, unmaps, then DMAs at one stamp.</summary>
@@ -182,7 +212,7 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
                 var (n, table) = _unmaps[u++];
                 _pendingFrom = u;
                 _clock.AdvanceTo(n.StampNs);
-                _unit.Unmapped(table, n.Id, n.Iova, n.Unmapped, cpu: (int)(n.Id >> 32) % _unit.Config.Cpus);
+                _unit.Unmapped(table, n.Id, n.Iova, n.Unmapped, cpu: _cpuOf.GetValueOrDefault((int)(n.Id >> 32)));
             }
             else
             {

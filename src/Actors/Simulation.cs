@@ -42,6 +42,8 @@ public sealed record SimulationSettings
     public int SnapshotEvery { get; init; } = 500;
     /// <summary>Run id (persistence ids are RUNID/DOMAIN).</summary>
     public string RunId { get; init; } = "run";
+    /// <summary>A deliberately broken IOMMU configuration, to show a checker firing (none by default).</summary>
+    public UnsafeMode Unsafe { get; init; } = UnsafeMode.None;
 
     /// <summary>
     /// The configuration as <c>key=value</c> words (the run id aside): what a run prints first, what the run
@@ -54,7 +56,8 @@ public sealed record SimulationSettings
         string lateDma = LateDma is double p ? p.ToString("0.######", inv) : "default";
         return string.Create(inv,
             $"iommus={Iommus} domains={Domains} devices={Devices} workload={Workload} format={PtActors.Engine.Formats.PtFormatOps.For(Format).Name} " +
-            $"policy={Policy} iotlb={IotlbEntries} cpus={Cpus} inflight={Inflight} late_dma={lateDma} {end} seed={Seed}");
+            $"policy={Policy} iotlb={IotlbEntries} cpus={Cpus} inflight={Inflight} late_dma={lateDma} {end} seed={Seed} " +
+            $"unsafe={UnsafeModes.Name(Unsafe)}");
     }
 
     /// <summary>A duration in the largest unit that divides it (<c>1500ms</c>, <c>2s</c>).</summary>
@@ -82,11 +85,59 @@ public sealed record SimulationSettings
     }
 }
 
+/// <summary>The deliberately broken IOMMU configurations a run may use (<c>simulate --unsafe</c>).</summary>
+public enum UnsafeMode
+{
+    /// <summary>A correct IOMMU.</summary>
+    None,
+    /// <summary>
+    /// An unmap's table pages, IOVA and range lock go back before the flush covering it completed
+    /// (<see cref="IommuUnitConfig.FreeTablesBeforeFlush"/>, XSA-346's pattern): walks may read freed pages.
+    /// </summary>
+    FreeEarly,
+    /// <summary>Attach and detach leave the hardware's cached device context alone (<see cref="IommuUnitConfig.SkipContextInvalidation"/>).</summary>
+    SkipContext,
+    /// <summary>AMD's old build_inv_address mask, one bit short for an unaligned start (<see cref="InvalidationFlavor.AmdOneBitShort"/>).</summary>
+    AmdShort,
+}
+
+/// <summary>Names of <see cref="UnsafeMode"/> as the command line and the figures write them.</summary>
+public static class UnsafeModes
+{
+    /// <summary>The names, in <see cref="UnsafeMode"/> order.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["none", "free-early", "skip-context", "amd-short"];
+
+    /// <summary>The name of <paramref name="mode"/>.</summary>
+    public static string Name(UnsafeMode mode) => Names[(int)mode];
+
+    /// <summary>The mode named <paramref name="name"/>, or null.</summary>
+    public static UnsafeMode? Parse(string name)
+    {
+        for (int i = 0; i < Names.Count; i++)
+        {
+            if (string.Equals(Names[i], name, StringComparison.Ordinal))
+                return (UnsafeMode)i;
+        }
+        return null;
+    }
+
+    /// <summary><paramref name="config"/> broken as <paramref name="mode"/> says.</summary>
+    public static IommuUnitConfig Apply(UnsafeMode mode, IommuUnitConfig config) => mode switch
+    {
+        UnsafeMode.FreeEarly => config with { FreeTablesBeforeFlush = true },
+        UnsafeMode.SkipContext => config with { SkipContextInvalidation = true },
+        UnsafeMode.AmdShort => config with { Flavor = InvalidationFlavor.AmdOneBitShort },
+        _ => config,
+    };
+}
+
 /// <summary>The figures of a finished run (every key but the wall-clock ones is reproducible from the seed).</summary>
 public sealed record SimulationResult
 {
     /// <summary>Run id.</summary>
     public required string RunId { get; init; }
+    /// <summary>The deliberately broken configuration the run used.</summary>
+    public UnsafeMode Unsafe { get; init; }
     /// <summary>Acknowledged map and unmap calls.</summary>
     public long Ops { get; init; }
     /// <summary>DMAs translated (or faulted).</summary>
@@ -123,6 +174,8 @@ public sealed record SimulationResult
     public double LockWaitP50Us { get; init; }
     /// <summary>99th percentile range-lock wait, simulated µs.</summary>
     public double LockWaitP99Us { get; init; }
+    /// <summary>Operations that waited for their range lock (a wait above 0).</summary>
+    public long LockWaits { get; init; }
     /// <summary>Most table pages held at once (summed over domains at window ends).</summary>
     public long TablePagesMax { get; init; }
     /// <summary>Events written.</summary>

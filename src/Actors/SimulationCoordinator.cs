@@ -148,11 +148,43 @@ internal sealed class SimulationCoordinator : ReceiveActor
                 $"domain {r.Domain} was restarted from its journal after a failed write (window {window}); the operations " +
                 "of the window it was committing were never acknowledged and cannot be re-driven, so the run stops here " +
                 "(everything acknowledged so far is in the journal)"));
+            _finished = true;
             Context.Stop(Self);
         });
         Receive<IotlbActor.Counters>(OnCounters);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
+        // A child that failed (stopped by the strategy below) or stopped on its own: the run cannot go on.
+        Receive<Terminated>(t => Fail(t.ActorRef.Path.Name));
     }
+
+    /// <summary>The latest failure of a child, as the strategy saw it (its Terminated follows).</summary>
+    private Exception? _childFailure;
+    private bool _finished;
+
+    /// <summary>
+    /// Any child that throws is stopped, not restarted: a unit, host or domain supervisor that lost its state
+    /// cannot rejoin a run whose windows are in lockstep. Its <see cref="Terminated"/> then ends the run.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
+    {
+        _childFailure = e;
+        return Directive.Stop;
+    });
+
+    /// <summary>Ends the run with one error naming the actor <paramref name="name"/> that failed or stopped.</summary>
+    private void Fail(string name)
+    {
+        if (_finished)
+            return;
+        _finished = true;
+        var cause = _childFailure is ActorInitializationException { InnerException: { } inner } ? inner : _childFailure;
+        _done.TrySetException(new InvalidOperationException(cause is null
+            ? $"actor {name} stopped unexpectedly"
+            : $"actor {name} failed: {OneLine(cause.Message)}"));
+        Context.Stop(Self);
+    }
+
+    private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
     protected override void PreStart()
     {
@@ -162,6 +194,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         }
         catch (Exception e)
         {
+            _finished = true;
             _done.TrySetException(e);
             Context.Stop(Self);
         }
@@ -171,16 +204,16 @@ internal sealed class SimulationCoordinator : ReceiveActor
 
     private void Setup()
     {
-        var unitConfig = new IommuUnitConfig
+        var unitConfig = UnsafeModes.Apply(_s.Unsafe, new IommuUnitConfig
         {
             Policy = _s.Policy,
             Cpus = _s.Cpus,
             Iotlb = new IotlbConfig(_s.IotlbEntries, Math.Min(8, _s.IotlbEntries)),
-        };
+        });
         for (int u = 0; u < _s.Iommus; u++)
         {
             string name = "iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var unit = Context.ActorOf(IotlbActor.Props(name, unitConfig, _pools), name);
+            var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(name, unitConfig, _pools), name));
             _units.Add(unit);
             var lane = new Lane(u, unit);
             _lanes.Add(lane);
@@ -203,7 +236,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
                 MaxOpsPerEvent: _s.MaxOpsPerEvent, SnapshotEvery: _s.SnapshotEvery, Iotlb: lane.Unit,
                 ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools,
                 AckLog: _ackLog, Index: d);
-            var domain = Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d));
+            var domain = Context.Watch(Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d)));
             lane.Domains.Add(domain);
             lane.DomainNames.Add(DomainName(d));
             _laneOfDomain[DomainName(d)] = lane;
@@ -211,7 +244,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             var hosted = new List<DeviceHost.HostedDevice>();
             foreach (int dev in devicesOf[d])
                 hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit));
-            var host = Context.ActorOf(DeviceHost.Props(hosted, _pools), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture));
+            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture)));
             lane.Hosts.Add(host);
             lane.HostIndex.Add(_hostCount++);
             _laneOfHost[host] = lane;
@@ -453,7 +486,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             return;
 
         double wall = _wall.Elapsed.TotalSeconds;
-        long maps = 0, unmaps = 0, errors = 0, dmas = 0;
+        long maps = 0, unmaps = 0, errors = 0, dmas = 0, lockWaits = 0;
         ulong bytes = 0;
         var waits = new long[DeviceHost.LockWaitBuckets];
         foreach (var h in _lanes.SelectMany(static l => l.Counters.Values))
@@ -462,6 +495,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             unmaps += h.Unmaps;
             errors += h.Errors;
             dmas += h.Dmas;
+            lockWaits += h.LockWaits;
             bytes += h.BytesMapped;
             for (int i = 0; i < waits.Length; i++)
                 waits[i] += h.LockWaitHistogram[i];
@@ -484,6 +518,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
         _done.TrySetResult(new SimulationResult
         {
             RunId = _s.RunId,
+            Unsafe = _s.Unsafe,
             Ops = ops,
             Dmas = dmas,
             OpsPerSec = ops / Math.Max(wall, 1e-9),
@@ -502,6 +537,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             IsolationBreaches = breaches,
             LockWaitP50Us = Percentile(waits, 0.50),
             LockWaitP99Us = Percentile(waits, 0.99),
+            LockWaits = lockWaits,
             TablePagesMax = TablePagesMax(),
             EventsPersisted = _events,
             OpsPersisted = _opsPersisted,
@@ -510,6 +546,7 @@ internal sealed class SimulationCoordinator : ReceiveActor
             Faults = faults,
             Errors = errors,
         });
+        _finished = true;
         Context.Stop(Self);
     }
 

@@ -8,8 +8,13 @@ namespace PtActors.Actors;
 /// <summary>The actor simulator: an actor system on the chosen persistence backend, one coordinator, one run.</summary>
 public sealed class Simulator : ISimulationRunner
 {
+    /// <summary>
+    /// Akka logs nothing to the console: an actor's failure would print its stack trace there, and the coordinator
+    /// reports every failure as the run's one error line instead.
+    /// </summary>
     private static readonly Config Quiet = ConfigurationFactory.ParseString(
-        "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.actor.default-dispatcher.throughput = 64");
+        "akka.loglevel = OFF\nakka.stdout-loglevel = OFF\nakka.log-dead-letters = off\nakka.log-dead-letters-during-shutdown = off\n" +
+        "akka.actor.default-dispatcher.throughput = 64");
 
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 

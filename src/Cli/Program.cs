@@ -73,7 +73,16 @@ internal static class Program
         if (parse.Errors.Count > 0 && simulate.IsSelected(parse))
             return simulate.ReportParseErrors(parse); // every bad simulate value: its option named, exit 2
         int rc = parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        stdout.Flush();
+        try
+        {
+            stdout.Flush();
+        }
+        catch (IOException e)
+        {
+            // Disk full, a closed pipe: the output's fault, not the input's.
+            stderr.WriteLine($"ptactors: cannot write the output: {e.Message}");
+            return SimulateCommand.ExitOutput;
+        }
         return rc;
     }
 }

@@ -86,6 +86,97 @@ public class SimulatorTests
     }
 
     [Fact]
+    public async Task CpusSpreadEachDomainsDevicesEvenWhenTheyDivideTheDomains()
+    {
+        // 16 devices per domain. Before, a device's CPU was its index mod --cpus and its domain its index mod
+        // --domains: with --cpus dividing --domains every device of a domain was on one CPU and --cpus changed nothing.
+        static SimulationSettings Lazy(int cpus) => new()
+        {
+            Iommus = 1, Domains = 4, Devices = 64, Workload = "nic", Policy = new(FlushPolicyKind.Lazy),
+            Cpus = cpus, Ops = 20_000, Seed = 7, RunId = "cpus" + cpus,
+        };
+        var runner = new Simulator();
+        var one = await runner.RunAsync(Lazy(1), PersistenceBackend.InMemory, null, CancellationToken.None);
+        var four = await runner.RunAsync(Lazy(4), PersistenceBackend.InMemory, null, CancellationToken.None);
+        var sixteen = await runner.RunAsync(Lazy(16), PersistenceBackend.InMemory, null, CancellationToken.None);
+        // More rings per domain: fewer of them fill, so fewer whole-domain flushes, and more unmaps parked at once.
+        Assert.True(one.Invalidations > four.Invalidations, $"{one.Invalidations} vs {four.Invalidations}");
+        Assert.True(four.Invalidations > sixteen.Invalidations, $"{four.Invalidations} vs {sixteen.Invalidations}");
+        Assert.NotEqual(one.TablePagesMax, sixteen.TablePagesMax);
+        Assert.Equal(20_000, sixteen.Ops);
+    }
+
+    [Fact]
+    public async Task LockWaitsCountOnlyOperationsThatTookALock()
+    {
+        // nic devices only DmaMap (no lock) and unmap their own buffers (a lock, never contended): nothing waits.
+        var nic = await new Simulator().RunAsync(Small("nic", FlushPolicySpec.Strict), PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.Equal(0, nic.LockWaits);
+        Assert.Equal(0, nic.LockWaitP99Us);
+        // random devices map inside their own live mappings and unmap them in parts: some operations wait, and the
+        // percentiles are over the locked operations only (most DmaMaps of the run would otherwise make p99 0).
+        var random = await new Simulator().RunAsync(Small("random", new FlushPolicySpec(FlushPolicyKind.LazySingle)) with { Ops = 4000 },
+            PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.True(random.LockWaits > 0);
+        Assert.True(random.LockWaits < random.Ops);
+        Assert.True(random.LockWaitP99Us > 0);
+    }
+
+    [Theory]
+    [InlineData(UnsafeMode.AmdShort, "nvme", "strict", 1.0)]
+    [InlineData(UnsafeMode.FreeEarly, "random", "lazy", null)]
+    [InlineData(UnsafeMode.SkipContext, "nic", "lazy", null)]
+    public async Task EachUnsafeModeShowsItsFindingAndACorrectRunDoesNot(UnsafeMode mode, string workload, string policy, double? lateDma)
+    {
+        Assert.True(FlushPolicySpec.TryParse(policy, out var spec));
+        var settings = new SimulationSettings
+        {
+            Iommus = 2, Domains = 8, Devices = 32, Workload = workload, Policy = spec, LateDma = lateDma,
+            Ops = 20_000, Seed = 1, RunId = "unsafe",
+        };
+        var runner = new Simulator();
+        var bad = await runner.RunAsync(settings with { Unsafe = mode }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var good = await runner.RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.Equal(mode, bad.Unsafe);
+        Assert.Equal(UnsafeMode.None, good.Unsafe);
+        Func<SimulationResult, long> finding = mode switch
+        {
+            // The flush of an unaligned multi-page unmap misses its last pages: a late DMA hits them after the flush.
+            UnsafeMode.AmdShort => static r => r.StaleViolations,
+            // A 2 MiB map replaces an emptied table; the table is freed before the (queued) flush, and the next DMA
+            // walks from the walk cache's pointer into it.
+            UnsafeMode.FreeEarly => static r => r.UseAfterFree,
+            // Every device keeps translating through the boot domain the attach did not invalidate.
+            _ => static r => r.IsolationBreaches,
+        };
+        Assert.True(finding(bad) > 0, $"{mode}: no finding");
+        Assert.Equal(0, finding(good));
+        Assert.Equal(0, good.UseAfterFree);
+        Assert.Equal(0, good.IsolationBreaches);
+        if (mode == UnsafeMode.SkipContext)
+            Assert.Equal(bad.Dmas, bad.IsolationBreaches);
+    }
+
+    [Fact]
+    public async Task AUnitThatCannotBeCreatedEndsTheRunWithAnErrorNamingIt()
+    {
+        // 12 entries cannot make 8 ways: the IOTLB actor's constructor throws.
+        var run = new Simulator().RunAsync(Small() with { IotlbEntries = 12 }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Matches("^actor iommu[01] failed: ", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public async Task AHostWhoseWorkloadThrowsEndsTheRunWithAnErrorNamingIt()
+    {
+        // An empty window: every device's Generate throws, in the first host that runs.
+        var run = new Simulator().RunAsync(Small() with { WindowNs = 0 }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Matches("^actor host[0-9]{4} failed: Device [0-9]+: the window", e.Message);
+    }
+
+    [Fact]
     public async Task AJournalWriteFailureStopsTheRunWithAClearErrorInsteadOfHanging()
     {
         // Every write fails: the first commit of a domain fails, the domain restarts from its (empty) journal,

@@ -109,9 +109,9 @@ public sealed partial class SimulateCommandTests : IDisposable
 
     private static readonly string[] JsonKeys =
     [
-        "run_id", "ops", "dmas", "ops_per_sec", "wall_s", "sim_s", "maps", "unmaps", "bytes_mapped", "iotlb_hit_rate",
+        "run_id", "unsafe", "ops", "dmas", "ops_per_sec", "wall_s", "sim_s", "maps", "unmaps", "bytes_mapped", "iotlb_hit_rate",
         "invalidations", "invalidations_per_unmap", "over_invalidated_bytes", "stale_in_window", "stale_violations",
-        "use_after_free", "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "table_pages_max",
+        "use_after_free", "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "lock_waits", "table_pages_max",
         "events_persisted", "ops_persisted", "table_hash", "memory_hash", "faults", "errors",
     ];
 
@@ -175,11 +175,19 @@ public sealed partial class SimulateCommandTests : IDisposable
             { ["--late-dma", ".5"], d with { LateDma = 0.5 } },
             { ["--late-dma", "1"], d with { LateDma = 1 } },
             { ["--ops", "5"], d with { Ops = 5, DurationNs = null } },
-            { ["--ops", "9223372036854775807"], d with { Ops = long.MaxValue } },
+            { ["--ops", "100000000"], d with { Ops = SimulateValues.MaxOpsInMemory } },
             { ["--duration", "700ns"], d with { Ops = null, DurationNs = 700 } },
             { ["--duration", "30us"], d with { Ops = null, DurationNs = 30_000 } },
             { ["--duration", "250ms"], d with { Ops = null, DurationNs = 250_000_000 } },
-            { ["--duration", "2s"], d with { Ops = null, DurationNs = 2_000_000_000 } },
+            { ["--duration", "2s", "--devices", "4"], d with { Ops = null, DurationNs = 2_000_000_000, Devices = 4 } },
+            { ["--iommus", "64"], d with { Iommus = SimulateValues.MaxIommus } },
+            { ["--domains", "65536", "--iommus", "64"], d with { Domains = SimulateValues.MaxDomains, Iommus = 64 } },
+            { ["--devices", "262143", "--inflight", "64"], d with { Devices = SimulateValues.MaxDevices, Inflight = 64 } },
+            { ["--iotlb", "4194304", "--iommus", "4"], d with { IotlbEntries = SimulateValues.MaxIotlbEntries, Iommus = 4 } },
+            { ["--cpus", "4096", "--domains", "1024"], d with { Cpus = SimulateValues.MaxCpus, Domains = 1024 } },
+            { ["--inflight", "65536", "--devices", "256"], d with { Inflight = SimulateValues.MaxInflight, Devices = 256 } },
+            { ["--policy", "batch:1048576"], d with { Policy = new(FlushPolicyKind.Batch, SimulateValues.MaxBatch) } },
+            { ["--unsafe", "free-early"], d with { Unsafe = UnsafeMode.FreeEarly } },
             { ["--seed", "0"], d with { Seed = 0 } },
             { ["--seed", "18446744073709551615"], d with { Seed = ulong.MaxValue } },
             { ["--seed", "0xDEADbeef"], d with { Seed = 0xdeadbeef } },
@@ -221,7 +229,27 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.True(File.Exists(json));
         Assert.Equal(
             "iommus=2 domains=8 devices=16 workload=gpu format=amdv1 policy=batch:4 iotlb=128 cpus=4 inflight=2 " +
-            "late_dma=0.125 duration=10ms seed=42", r.Lines[1]);
+            "late_dma=0.125 duration=10ms seed=42 unsafe=none", r.Lines[1]);
+    }
+
+    [Theory]
+    [InlineData("none", UnsafeMode.None)]
+    [InlineData("free-early", UnsafeMode.FreeEarly)]
+    [InlineData("skip-context", UnsafeMode.SkipContext)]
+    [InlineData("amd-short", UnsafeMode.AmdShort)]
+    public void UnsafeNamesABrokenConfigurationAndTheDescriptionSaysWhich(string name, UnsafeMode mode)
+    {
+        Assert.Equal(UnsafeMode.None, Bind().Settings.Unsafe);
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "u", "--ops", "10", "--unsafe", name]);
+        Assert.Equal(0, r.Exit);
+        Assert.Equal(mode, r.Settings.Unsafe);
+        Assert.EndsWith($" unsafe={name}", r.Lines[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnUnknownUnsafeModeIsAUsageError()
+    {
+        AssertUsageError(Ptactors(["simulate", "--in-memory", "--unsafe", "free"]), "--unsafe");
     }
 
     // ---- the backend -----------------------------------------------------------------------------------------
@@ -311,6 +339,19 @@ public sealed partial class SimulateCommandTests : IDisposable
     [InlineData("--seed", "0x")]
     [InlineData("--seed", "0x1g")]
     [InlineData("--db", "")]
+    [InlineData("--iommus", "65")]
+    [InlineData("--domains", "65537")]
+    [InlineData("--devices", "262144")]
+    [InlineData("--iotlb", "4194312")]
+    [InlineData("--iotlb", "2147483640")]
+    [InlineData("--cpus", "4097")]
+    [InlineData("--inflight", "65537")]
+    [InlineData("--ops", "1000000001")]
+    [InlineData("--duration", "101s")]
+    [InlineData("--duration", "100001ms")]
+    [InlineData("--policy", "batch:1048577")]
+    [InlineData("--unsafe", "")]
+    [InlineData("--unsafe", "FREE-EARLY")]
     [InlineData("--db", " ")]
     [InlineData("--json", "")]
     [InlineData("--run-id", "a/b")]
@@ -331,6 +372,28 @@ public sealed partial class SimulateCommandTests : IDisposable
     public void AMissingValueIsAUsageErrorNamingItsOption(string option)
     {
         AssertUsageError(Ptactors(["simulate", option]), option);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--iommus", "64", "--iotlb", "524288" }, "--iommus", "--iotlb")]
+    [InlineData(new[] { "--devices", "100000", "--inflight", "200" }, "--devices", "--inflight")]
+    [InlineData(new[] { "--domains", "2048", "--cpus", "4096" }, "--domains", "--cpus")]
+    [InlineData(new[] { "--ops", "100000001" }, "--ops", "--in-memory")]
+    [InlineData(new[] { "--duration", "1s" }, "--duration", "--in-memory")]
+    public void ACombinationThatWouldExhaustMemoryIsAUsageErrorNamingTheOptions(string[] args, string first, string second)
+    {
+        var r = Ptactors(["simulate", "--in-memory", .. args]);
+        AssertUsageError(r, first);
+        Assert.Contains(second, r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("at most", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OnSqliteMoreOperationsAreAllowedThanInMemory()
+    {
+        var r = Ptactors(["simulate", "--db", Path.Combine(_dir, "big.db"), "--ops", "1000000000", "--run-id", "big"]);
+        Assert.Equal("", r.Stderr);
+        Assert.Equal(SimulateValues.MaxOps, r.Settings.Ops);
     }
 
     [Fact]
@@ -418,7 +481,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Equal("run_id=out db=in-memory", r.Lines[0]);
         Assert.Equal(
             "iommus=4 domains=64 devices=1024 workload=mixed format=x86_64 policy=lazy iotlb=1024 cpus=1 inflight=32 " +
-            "late_dma=default ops=1000 seed=1", r.Lines[1]);
+            "late_dma=default ops=1000 seed=1 unsafe=none", r.Lines[1]);
         foreach (string key in JsonKeys)
             Assert.Contains(r.Lines, line => Regex.IsMatch(line, $@"\b{key}\b"));
         Assert.Contains(r.Lines, line => line.Contains("table_hash", StringComparison.Ordinal) && line.Contains(SampleHash, StringComparison.Ordinal));
@@ -494,6 +557,8 @@ public sealed partial class SimulateCommandTests : IDisposable
         IsolationBreaches = 5,
         LockWaitP50Us = 1.5,
         LockWaitP99Us = 250.25,
+        LockWaits = 8,
+        Unsafe = UnsafeMode.AmdShort,
         TablePagesMax = 99,
         EventsPersisted = 40,
         OpsPersisted = 1000,
@@ -536,6 +601,8 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Equal(5, root.GetProperty("isolation_breaches").GetInt64());
         Assert.Equal(1.5, root.GetProperty("lock_wait_p50_us").GetDouble());
         Assert.Equal(250.25, root.GetProperty("lock_wait_p99_us").GetDouble());
+        Assert.Equal(8, root.GetProperty("lock_waits").GetInt64());
+        Assert.Equal("amd-short", root.GetProperty("unsafe").GetString());
         Assert.Equal(99, root.GetProperty("table_pages_max").GetInt64());
         Assert.Equal(40, root.GetProperty("events_persisted").GetInt64());
         Assert.Equal(1000, root.GetProperty("ops_persisted").GetInt64());
@@ -616,6 +683,77 @@ public sealed partial class SimulateCommandTests : IDisposable
         }
     }
 
+    [Fact]
+    public void JsonIsWrittenBesideTheTargetAndRenamedLeavingNoTemporaryFile()
+    {
+        string path = Path.Combine(_dir, "renamed.json");
+        Assert.Equal(0, Ptactors(["simulate", "--in-memory", "--json", path]).Exit);
+        Assert.Equal([path], Directory.GetFiles(_dir));
+    }
+
+    [Fact]
+    public void AJsonThatCannotBeWrittenAfterTheRunIsAnOutputErrorAndLeavesNoFile()
+    {
+        // The directory disappears during the run: the complete JSON cannot be put in place.
+        string dir = Path.Combine(_dir, "gone");
+        Directory.CreateDirectory(dir);
+        string path = Path.Combine(dir, "run.json");
+        var runner = new FakeRunner { Result = s => { Directory.Delete(dir, recursive: true); return SampleResult(s); } };
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "gone", "--json", path], runner);
+        Assert.Equal(SimulateCommand.ExitOutput, r.Exit);
+        Assert.StartsWith($"ptactors simulate: cannot write the output (--json file '{path}'): ", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dir));
+    }
+
+    /// <summary>Standard output that fails (disk full) once <see cref="Broken"/> is set.</summary>
+    private sealed class BreakingWriter : StringWriter
+    {
+        public volatile bool Broken;
+
+        public override void Write(char value)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(value);
+        }
+
+        public override void Write(string? value)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(value);
+        }
+
+        public override void Write(char[] buffer, int index, int count)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(buffer, index, count);
+        }
+
+        public override void Write(ReadOnlySpan<char> buffer)
+        {
+            if (Broken)
+                throw new IOException("No space left on device");
+            base.Write(buffer);
+        }
+    }
+
+    [Fact]
+    public void StandardOutputThatFailsAfterTheRunIsNamedAsAnOutputError()
+    {
+        using var stdout = new BreakingWriter();
+        using var stderr = new StringWriter { NewLine = "\n" };
+        string path = Path.Combine(_dir, "ok.json");
+        var runner = new FakeRunner { Result = s => { stdout.Broken = true; return SampleResult(s); } };
+        int rc = Program.Run(["simulate", "--in-memory", "--run-id", "full", "--json", path], new StringReader(""), stdout, stderr,
+            () => runner, stdoutIsTerminal: false);
+        Assert.Equal(SimulateCommand.ExitOutput, rc);
+        Assert.Equal("ptactors simulate: cannot write the output (standard output): No space left on device\n", stderr.ToString());
+        Assert.True(File.Exists(path)); // the figures were written before the summary
+    }
+
     // ---- failures --------------------------------------------------------------------------------------------
 
     [Fact]
@@ -664,7 +802,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         foreach (string option in new[]
         {
             "--iommus", "--domains", "--devices", "--workload", "--format", "--policy", "--iotlb", "--cpus", "--inflight",
-            "--late-dma", "--ops", "--duration", "--seed", "--db", "--in-memory", "--json", "--run-id",
+            "--late-dma", "--ops", "--duration", "--seed", "--db", "--in-memory", "--json", "--run-id", "--unsafe",
         })
         {
             Assert.Contains(option, r.Stdout, StringComparison.Ordinal);

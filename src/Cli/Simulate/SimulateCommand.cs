@@ -21,7 +21,8 @@ internal sealed record SimulateRequest(SimulationSettings Settings, PersistenceB
 /// </summary>
 /// <remarks>
 /// Exit codes: 0 the run finished; 2 a bad option value, conflicting options or a file that cannot be written
-/// (nothing is run); 70 the runner failed; 130 the run was cancelled (Ctrl+C).
+/// (nothing is run); 70 the runner failed (an actor failed: one line naming it); 74 the output could not be written
+/// after the run (disk full, a closed standard output); 130 the run was cancelled (Ctrl+C).
 /// </remarks>
 internal sealed class SimulateCommand
 {
@@ -30,6 +31,15 @@ internal sealed class SimulateCommand
 
     /// <summary>The run was cancelled.</summary>
     public const int ExitCancelled = 130;
+
+    /// <summary>The output (standard output, the --json file) could not be written (EX_IOERR).</summary>
+    public const int ExitOutput = 74;
+
+    /// <summary>Writing a progress line failed (carries the <see cref="IOException"/> out of the display loop).</summary>
+    private sealed class OutputException(IOException inner) : Exception(inner.Message, inner)
+    {
+        public IOException Inner { get; } = inner;
+    }
 
     private const string Name = "simulate";
 
@@ -55,6 +65,7 @@ internal sealed class SimulateCommand
     private readonly Option<bool> _inMemory;
     private readonly Option<string?> _json;
     private readonly Option<string?> _runId;
+    private readonly Option<UnsafeMode?> _unsafe;
 
     /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
     public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
@@ -76,29 +87,33 @@ internal sealed class SimulateCommand
         _terminal = terminal;
 
         var d = new SimulationSettings();
-        _iommus = Valued<int?>("--iommus", "N", $"IOMMU units [default: {d.Iommus}]", SimulateValues.Count);
-        _domains = Valued<int?>("--domains", "N", $"Paging domains, spread round-robin over the units [default: {d.Domains}]", SimulateValues.Count);
-        _devices = Valued<int?>("--devices", "N", $"Devices, spread round-robin over the domains [default: {d.Devices}]", SimulateValues.Count);
+        _iommus = Valued<int?>("--iommus", "N", $"IOMMU units, at most {SimulateValues.MaxIommus} [default: {d.Iommus}]", CountUpTo(SimulateValues.MaxIommus));
+        _domains = Valued<int?>("--domains", "N", $"Paging domains, spread round-robin over the units, at most {SimulateValues.MaxDomains} [default: {d.Domains}]", CountUpTo(SimulateValues.MaxDomains));
+        _devices = Valued<int?>("--devices", "N", $"Devices, spread round-robin over the domains, at most {SimulateValues.MaxDevices} [default: {d.Devices}]", CountUpTo(SimulateValues.MaxDevices));
         _workload = Valued<string?>("--workload", "nic|nvme|gpu|random|mixed", $"What the devices do [default: {d.Workload}]", SimulateValues.Workload);
         _format = Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64",
             $"Page-table format of every domain [default: {PtFormatOps.For(d.Format).Name}]", SimulateValues.Format);
-        _policy = Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N", $"IOTLB flush policy of every unit [default: {d.Policy}]", SimulateValues.Policy);
-        _iotlb = Valued<int?>("--iotlb", "N", $"IOTLB entries per unit [default: {d.IotlbEntries}]", SimulateValues.IotlbEntries);
-        _cpus = Valued<int?>("--cpus", "N", $"CPUs, for the per-CPU flush queues [default: {d.Cpus}]", SimulateValues.Count);
-        _inflight = Valued<int?>("--inflight", "N", $"Operations each device keeps outstanding [default: {d.Inflight}]", SimulateValues.Count);
+        _policy = Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N", $"IOTLB flush policy of every unit (N at most {SimulateValues.MaxBatch}) [default: {d.Policy}]", SimulateValues.Policy);
+        _iotlb = Valued<int?>("--iotlb", "N", $"IOTLB entries per unit, a multiple of 8 up to {SimulateValues.MaxIotlbEntries}; --iommus x --iotlb at most {SimulateValues.MaxIotlbEntriesTotal} [default: {d.IotlbEntries}]", SimulateValues.IotlbEntries);
+        _cpus = Valued<int?>("--cpus", "N", $"CPUs, for the per-CPU flush queues: the k-th device of a domain is on CPU k mod N; at most {SimulateValues.MaxCpus}, --domains x --cpus at most {SimulateValues.MaxRings} [default: {d.Cpus}]", CountUpTo(SimulateValues.MaxCpus));
+        _inflight = Valued<int?>("--inflight", "N", $"Operations each device keeps outstanding, at most {SimulateValues.MaxInflight}; --devices x --inflight at most {SimulateValues.MaxOutstanding} [default: {d.Inflight}]", CountUpTo(SimulateValues.MaxInflight));
         _lateDma = Valued<double?>("--late-dma", "P", "Probability of a DMA to an IOVA just unmapped, 0 to 1 [default: the workload's]", SimulateValues.Probability);
-        _ops = Valued<long?>("--ops", "N", $"Issue exactly N map+unmap operations; end when all are acknowledged [default: {d.Ops}]", SimulateValues.Ops);
-        _duration = Valued<ulong?>("--duration", "TIME", "Run for this much simulated time instead: an integer with ns, us, ms or s (e.g. 500ms)", SimulateValues.Duration);
+        _ops = Valued<long?>("--ops", "N", $"Issue exactly N map+unmap operations; end when all are acknowledged; at most {SimulateValues.MaxOps}, {SimulateValues.MaxOpsInMemory} with --in-memory [default: {d.Ops}]", SimulateValues.Ops);
+        _duration = Valued<ulong?>("--duration", "TIME", "Run for this much simulated time instead: an integer with ns, us, ms or s (e.g. 500ms), at most 100s; with --in-memory, --devices x --inflight x windows of 100us at most " + SimulateValues.MaxOpsInMemory.ToString(CultureInfo.InvariantCulture), SimulateValues.Duration);
         _seed = Valued<ulong?>("--seed", "N", $"Seed of every device's generator [default: {d.Seed}]", SimulateValues.Seed);
         _db = Valued<string?>("--db", "FILE", $"SQLite database of the journal and snapshots [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
         _inMemory = new Option<bool>("--in-memory") { Description = "Keep the journal and snapshots in memory: nothing on disk" };
         _json = Valued<string?>("--json", "FILE", "Also write every figure of the run to FILE as JSON", SimulateValues.FilePath);
+        _unsafe = Valued<UnsafeMode?>("--unsafe", "none|free-early|skip-context|amd-short",
+            "A deliberately broken IOMMU, to see its checker fire: table pages, IOVA and lock released before the flush " +
+            "(free-early: use_after_free), attach leaving a cached device context (skip-context: isolation_breaches), " +
+            "AMD's one-bit-short invalidation mask (amd-short: stale_violations) [default: none]", SimulateValues.Unsafe);
         _runId = Valued<string?>("--run-id", "ID", "Run id [default: UTC yyyyMMdd-HHmmss and 4 random hex digits]", SimulateValues.RunId);
 
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
-            _ops, _duration, _seed, _db, _inMemory, _json, _runId,
+            _ops, _duration, _seed, _db, _inMemory, _json, _runId, _unsafe,
         };
         Command.Validators.Add(result =>
         {
@@ -106,9 +121,55 @@ internal sealed class SimulateCommand
                 result.AddError("--ops and --duration cannot be used together: end after N operations or after a simulated time");
             if (Given(result, _db) && Given(result, _inMemory))
                 result.AddError("--db and --in-memory cannot be used together: the journal goes to a SQLite file or stays in memory");
+            CheckCombinations(result);
         });
         Command.SetAction((parse, cancellationToken) => InvokeAsync(parse, cancellationToken));
     }
+
+    /// <summary>
+    /// Refuses combinations of values that are each within bounds but together would exhaust memory (each error
+    /// names the options and the bound). Values with errors of their own are left to those errors.
+    /// </summary>
+    private void CheckCombinations(CommandResult result)
+    {
+        var d = new SimulationSettings();
+        if (Value(result, _iommus, d.Iommus, CountUpTo(SimulateValues.MaxIommus)) is not long iommus
+            || Value(result, _iotlb, d.IotlbEntries, SimulateValues.IotlbEntries) is not long iotlb
+            || Value(result, _devices, d.Devices, CountUpTo(SimulateValues.MaxDevices)) is not long devices
+            || Value(result, _inflight, d.Inflight, CountUpTo(SimulateValues.MaxInflight)) is not long inflight
+            || Value(result, _domains, d.Domains, CountUpTo(SimulateValues.MaxDomains)) is not long domains
+            || Value(result, _cpus, d.Cpus, CountUpTo(SimulateValues.MaxCpus)) is not long cpus)
+        {
+            return;
+        }
+        if (iommus * iotlb > SimulateValues.MaxIotlbEntriesTotal)
+            result.AddError($"--iommus {iommus} x --iotlb {iotlb} is {iommus * iotlb} IOTLB entries: at most {SimulateValues.MaxIotlbEntriesTotal}");
+        if (devices * inflight > SimulateValues.MaxOutstanding)
+            result.AddError($"--devices {devices} x --inflight {inflight} is {devices * inflight} operations outstanding: at most {SimulateValues.MaxOutstanding}");
+        if (domains * cpus > SimulateValues.MaxRings)
+            result.AddError($"--domains {domains} x --cpus {cpus} is {domains * cpus} flush-queue rings: at most {SimulateValues.MaxRings}");
+        if (!Given(result, _inMemory))
+            return;
+        if (result.GetResult(_ops) is { Implicit: false, Tokens: [var opsToken] } && SimulateValues.Ops(opsToken.Value, out _) is long ops && ops > SimulateValues.MaxOpsInMemory)
+            result.AddError($"--ops {ops} with --in-memory: the in-memory journal keeps every operation, at most {SimulateValues.MaxOpsInMemory}");
+        if (result.GetResult(_duration) is { Implicit: false, Tokens: [var durationToken] } && SimulateValues.Duration(durationToken.Value, out _) is ulong ns)
+        {
+            // A device issues at most --inflight operations per window (each waits a window for its answer).
+            ulong windows = (ns + d.WindowNs - 1) / d.WindowNs;
+            if ((ulong)devices * (ulong)inflight * windows > (ulong)SimulateValues.MaxOpsInMemory)
+                result.AddError($"--duration {FormatDuration(ns)} with --in-memory, --devices {devices} and --inflight {inflight} may issue " +
+                    $"{(ulong)devices * (ulong)inflight * windows} operations (--inflight per device per 100us window); the in-memory journal keeps every one, at most {SimulateValues.MaxOpsInMemory}");
+        }
+    }
+
+    /// <summary>The value of an option (its default when not given); null when its value is bad (an error of its own).</summary>
+    private static long? Value(CommandResult result, Option<int?> option, int fallback, ValueParser<int?> parse)
+        => result.GetResult(option) switch
+        {
+            null or { Implicit: true } => fallback,
+            { Tokens: [var token] } => parse(token.Value, out _),
+            _ => null,
+        };
 
     /// <summary>The <c>simulate</c> command, to add to the root command.</summary>
     public Command Command { get; }
@@ -156,6 +217,7 @@ internal sealed class SimulateCommand
             DurationNs = duration ?? (ops is null ? d.DurationNs : null),
             Seed = parse.GetValue(_seed) ?? d.Seed,
             RunId = parse.GetValue(_runId) ?? NewRunId(),
+            Unsafe = parse.GetValue(_unsafe) ?? d.Unsafe,
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
             : parse.GetValue(_db) is string db ? PersistenceBackend.Sqlite(db)
@@ -170,10 +232,11 @@ internal sealed class SimulateCommand
         if (!PersistenceIds.IsValidPart(settings.RunId))
             return Usage($"run id '{settings.RunId}' is invalid");
 
-        // Every file is checked before the run starts: a long run must not end in "cannot write".
+        // Every file is checked before the run starts: a long run must not end in "cannot write". The JSON goes to a
+        // temporary file beside --json, renamed over it once complete: a failure never leaves a partial file.
         FileStream? json = null;
-        bool jsonCreated = false, done = false;
-        if (jsonPath is not null && !TryOpenForWriting(jsonPath, out json, out jsonCreated, out string? why))
+        string? jsonTemp = null;
+        if (jsonPath is not null && !TryOpenForWriting(jsonPath, out json, out jsonTemp, out string? why))
             return Usage($"cannot write --json file '{jsonPath}': {why}");
         try
         {
@@ -181,9 +244,17 @@ internal sealed class SimulateCommand
                 return Usage($"cannot use --db file '{backend.Target}': {why}");
 
             var output = new FlushingTextWriter(_stdout);
-            output.WriteLine($"run_id={settings.RunId} db={(backend.Kind == PersistenceBackendKind.InMemory ? "in-memory" : backend.Target)}");
-            output.WriteLine(Describe(settings));
-            var console = CreateConsole(output);
+            IAnsiConsole console;
+            try
+            {
+                output.WriteLine($"run_id={settings.RunId} db={(backend.Kind == PersistenceBackendKind.InMemory ? "in-memory" : backend.Target)}");
+                output.WriteLine(Describe(settings));
+                console = CreateConsole(output);
+            }
+            catch (IOException e)
+            {
+                return OutputError("standard output", e);
+            }
 
             SimulationResult result;
             try
@@ -204,6 +275,10 @@ internal sealed class SimulateCommand
             {
                 return Usage(e.Message);
             }
+            catch (OutputException e)
+            {
+                return OutputError("standard output", e.Inner);
+            }
             catch (Exception e)
             {
                 // A failed run is not a usage error: say what failed, in one line, without a stack trace.
@@ -215,33 +290,45 @@ internal sealed class SimulateCommand
             {
                 try
                 {
-                    json.SetLength(0);
                     SimulationFigures.WriteJson(json, result);
-                    json.Flush();
+                    json.Flush(flushToDisk: true);
+                    json.Dispose();
+                    File.Move(jsonTemp!, jsonPath!, overwrite: true);
+                    jsonTemp = null;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    return Usage($"cannot write --json file '{jsonPath}': {e.Message}");
+                    return OutputError($"--json file '{jsonPath}'", e);
                 }
             }
-            done = true;
 
-            console.Write(SummaryTable(result));
-            // The reproducibility check in one line (the table may wrap the hash on a narrow terminal).
-            output.WriteLine($"run_id={result.RunId} table_hash={result.TableHash}");
-            if (jsonPath is not null)
-                output.WriteLine($"json={jsonPath}");
+            try
+            {
+                console.Write(SummaryTable(result));
+                // The reproducibility check in one line (the table may wrap the hash on a narrow terminal).
+                output.WriteLine($"run_id={result.RunId} table_hash={result.TableHash}");
+                if (jsonPath is not null)
+                    output.WriteLine($"json={jsonPath}");
+            }
+            catch (IOException e)
+            {
+                return OutputError("standard output", e);
+            }
             return 0;
         }
         finally
         {
-            if (json is not null)
-            {
-                json.Dispose();
-                if (jsonCreated && !done)
-                    TryDelete(jsonPath!);
-            }
+            json?.Dispose();
+            if (jsonTemp is not null)
+                TryDelete(jsonTemp);
         }
+    }
+
+    /// <summary>The run's output could not be written (disk full, a closed pipe): not the input's fault.</summary>
+    private int OutputError(string what, Exception e)
+    {
+        _stderr.WriteLine($"ptactors {Name}: cannot write the output ({what}): {e.Message.ReplaceLineEndings(" ")}");
+        return ExitOutput;
     }
 
     private int Usage(string message)
@@ -291,7 +378,16 @@ internal sealed class SimulateCommand
         while (await Task.WhenAny(run, Task.Delay(PlainProgressInterval)).ConfigureAwait(false) != run)
         {
             if (progress.TryGetNewer(ref seen, out var p))
-                output.WriteLine("progress " + ProgressText(p, settings));
+            {
+                try
+                {
+                    output.WriteLine("progress " + ProgressText(p, settings));
+                }
+                catch (IOException e)
+                {
+                    throw new OutputException(e);
+                }
+            }
         }
         return await run.ConfigureAwait(false);
     }
@@ -358,12 +454,13 @@ internal sealed class SimulateCommand
     }
 
     /// <summary>
-    /// Opens <paramref name="path"/> for writing without truncating it (it is rewritten only after a successful run).
+    /// Creates the temporary file the JSON is written to, beside <paramref name="path"/> (renamed over it once
+    /// complete), after checking that <paramref name="path"/> is not a directory and, if it exists, can be written.
     /// </summary>
-    private static bool TryOpenForWriting(string path, out FileStream? stream, out bool created, out string? why)
+    private static bool TryOpenForWriting(string path, out FileStream? stream, out string? temp, out string? why)
     {
         stream = null;
-        created = false;
+        temp = null;
         why = null;
         try
         {
@@ -372,13 +469,18 @@ internal sealed class SimulateCommand
                 why = "it is a directory";
                 return false;
             }
-            created = !File.Exists(path);
-            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read);
+            if (File.Exists(path))
+                using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite)) { }
+            string full = Path.GetFullPath(path);
+            string candidate = Path.Combine(Path.GetDirectoryName(full) ?? ".",
+                "." + Path.GetFileName(full) + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "." +
+                System.Security.Cryptography.RandomNumberGenerator.GetHexString(8, lowercase: true) + ".tmp");
+            stream = new FileStream(candidate, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            temp = candidate;
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            created = false;
             why = Reason(e);
             return false;
         }
@@ -452,6 +554,9 @@ internal sealed class SimulateCommand
             return value;
         },
     };
+
+    /// <summary>A count from 1 to <paramref name="max"/>.</summary>
+    private static ValueParser<int?> CountUpTo(int max) => (string text, out string expected) => SimulateValues.Count(text, max, out expected);
 
     /// <summary>Parses an option's text: null (and what was expected) when it is bad.</summary>
     private delegate T ValueParser<T>(string text, out string expected);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using PtActors.Actors;
 using PtActors.Engine;
 using PtActors.Engine.Formats;
 using PtActors.Engine.Hardware;
@@ -15,28 +16,71 @@ internal static class SimulateValues
     /// <summary>The workloads a device may run.</summary>
     public static readonly string[] Workloads = ["nic", "nvme", "gpu", "random", "mixed"];
 
-    /// <summary>A count: 1 to 2^31-1.</summary>
-    public static int? Count(string text, out string expected)
+    // Upper bounds: what the simulator can hold on this class of machine (24 GiB, 2 cores); see docs/simulator.md.
+
+    /// <summary>--iommus: each unit is a lane with its own actor, IOTLB and per-window bookkeeping.</summary>
+    public const int MaxIommus = 64;
+
+    /// <summary>--domains: each is a persistent actor with its page table, IOVA allocator and host.</summary>
+    public const int MaxDomains = 65_536;
+
+    /// <summary>--devices: device i's physical region [2^32 + i·2^34, +2^34) must stay below 2^52.</summary>
+    public const int MaxDevices = 262_143;
+
+    /// <summary>--iotlb: entries per unit (48 bytes each).</summary>
+    public const int MaxIotlbEntries = 4_194_304;
+
+    /// <summary>--cpus (Linux's NR_CPUS goes to 8192; a lazy domain keeps one ring per CPU).</summary>
+    public const int MaxCpus = 4096;
+
+    /// <summary>--inflight: operations each device keeps outstanding.</summary>
+    public const int MaxInflight = 65_536;
+
+    /// <summary>--ops on SQLite.</summary>
+    public const long MaxOps = 1_000_000_000;
+
+    /// <summary>--ops with --in-memory: the in-memory journal keeps every operation (~65-90 bytes each).</summary>
+    public const long MaxOpsInMemory = 100_000_000;
+
+    /// <summary>--duration: 10^6 windows of 100 µs (each lane keeps two numbers per window).</summary>
+    public const ulong MaxDurationNs = 100_000_000_000;
+
+    /// <summary>N of --policy batch:N.</summary>
+    public const int MaxBatch = 1_048_576;
+
+    /// <summary>--iommus × --iotlb: IOTLB entries of the whole run (768 MiB of entries).</summary>
+    public const long MaxIotlbEntriesTotal = 16_777_216;
+
+    /// <summary>--devices × --inflight: operations outstanding at once in the whole run.</summary>
+    public const long MaxOutstanding = 16_777_216;
+
+    /// <summary>--domains × --cpus: per-CPU flush-queue rings of the whole run.</summary>
+    public const long MaxRings = 4_194_304;
+
+    /// <summary>A count from 1 to <paramref name="max"/>.</summary>
+    public static int? Count(string text, int max, out string expected)
     {
-        expected = $"an integer from 1 to {int.MaxValue}";
-        return IsDecimal(text) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1
+        expected = $"an integer from 1 to {max}";
+        return text.Length <= 20 && IsDecimal(text) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+            && n >= 1 && n <= max
             ? n : null;
     }
 
-    /// <summary>An operation count: 1 to 2^63-1.</summary>
+    /// <summary>An operation count: 1 to <see cref="MaxOps"/> (<see cref="MaxOpsInMemory"/> in memory, checked with the other options).</summary>
     public static long? Ops(string text, out string expected)
     {
-        expected = $"an integer from 1 to {long.MaxValue}";
-        return IsDecimal(text) && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long n) && n >= 1
+        expected = $"an integer from 1 to {MaxOps} ({MaxOpsInMemory} with --in-memory)";
+        return text.Length <= 20 && IsDecimal(text) && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long n)
+            && n >= 1 && n <= MaxOps
             ? n : null;
     }
 
-    /// <summary>IOTLB entries: a count that the default number of ways divides.</summary>
+    /// <summary>IOTLB entries: a count that the default number of ways divides, up to <see cref="MaxIotlbEntries"/>.</summary>
     public static int? IotlbEntries(string text, out string expected)
     {
         int ways = new IotlbConfig().Ways;
-        expected = $"a multiple of {ways}, the IOTLB's ways, from {ways} to {int.MaxValue / ways * ways}";
-        int? n = Count(text, out _);
+        expected = $"a multiple of {ways}, the IOTLB's ways, from {ways} to {MaxIotlbEntries}";
+        int? n = Count(text, MaxIotlbEntries, out _);
         return n is int entries && entries % ways == 0 ? entries : null;
     }
 
@@ -66,7 +110,7 @@ internal static class SimulateValues
     /// <summary>A simulated duration: a positive integer with a unit, ns, us, ms or s (as the script's <c>advance</c>).</summary>
     public static ulong? Duration(string text, out string expected)
     {
-        expected = "a positive integer with a unit: ns, us, ms or s";
+        expected = "a positive integer with a unit (ns, us, ms or s), at most 100s";
         (int unitLength, ulong scale) = text.EndsWith("ns", StringComparison.Ordinal) ? (2, 1UL)
             : text.EndsWith("us", StringComparison.Ordinal) ? (2, 1_000UL)
             : text.EndsWith("ms", StringComparison.Ordinal) ? (2, 1_000_000UL)
@@ -77,12 +121,7 @@ internal static class SimulateValues
         string digits = text[..^unitLength];
         if (!IsDecimal(digits) || !ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n == 0)
             return null;
-        if (n > ulong.MaxValue / scale)
-        {
-            expected = "at most 2^64-1 ns";
-            return null;
-        }
-        return n * scale;
+        return n <= MaxDurationNs / scale ? n * scale : null;
     }
 
     /// <summary>A workload name.</summary>
@@ -102,8 +141,15 @@ internal static class SimulateValues
     /// <summary>A flush policy.</summary>
     public static FlushPolicySpec? Policy(string text, out string expected)
     {
-        expected = "strict, lazy, lazy-single or batch:N with N from 1";
-        return FlushPolicySpec.TryParse(text, out var spec) ? spec : null;
+        expected = $"strict, lazy, lazy-single or batch:N with N from 1 to {MaxBatch}";
+        return FlushPolicySpec.TryParse(text, out var spec) && spec.BatchSize <= MaxBatch ? spec : null;
+    }
+
+    /// <summary>A deliberately broken IOMMU configuration (or none).</summary>
+    public static UnsafeMode? Unsafe(string text, out string expected)
+    {
+        expected = string.Join(", ", UnsafeModes.Names);
+        return UnsafeModes.Parse(text);
     }
 
     /// <summary>A run id (the first part of every persistence id of the run).</summary>

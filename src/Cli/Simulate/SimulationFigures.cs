@@ -14,6 +14,7 @@ internal static class SimulationFigures
     public static IReadOnlyList<(string Key, object Value)> Of(SimulationResult r) =>
     [
         ("run_id", r.RunId),
+        ("unsafe", UnsafeModes.Name(r.Unsafe)),
         ("ops", r.Ops),
         ("dmas", r.Dmas),
         ("ops_per_sec", r.OpsPerSec),
@@ -32,6 +33,7 @@ internal static class SimulationFigures
         ("isolation_breaches", r.IsolationBreaches),
         ("lock_wait_p50_us", r.LockWaitP50Us),
         ("lock_wait_p99_us", r.LockWaitP99Us),
+        ("lock_waits", r.LockWaits),
         ("table_pages_max", r.TablePagesMax),
         ("events_persisted", r.EventsPersisted),
         ("ops_persisted", r.OpsPersisted),

@@ -63,7 +63,7 @@ public sealed record IommuUnitConfig
     public WalkCacheConfig WalkCache { get; init; } = new();
     /// <summary>Flush policy (default strict).</summary>
     public FlushPolicySpec Policy { get; init; } = FlushPolicySpec.Strict;
-    /// <summary>CPUs for the per-CPU flush queues; a device's CPU is its index mod this.</summary>
+    /// <summary>CPUs for the per-CPU flush queues; each unmap names its CPU (the simulator: a device's index in its domain mod this).</summary>
     public int Cpus { get; init; } = 1;
     /// <summary>Latency of one invalidation command, summed as busy time (an assumption: 1 µs by default).</summary>
     public ulong InvalidationNs { get; init; } = 1000;

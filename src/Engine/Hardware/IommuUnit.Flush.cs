@@ -58,10 +58,20 @@ public sealed partial class IommuUnit
     /// keeps the freed table pages; apply the flush policy to it as CPU <paramref name="cpu"/>.
     /// <see cref="UnmapReleased"/> reports <paramref name="id"/> once the flush covering it completed.
     /// </summary>
+    /// <remarks>
+    /// With <see cref="IommuUnitConfig.FreeTablesBeforeFlush"/> (deliberately broken) <paramref name="id"/> is
+    /// reported released at once, before the policy's flush: its owner frees the table pages (and the IOVA) while
+    /// the IOTLB and walk caches may still point into them. Under strict the flush is immediate, so it changes nothing.
+    /// </remarks>
     public void Unmapped(IommuDomain domain, long id, ulong iova, ulong unmapped, int cpu = 0)
     {
         var ctx = Context(domain);
         RecordUnmap(ctx, iova, unmapped);
+        if (Config.FreeTablesBeforeFlush && Config.Policy.Kind != FlushPolicyKind.Strict)
+        {
+            UnmapReleased?.Invoke(domain, id);
+            id = ReleasedEarly;
+        }
         switch (Config.Policy.Kind)
         {
             case FlushPolicyKind.Strict:
@@ -73,7 +83,7 @@ public sealed partial class IommuUnit
             {
                 var g = ctx.Gather;
                 g.Init();
-                QueueIova(ctx, cpu, iova, unmapped, g, id);
+                QueueIova(ctx, cpu, iova, unmapped, g, id == ReleasedEarly ? -1 : id);
                 break;
             }
             default:
@@ -91,6 +101,9 @@ public sealed partial class IommuUnit
             }
         }
     }
+
+    /// <summary>The id a split-mode unmap keeps on a batch once it was released before its flush (free-early).</summary>
+    private const long ReleasedEarly = long.MinValue;
 
     /// <summary>Flushes everything a policy is holding back for every bound domain (the end of a run).</summary>
     public void Drain()
@@ -171,9 +184,36 @@ public sealed partial class IommuUnit
     /// Split mode: a flush the domain's owner deferred (tables a map replaced, dirty bits cleared) — invalidate
     /// now and report <paramref name="id"/> released.
     /// </summary>
+    /// <remarks>
+    /// With <see cref="IommuUnitConfig.FreeTablesBeforeFlush"/> (deliberately broken, XSA-346's pattern) under a
+    /// deferring policy, <paramref name="id"/> is reported released at once — its owner frees the replaced tables —
+    /// and the invalidation is left to the policy (queued on the flush queue, or gathered into the batch): until it
+    /// runs, the walk caches point into freed pages.
+    /// </remarks>
     public void FlushNow(IommuDomain domain, long id, ulong start, ulong end, FlushKind kind)
     {
         var ctx = Context(domain);
+        if (Config.FreeTablesBeforeFlush && kind != FlushKind.None && Config.Policy.Kind != FlushPolicyKind.Strict
+            && (kind == FlushKind.Range || Config.Policy.Kind != FlushPolicyKind.Batch) && end >= start)
+        {
+            UnmapReleased?.Invoke(domain, id);
+            if (Config.Policy.Kind == FlushPolicyKind.Batch)
+            {
+                ctx.Batch!.AddRange(start, end - start + 1);
+                ctx.BatchIds.Add((ReleasedEarly, start, end));
+                if (++ctx.BatchCount >= Config.Policy.BatchSize)
+                    SyncBatch(ctx);
+                else
+                    ArmBatchTimer(ctx);
+            }
+            else
+            {
+                var g = ctx.Gather;
+                g.Init();
+                QueueIova(ctx, 0, start, 0, g);
+            }
+            return;
+        }
         if (kind != FlushKind.None)
             FlushRangeNow(ctx, kind, start, end);
         UnmapReleased?.Invoke(domain, id);
@@ -371,7 +411,10 @@ public sealed partial class IommuUnit
         if (ctx.BatchIds.Count > 0)
         {
             foreach (var (id, _, _) in ctx.BatchIds)
-                UnmapReleased?.Invoke(ctx.Domain, id);
+            {
+                if (id != ReleasedEarly)
+                    UnmapReleased?.Invoke(ctx.Domain, id);
+            }
             ctx.BatchIds.Clear();
         }
     }

@@ -21,7 +21,7 @@ public sealed class IommuDevice
     /// <summary>Name or BDF.</summary>
     public string Name { get; }
 
-    /// <summary>Order of arrival on the unit; the device's CPU is this mod the unit's CPUs.</summary>
+    /// <summary>Order of arrival on the unit.</summary>
     public int Index { get; }
 
     /// <summary>The domain software attached the device to (null when detached).</summary>
