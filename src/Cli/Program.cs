@@ -1,8 +1,10 @@
 using System.CommandLine;
+using Microsoft.Win32.SafeHandles;
 using System.Text;
 using PtActors.Actors;
 using PtActors.Cli.Script;
 using PtActors.Cli.Simulate;
+using PtActors.Engine;
 
 namespace PtActors.Cli;
 
@@ -15,11 +17,51 @@ internal static class Program
     private static int Main(string[] args)
     {
         var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
-        using var stdin = new StreamReader(Console.OpenStandardInput(), utf8);
-        using var stdout = new StreamWriter(Console.OpenStandardOutput(), utf8) { AutoFlush = false };
+        // A standard input closed when the process started reads as an error, not as the runtime's own pipe.
+        using TextReader stdin = StandardInput.IsClosed()
+            ? new UnreadableReader("standard input is closed")
+            : new StreamReader(Console.OpenStandardInput(), utf8);
+        var stdout = new StreamWriter(OpenStandardOutput(), utf8) { AutoFlush = false };
         using var stderr = new StreamWriter(Console.OpenStandardError(), utf8) { AutoFlush = true };
-        return Run(args, stdin, stdout, stderr, CreateRunner, stdoutIsTerminal: !Console.IsOutputRedirected);
+        int rc = Run(args, stdin, stdout, stderr, CreateRunner, stdoutIsTerminal: !Console.IsOutputRedirected);
+        try
+        {
+            stdout.Dispose();
+        }
+        catch (Exception e) when (ScriptIo.IsOutputFailure(e))
+        {
+            // Run flushed already, so only a failure it reported can come back here; keep its exit code.
+            if (rc == 0)
+            {
+                ScriptIo.Report(stderr, OutputError(e));
+                rc = ExitOutputError;
+            }
+        }
+        return rc;
     }
+
+    /// <summary>
+    /// Standard output as a plain stream over descriptor 1, so that a write into a closed pipe fails (EPIPE) as a
+    /// full disk does; the console stream would drop the output silently. The console stream where that cannot be opened.
+    /// </summary>
+    private static Stream OpenStandardOutput()
+    {
+        if (OperatingSystem.IsWindows())
+            return Console.OpenStandardOutput();
+        try
+        {
+            return new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return Console.OpenStandardOutput();
+        }
+    }
+
+    /// <summary>Exit code when the output cannot be written (EX_IOERR): see <see cref="ScriptRunner.ExitOutputError"/>.</summary>
+    public const int ExitOutputError = ScriptRunner.ExitOutputError;
+
+    private static string OutputError(Exception e) => $"ptactors: cannot write the output: {ScriptIo.Reason(e)}";
 
     /// <summary>The simulator <c>ptactors simulate</c> runs on (the one place the real runner is named).</summary>
     private static ISimulationRunner CreateRunner() => SimulatorFactory.Create();
@@ -42,15 +84,32 @@ internal static class Program
         {
             Description = "The scenario to run, or - for standard input.",
         };
+        var maxTablePages = new Option<int>("--max-table-pages")
+        {
+            Description = $"Table pages each domain may hold at once; a map that needs more fails with ENOMEM [default: {TableMemory.DefaultPageLimit}]",
+            HelpName = "N",
+            DefaultValueFactory = _ => TableMemory.DefaultPageLimit,
+            CustomParser = result =>
+            {
+                if (result.Tokens.Count != 1)
+                    return TableMemory.DefaultPageLimit;
+                string text = result.Tokens[0].Value;
+                if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n))
+                    return n;
+                result.AddError($"bad value {ScriptText.Quote(text)} for --max-table-pages (a count of pages, 0 to {int.MaxValue})");
+                return 0;
+            },
+        };
         var script = new Command("script", "Run a scenario: one command per line, one result line per command.")
         {
             file,
+            maxTablePages,
         };
         script.SetAction(parse =>
         {
             try
             {
-                return ScriptFile.Run(parse.GetValue(file)!, stdin, stdout, stderr);
+                return ScriptFile.Run(parse.GetValue(file)!, stdin, stdout, stderr, parse.GetValue(maxTablePages));
             }
             catch (Exception e)
             {
@@ -72,16 +131,25 @@ internal static class Program
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parse.Errors.Count > 0 && simulate.IsSelected(parse))
             return simulate.ReportParseErrors(parse); // every bad simulate value: its option named, exit 2
+        if (parse.Errors.Count > 0 && parse.CommandResult.Command == script)
+        {
+            // A bad script command line (a missing FILE, a bad --max-table-pages): named, nothing run, exit 2.
+            foreach (var error in parse.Errors)
+                ScriptIo.Report(stderr, $"ptactors script: {error.Message}");
+            ScriptIo.Report(stderr, "Try 'ptactors script --help'.");
+            return ScriptRunner.ExitMalformed;
+        }
         int rc = parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
         try
         {
             stdout.Flush();
         }
-        catch (IOException e)
+        catch (Exception e) when (ScriptIo.IsOutputFailure(e))
         {
-            // Disk full, a closed pipe: the output's fault, not the input's.
-            stderr.WriteLine($"ptactors: cannot write the output: {e.Message}");
-            return SimulateCommand.ExitOutput;
+            // Whatever wrote last (help, simulate) could not get its output out: an output error, not a bad input.
+            if (rc != ExitOutputError)
+                ScriptIo.Report(stderr, OutputError(e));
+            return ExitOutputError;
         }
         return rc;
     }

@@ -13,8 +13,8 @@ internal static class ScriptNumber
         if (!TryParse(token, out ulong value, out bool overflow))
         {
             throw new ScriptSyntaxException(overflow
-                ? $"number '{token}' is above 2^64-1"
-                : $"bad number '{token}'");
+                ? $"number {ScriptText.Quote(token)} is above 2^64-1"
+                : $"bad number {ScriptText.Quote(token)}");
         }
         return value;
     }

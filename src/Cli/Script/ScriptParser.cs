@@ -56,12 +56,12 @@ internal static class ScriptParser
             return null;
         string name = tokens[0];
         if (!Commands.TryGetValue(name, out var syntax))
-            throw new ScriptSyntaxException($"unknown command '{name}'");
+            throw new ScriptSyntaxException($"unknown command {ScriptText.Quote(name)}");
         int args = tokens.Count - 1;
         if (args < syntax.MinArgs)
             throw new ScriptSyntaxException($"missing argument: usage is '{syntax.Usage}'");
         if (args > syntax.MaxArgs)
-            throw new ScriptSyntaxException($"extra argument '{tokens[syntax.MaxArgs + 1]}': usage is '{syntax.Usage}'");
+            throw new ScriptSyntaxException($"extra argument {ScriptText.Quote(tokens[syntax.MaxArgs + 1])}: usage is '{syntax.Usage}'");
         return syntax.Build(tokens.GetRange(1, args).ToArray());
     }
 
@@ -90,7 +90,7 @@ internal static class ScriptParser
                 'n' => IommuProt.NoExec,
                 'm' => IommuProt.Mmio,
                 'p' => IommuProt.Priv,
-                _ => throw new ScriptSyntaxException($"bad PROT letter '{c}' in '{token}' (letters are rwcnmp)"),
+                _ => throw new ScriptSyntaxException($"bad PROT letter {ScriptText.Quote(c)} in {ScriptText.Quote(token)} (letters are rwcnmp)"),
             };
         }
         return prot;
@@ -98,13 +98,13 @@ internal static class ScriptParser
 
     private static bool ParseDirtyFlag(string token) => token == "noclear"
         ? true
-        : throw new ScriptSyntaxException($"bad dirty flag '{token}' (the only flag is noclear)");
+        : throw new ScriptSyntaxException($"bad dirty flag {ScriptText.Quote(token)} (the only flag is noclear)");
 
     private static bool ParseDirection(string token) => token switch
     {
         "r" => false,
         "w" => true,
-        _ => throw new ScriptSyntaxException($"bad DMA direction '{token}' (r or w)"),
+        _ => throw new ScriptSyntaxException($"bad DMA direction {ScriptText.Quote(token)} (r or w)"),
     };
 
     /// <summary>DURATION: a decimal integer with a unit, ns, us, ms or s.</summary>
@@ -114,14 +114,14 @@ internal static class ScriptParser
             : token.EndsWith("us", StringComparison.Ordinal) ? ("us", 1_000UL)
             : token.EndsWith("ms", StringComparison.Ordinal) ? ("ms", 1_000_000UL)
             : token.EndsWith('s') ? ("s", 1_000_000_000UL)
-            : throw new ScriptSyntaxException($"bad duration '{token}' (an integer with a unit: ns, us, ms or s)");
+            : throw new ScriptSyntaxException($"bad duration {ScriptText.Quote(token)} (an integer with a unit: ns, us, ms or s)");
         string digits = token[..^unit.Length];
         if (digits.Length == 0 || !digits.All(char.IsAsciiDigit)
             || !ulong.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong n))
-            throw new ScriptSyntaxException($"bad duration '{token}' (an integer with a unit: ns, us, ms or s)");
+            throw new ScriptSyntaxException($"bad duration {ScriptText.Quote(token)} (an integer with a unit: ns, us, ms or s)");
         ulong ns = n * scale;
         if (scale != 0 && ns / scale != n)
-            throw new ScriptSyntaxException($"duration '{token}' is above 2^64-1 ns");
+            throw new ScriptSyntaxException($"duration {ScriptText.Quote(token)} is above 2^64-1 ns");
         return ns;
     }
 
@@ -134,7 +134,7 @@ internal static class ScriptParser
         {
             int eq = option.IndexOf('=', StringComparison.Ordinal);
             if (eq <= 0)
-                throw new ScriptSyntaxException($"option '{option}' is not key=value");
+                throw new ScriptSyntaxException($"option {ScriptText.Quote(option)} is not key=value");
             string key = option[..eq], value = option[(eq + 1)..];
             switch (key)
             {
@@ -149,12 +149,12 @@ internal static class ScriptParser
                     {
                         "lru" => IotlbMode.Lru,
                         "flushall" => IotlbMode.FlushAll,
-                        _ => throw new ScriptSyntaxException($"bad value '{value}' for mode (lru or flushall)"),
+                        _ => throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for mode (lru or flushall)"),
                     };
                     break;
                 case "policy":
                     if (!FlushPolicySpec.TryParse(value, out var policy))
-                        throw new ScriptSyntaxException($"bad value '{value}' for policy (strict, lazy, lazy-single or batch:N)");
+                        throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for policy (strict, lazy, lazy-single or batch:N)");
                     config = config with { Policy = policy };
                     break;
                 case "cpus":
@@ -171,7 +171,7 @@ internal static class ScriptParser
                             "amd" => InvalidationFlavor.Amd,
                             "vtd" => InvalidationFlavor.Vtd,
                             "amd-short" => InvalidationFlavor.AmdOneBitShort,
-                            _ => throw new ScriptSyntaxException($"bad value '{value}' for flavor (amd, vtd or amd-short)"),
+                            _ => throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for flavor (amd, vtd or amd-short)"),
                         },
                     };
                     break;
@@ -180,12 +180,12 @@ internal static class ScriptParser
                     {
                         "free-early" => config with { FreeTablesBeforeFlush = true },
                         "skip-context" => config with { SkipContextInvalidation = true },
-                        _ => throw new ScriptSyntaxException($"bad value '{value}' for unsafe (free-early or skip-context)"),
+                        _ => throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for unsafe (free-early or skip-context)"),
                     };
                     break;
                 default:
                     throw new ScriptSyntaxException(
-                        $"iommu does not accept key '{key}' (keys: iotlb ways mode policy cpus inv_ns flavor unsafe)");
+                        $"iommu does not accept key {ScriptText.Quote(key)} (keys: iotlb ways mode policy cpus inv_ns flavor unsafe)");
             }
         }
         if (entries % ways != 0)
@@ -197,7 +197,7 @@ internal static class ScriptParser
     {
         ulong v = ScriptNumber.Parse(value);
         return v is >= 1 and <= int.MaxValue ? (int)v
-            : throw new ScriptSyntaxException($"bad value '{value}' for {key} (1 to {int.MaxValue})");
+            : throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for {key} (1 to {int.MaxValue})");
     }
 
     /// <summary>The keys each format's <c>domain</c> line accepts.</summary>
@@ -214,17 +214,17 @@ internal static class ScriptParser
     {
         string formatName = args[1];
         var format = PtFormatOps.Parse(formatName)
-            ?? throw new ScriptSyntaxException($"unknown format '{formatName}' (formats are amdv1 x86_64 vtdss riscv64)");
+            ?? throw new ScriptSyntaxException($"unknown format {ScriptText.Quote(formatName)} (formats are amdv1 x86_64 vtdss riscv64)");
         var keys = KeysOf(format);
         var config = PtConfig.Default(format);
         foreach (string option in args.AsSpan(2))
         {
             int eq = option.IndexOf('=', StringComparison.Ordinal);
             if (eq <= 0)
-                throw new ScriptSyntaxException($"option '{option}' is not key=value");
+                throw new ScriptSyntaxException($"option {ScriptText.Quote(option)} is not key=value");
             string key = option[..eq], value = option[(eq + 1)..];
             if (Array.IndexOf(keys, key) < 0)
-                throw new ScriptSyntaxException($"{formatName} does not accept key '{key}' (keys: {string.Join(' ', keys)})");
+                throw new ScriptSyntaxException($"{formatName} does not accept key {ScriptText.Quote(key)} (keys: {string.Join(' ', keys)})");
             config = key switch
             {
                 "vasz" => config with { HwMaxVaszLg2 = SmallValue(value) },
@@ -249,7 +249,7 @@ internal static class ScriptParser
     {
         "0" => false,
         "1" => true,
-        _ => throw new ScriptSyntaxException($"bad value '{value}' for {key} (0 or 1)"),
+        _ => throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for {key} (0 or 1)"),
     };
 
     private static PtFeatures With(PtFeatures features, PtFeatures bit, bool on)
@@ -264,7 +264,7 @@ internal static class ScriptParser
             "nogaps" => PtFeatures.FlushRangeNoGaps,
             "both" => PtFeatures.FlushRange | PtFeatures.FlushRangeNoGaps,
             "none" => PtFeatures.None,
-            _ => throw new ScriptSyntaxException($"bad value '{value}' for flush (range, nogaps, both or none)"),
+            _ => throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for flush (range, nogaps, both or none)"),
         };
         return (features & ~(PtFeatures.FlushRange | PtFeatures.FlushRangeNoGaps)) | flush;
     }

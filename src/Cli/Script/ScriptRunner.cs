@@ -18,6 +18,12 @@ internal sealed class ScriptRunner
     /// <summary>Exit code of a malformed line or an unreadable input.</summary>
     public const int ExitMalformed = 2;
 
+    /// <summary>
+    /// Exit code when the results cannot be written (a full disk, a closed pipe): EX_IOERR of sysexits.h, which
+    /// SCRIPT-FORMAT.md leaves open. The input is not to blame, so this is never <see cref="ExitMalformed"/>.
+    /// </summary>
+    public const int ExitOutputError = 74;
+
     private readonly Dictionary<string, IommuDomain> _domains = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IommuUnit> _units = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IommuUnit> _deviceUnits = new(StringComparer.Ordinal);
@@ -26,42 +32,79 @@ internal sealed class ScriptRunner
     private readonly DirtyRuns _dirtyRuns = new();
     private readonly StringBuilder _sb = new();
 
+    /// <summary>
+    /// Creates a runner whose domains may each hold at most <paramref name="maxTablePages"/> table pages at once
+    /// (<see cref="TableMemory.PageLimit"/>); a <c>map</c> that needs more fails with ENOMEM.
+    /// </summary>
+    public ScriptRunner(int maxTablePages = TableMemory.DefaultPageLimit)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxTablePages);
+        MaxTablePages = maxTablePages;
+    }
+
+    /// <summary>The table-page bound of each domain this runner creates.</summary>
+    public int MaxTablePages { get; }
+
     /// <summary>The domains created so far, by name.</summary>
     public IReadOnlyDictionary<string, IommuDomain> Domains => _domains;
 
     /// <summary>
     /// Runs every line of <paramref name="input"/>, writing result lines to <paramref name="output"/>. The first
     /// malformed line prints <c>NAME:LINE: reason</c> to <paramref name="error"/> and ends the run with
-    /// <see cref="ExitMalformed"/>. When <paramref name="flushEachLine"/> is set, each result line is flushed
+    /// <see cref="ExitMalformed"/>; so does input that cannot be read (<c>NAME: reason</c>). Output that cannot be
+    /// written prints <c>ptactors script: cannot write the output: reason</c> and ends the run with
+    /// <see cref="ExitOutputError"/>. When <paramref name="flushEachLine"/> is set, each result line is flushed
     /// as soon as it is written (interactive standard input).
     /// </summary>
     public int Run(TextReader input, string name, TextWriter output, TextWriter error, bool flushEachLine = false)
     {
         var reader = new ScriptLineReader(input);
         int lineNo = 0;
-        while (reader.ReadLine() is { } line)
+        try
         {
-            lineNo++;
-            string result;
-            try
+            while (true)
             {
-                var command = ScriptParser.Parse(line);
-                if (command is null)
-                    continue;
-                CheckDomain(command);
-                result = ExecuteLine(command, name, lineNo);
+                string? line;
+                try
+                {
+                    line = reader.ReadLine();
+                }
+                catch (Exception e) when (ScriptIo.IsInputFailure(e))
+                {
+                    output.Flush();
+                    ScriptIo.Report(error, $"{name}: cannot read line {(lineNo + 1).ToString(Inv)}: {ScriptIo.Reason(e)}");
+                    return ExitMalformed;
+                }
+                if (line is null)
+                    break;
+                lineNo++;
+                string result;
+                try
+                {
+                    var command = ScriptParser.Parse(line);
+                    if (command is null)
+                        continue;
+                    CheckDomain(command);
+                    result = ExecuteLine(command, name, lineNo);
+                }
+                catch (ScriptSyntaxException e)
+                {
+                    output.Flush();
+                    ScriptIo.Report(error, $"{name}:{lineNo.ToString(Inv)}: {e.Message}");
+                    return ExitMalformed;
+                }
+                output.WriteLine(result);
+                if (flushEachLine)
+                    output.Flush();
             }
-            catch (ScriptSyntaxException e)
-            {
-                output.Flush();
-                error.WriteLine($"{name}:{lineNo}: {e.Message}");
-                return ExitMalformed;
-            }
-            output.WriteLine(result);
-            if (flushEachLine)
-                output.Flush();
+            output.Flush();
+            return ExitOk;
         }
-        return ExitOk;
+        catch (Exception e) when (ScriptIo.IsOutputFailure(e))
+        {
+            ScriptIo.Report(error, $"ptactors script: cannot write the output: {ScriptIo.Reason(e)}");
+            return ExitOutputError;
+        }
     }
 
     private string ExecuteLine(ScriptCommand command, string name, int lineNo)
@@ -99,20 +142,20 @@ internal sealed class ScriptRunner
                 RequireUnit(c.Unit);
                 break;
             case IommuCommand c when _units.ContainsKey(c.Unit):
-                throw new ScriptSyntaxException($"IOMMU unit '{c.Unit}' already exists");
+                throw new ScriptSyntaxException($"IOMMU unit {ScriptText.Quote(c.Unit)} already exists");
         }
     }
 
     private void RequireDomain(string name)
     {
         if (!_domains.ContainsKey(name))
-            throw new ScriptSyntaxException($"unknown domain '{name}' (no domain line has created it)");
+            throw new ScriptSyntaxException($"unknown domain {ScriptText.Quote(name)} (no domain line has created it)");
     }
 
     private void RequireUnit(string name)
     {
         if (!_units.ContainsKey(name))
-            throw new ScriptSyntaxException($"unknown IOMMU unit '{name}' (no iommu line has created it)");
+            throw new ScriptSyntaxException($"unknown IOMMU unit {ScriptText.Quote(name)} (no iommu line has created it)");
     }
 
     /// <summary>Executes one checked command and returns its result line (without the newline).</summary>
@@ -149,7 +192,7 @@ internal sealed class ScriptRunner
 
     private string CreateDomain(DomainCommand c)
     {
-        var err = IommuDomain.Create(c.Config, new TableMemory(), out var domain);
+        var err = IommuDomain.Create(c.Config, new TableMemory(pageLimit: MaxTablePages), out var domain);
         if (err != Errno.None)
             return Error(err);
         _domains[c.Domain] = domain!;

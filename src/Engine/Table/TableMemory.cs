@@ -11,6 +11,9 @@ namespace PtActors.Engine;
 /// allocated when a domain is torn down are a leak, visible in <see cref="AllocatedPages"/>.
 /// A freed page keeps its contents until it is allocated again (then it is zeroed), as real memory does:
 /// the hardware side reads them to detect use-after-free walks.
+/// At most <see cref="PageLimit"/> pages are allocated at once (<see cref="DefaultPageLimit"/> unless set); past
+/// it <see cref="Allocate"/> fails, as the kernel's table allocation does when memory runs out, and the page table
+/// turns that into ENOMEM.
 /// </summary>
 public sealed class TableMemory
 {
@@ -23,14 +26,21 @@ public sealed class TableMemory
     /// <summary>Default physical address of page 0 (4 GiB, clear of low memory).</summary>
     public const ulong DefaultBase = 0x1_0000_0000;
 
+    /// <summary>Default <see cref="PageLimit"/>: 262144 pages, 1 GiB of 4 KiB table pages.</summary>
+    public const int DefaultPageLimit = 262_144;
+
     private ulong[][] _pages = new ulong[16][];
     private byte[] _state = new byte[16];
     private ulong[] _freeBits = new ulong[1];
     private int _count;          // pages ever created
     private int _lowestFreeWord; // no free bit below this word
+    private int _pageLimit;
 
-    /// <summary>Creates an empty memory whose page 0 sits at <paramref name="baseAddress"/>.</summary>
-    public TableMemory(ulong baseAddress = DefaultBase, int pageLimit = int.MaxValue)
+    /// <summary>
+    /// Creates an empty memory whose page 0 sits at <paramref name="baseAddress"/> and that holds at most
+    /// <paramref name="pageLimit"/> pages at once.
+    /// </summary>
+    public TableMemory(ulong baseAddress = DefaultBase, int pageLimit = DefaultPageLimit)
     {
         if ((baseAddress & 0xfff) != 0)
             throw new ArgumentException("The base address must be 4 KiB aligned.", nameof(baseAddress));
@@ -41,8 +51,19 @@ public sealed class TableMemory
     /// <summary>Physical address of page 0.</summary>
     public ulong Base { get; }
 
-    /// <summary>At most this many pages may be allocated at once; beyond it allocation fails (ENOMEM).</summary>
-    public int PageLimit { get; set; }
+    /// <summary>
+    /// At most this many pages may be allocated at once; beyond it allocation fails (ENOMEM). Lowering it below
+    /// <see cref="AllocatedPages"/> frees nothing: only further allocations fail.
+    /// </summary>
+    public int PageLimit
+    {
+        get => _pageLimit;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value, nameof(PageLimit));
+            _pageLimit = value;
+        }
+    }
 
     /// <summary>Pages allocated now.</summary>
     public int AllocatedPages { get; private set; }
@@ -62,7 +83,7 @@ public sealed class TableMemory
     /// <summary>Allocates a zeroed page; -1 when <see cref="PageLimit"/> is reached.</summary>
     public int Allocate()
     {
-        if (AllocatedPages >= PageLimit)
+        if (AllocatedPages >= _pageLimit)
             return -1;
         int page = FindLowestFree();
         if (page < 0)

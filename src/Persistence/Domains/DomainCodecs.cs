@@ -201,6 +201,7 @@ public sealed class DomainCodecs : IPtCodecSet
         if ((memBase & 0xfff) != 0) throw r.Corrupt($"table memory base 0x{memBase:x} is not 4 KiB aligned");
         int pageCount = r.ReadCount(minItemBytes: 0);
         int pageLimit = ReadInt32Var(ref r, "page limit");
+        if (pageLimit < 0) throw r.Corrupt($"page limit {pageLimit} is negative");
         int words = (int)(((long)pageCount + 63) >> 6);
         if (words > r.Remaining / 8) throw r.Corrupt($"page count {pageCount} needs a {words}-word bitmap; {r.Remaining} bytes left");
         var bits = new ulong[words];

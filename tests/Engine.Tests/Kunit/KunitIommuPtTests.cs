@@ -6,39 +6,33 @@ namespace PtActors.Engine.Tests.Kunit;
 /// <summary>
 /// kunit_iommu_pt.h (the <c>&lt;fmt&gt;_iommu_test</c> suites, SPEC §5.1) one case for one, over every kunit cfg.
 /// Each case runs between pt_kunit_iommu_init and pt_kunit_iommu_exit (<see cref="KunitPriv.RunIommu"/>), so
-/// every case also checks that deinit frees every table page. Where kunit calls kunit_skip the test returns
-/// early, writes the kunit message to the test output, and still runs the exit check.
+/// every case also checks that deinit frees every table page. Where kunit calls kunit_skip, the cfgs it skips are
+/// separate cases that xunit reports as skipped with kunit's message (<see cref="KunitSkips"/>).
 /// </summary>
 public class KunitIommuPtTests(ITestOutputHelper output)
 {
     private const ulong SZ_1G = 1UL << 30;
     private const ulong SZ_2G = 1UL << 31;
-    private const ulong SZ_4K = 1UL << 12;
     private const ulong SZ_16G = 1UL << 34;
     private const ulong MapleReservedRange = 4096; // MAPLE_RESERVED_RANGE
 
-    private void Skip(KunitPriv priv, string message) => output.WriteLine($"{priv.Name}: SKIP: {message}");
+    /// <summary>The first VA test_mixed maps.</summary>
+    internal const ulong MixedStart = 0x3fe400UL << 12;
 
     private static ulong Align(ulong x, ulong a) => (x + a - 1) & ~(a - 1);
 
     private static ulong AlignDown(ulong x, ulong a) => x & ~(a - 1);
 
     [Theory]
-    [MemberData(nameof(KunitCfgs.All), MemberType = typeof(KunitCfgs))]
+    [MemberData(nameof(KunitSkips.Runs), nameof(TestIncreaseLevel), MemberType = typeof(KunitSkips))]
+    [MemberData(nameof(KunitSkips.Skipped), nameof(TestIncreaseLevel), KunitSkips.NoDynamicTop, MemberType = typeof(KunitSkips),
+        Skip = KunitSkips.NoDynamicTop)]
+    [MemberData(nameof(KunitSkips.Skipped), nameof(TestIncreaseLevel), KunitSkips.NoGrowth, MemberType = typeof(KunitSkips),
+        Skip = KunitSkips.NoGrowth)]
     public void TestIncreaseLevel(string cfg) => KunitPriv.RunIommu(cfg, priv =>
     {
+        KunitSkips.AssertRuns(nameof(TestIncreaseLevel), priv);
         var d = priv.Domain;
-        if (!d.HasFeature(PtFeatures.DynamicTop))
-        {
-            Skip(priv, "PT_FEAT_DYNAMIC_TOP not set for this format");
-            return;
-        }
-        // (IS_32BIT: "Unable to test on 32bit" — never on this host.)
-        if (d.MaxVaszLg2 <= priv.TopRange().MaxVaszLg2)
-        {
-            Skip(priv, "max_vasz_lg2 fits in starting level, no growth possible");
-            return;
-        }
 
         // Add every possible level to the max.
         while (d.MaxVaszLg2 != priv.TopRange().MaxVaszLg2)
@@ -106,18 +100,12 @@ public class KunitIommuPtTests(ITestOutputHelper output)
     /// behind a table pointer, then mapping something larger that will convert the table into an OA."
     /// </summary>
     [Theory]
-    [MemberData(nameof(KunitCfgs.All), MemberType = typeof(KunitCfgs))]
+    [MemberData(nameof(KunitSkips.Runs), nameof(TestMapTableToOa), MemberType = typeof(KunitSkips))]
+    [MemberData(nameof(KunitSkips.Skipped), nameof(TestMapTableToOa), KunitSkips.NeedsPgsizeFix, MemberType = typeof(KunitSkips),
+        Skip = KunitSkips.NeedsPgsizeFix)]
     public void TestMapTableToOa(string cfg) => KunitPriv.RunIommu(cfg, priv =>
     {
-        if (priv.Cfg.Format == PtFormatKind.Amdv1 && priv.Cfg.HwMaxVaszLg2 == 32)
-        {
-            // SCRIPT-FORMAT.md reading 9: this cfg needs the later kernel fix 04f1f4bf ("Fix pgsize_bitmap
-            // calculation in get_info for smaller vasz's"). As first merged, get_info reports page sizes up to
-            // 2^38 for a 32-bit VA, so max_pgsize is 8 GiB and the first map at ALIGN(1 MiB, 8 GiB) lies outside
-            // the 4 GiB table (ERANGE). The engine follows the first-merged get_info (reading 4).
-            Skip(priv, "amdv1 vasz=32 needs the later get_info pgsize_bitmap fix (SCRIPT-FORMAT reading 9)");
-            return;
-        }
+        KunitSkips.AssertRuns(nameof(TestMapTableToOa), priv); // amdv1 vasz=32: KunitSkips.NeedsPgsizeFix
 
         ulong limitedPgbitmap = priv.PgsizeBitmap % SZ_16G; // (SZ_2G on 32-bit)
         var range = priv.TopRange();
@@ -158,9 +146,12 @@ public class KunitIommuPtTests(ITestOutputHelper output)
 
     /// <summary>"Test unmapping a small page at the start of a large page. This always unmaps the large page."</summary>
     [Theory]
-    [MemberData(nameof(KunitCfgs.All), MemberType = typeof(KunitCfgs))]
+    [MemberData(nameof(KunitSkips.Runs), nameof(TestUnmapSplit), MemberType = typeof(KunitSkips))]
+    [MemberData(nameof(KunitSkips.Skipped), nameof(TestUnmapSplit), KunitSkips.NeedsTwoPageSizes, MemberType = typeof(KunitSkips),
+        Skip = KunitSkips.NeedsTwoPageSizes)]
     public void TestUnmapSplit(string cfg) => KunitPriv.RunIommu(cfg, priv =>
     {
+        KunitSkips.AssertRuns(nameof(TestUnmapSplit), priv);
         var topRange = priv.TopRange();
         ulong pgsizeBitmap = priv.SafePgsizeBitmap;
         int count = 0;
@@ -193,8 +184,7 @@ public class KunitIommuPtTests(ITestOutputHelper output)
             }
         }
 
-        if (count == 0)
-            Skip(priv, "Test needs two page sizes");
+        Assert.True(count > 0, $"{priv.Name}: no pair of page sizes was tested");
     });
 
     /// <summary>
@@ -317,40 +307,29 @@ public class KunitIommuPtTests(ITestOutputHelper output)
 
     /// <summary>See https://lore.kernel.org/r/b9b18a03-63a2-4065-a27e-d92dd5c860bc@amd.com</summary>
     [Theory]
-    [MemberData(nameof(KunitCfgs.All), MemberType = typeof(KunitCfgs))]
+    [MemberData(nameof(KunitSkips.Runs), nameof(TestPgsizeBoundary), MemberType = typeof(KunitSkips))]
+    [MemberData(nameof(KunitSkips.Skipped), nameof(TestPgsizeBoundary), KunitSkips.NoRequiredRange, MemberType = typeof(KunitSkips),
+        Skip = KunitSkips.NoRequiredRange)]
     public void TestPgsizeBoundary(string cfg) => KunitPriv.RunIommu(cfg, priv =>
     {
-        var topRange = priv.TopRange();
-        if (topRange.Va != 0 || topRange.LastVa < 0xfef9ffff || priv.SmallestPgsz != SZ_4K)
-        {
-            Skip(priv, "Format does not have the required range");
-            return;
-        }
-
+        KunitSkips.AssertRuns(nameof(TestPgsizeBoundary), priv);
         priv.DoMap(0xfef80000, 0x208b95d000, 0xfef9ffff - 0xfef80000 + 1);
     });
 
     /// <summary>See https://lore.kernel.org/r/20250826143816.38686-1-eugkoira@amazon.com</summary>
     [Theory]
-    [MemberData(nameof(KunitCfgs.All), MemberType = typeof(KunitCfgs))]
+    [MemberData(nameof(KunitSkips.Runs), nameof(TestMixed), MemberType = typeof(KunitSkips))]
+    [MemberData(nameof(KunitSkips.Skipped), nameof(TestMixed), KunitSkips.RangeTooSmall, MemberType = typeof(KunitSkips),
+        Skip = KunitSkips.RangeTooSmall)]
+    [MemberData(nameof(KunitSkips.Skipped), nameof(TestMixed), KunitSkips.IncompatiblePsize, MemberType = typeof(KunitSkips),
+        Skip = KunitSkips.IncompatiblePsize)]
     public void TestMixed(string cfg) => KunitPriv.RunIommu(cfg, priv =>
     {
-        var topRange = priv.TopRange();
-        ulong start = 0x3fe400UL << 12;
+        KunitSkips.AssertRuns(nameof(TestMixed), priv);
+        ulong start = MixedStart;
         ulong end = 0x4c0600UL << 12;
         ulong len = end - start;
         ulong oa = start;
-
-        if (topRange.LastVa <= start) // (|| sizeof(unsigned long) == 4)
-        {
-            Skip(priv, "range is too small");
-            return;
-        }
-        if ((priv.SafePgsizeBitmap & Log2.GenMask(30, 21)) != ((1UL << 30) | (1UL << 21)))
-        {
-            Skip(priv, "incompatible psize");
-            return;
-        }
 
         priv.DoMap(start, oa, len);
         // 14 2M, 3 1G, 3 2M
