@@ -122,10 +122,14 @@ internal static class Program
 
         var simulate = new SimulateCommand(createRunner, stdout, stderr, stdoutIsTerminal);
 
+        var recordings = new Recordings.RecordingCommands(stdout, stderr);
+
         var root = new RootCommand("PtActors: a simulator of Linux iommupt IOMMU page tables.")
         {
             script,
             simulate.Command,
+            recordings.Runs,
+            recordings.Verify,
         };
         // No @response-file expansion: a scenario path is taken as given.
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

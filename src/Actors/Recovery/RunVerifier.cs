@@ -15,8 +15,10 @@ namespace PtActors.Actors;
 /// <param name="TableHash">The canonical hash of the recovered tables (<c>table_hash</c>).</param>
 /// <param name="MemoryHash">The hash of the recovered table memory (<c>memory_hash</c>).</param>
 /// <param name="AckedChecked">Acknowledged operations checked against the journals (0 without an ack log).</param>
+/// <param name="AckedMissing">Of those, how many the journals do not hold: operations lost after their acknowledgement.</param>
 /// <param name="Problems">What is wrong; empty when the run verifies.</param>
-public sealed record VerifyReport(string RunId, int Domains, long Events, long Ops, string TableHash, string MemoryHash, long AckedChecked, IReadOnlyList<string> Problems)
+public sealed record VerifyReport(string RunId, int Domains, long Events, long Ops, string TableHash, string MemoryHash, long AckedChecked,
+    long AckedMissing, IReadOnlyList<string> Problems)
 {
     /// <summary>True when nothing is wrong.</summary>
     public bool Ok => Problems.Count == 0;
@@ -59,11 +61,11 @@ public static class RunVerifier
             || SimulationSettings.ValueOf(config, "format") is not { } formatName || PtFormatOps.Parse(formatName) is not { } format)
         {
             problems.Add($"the registry holds no usable configuration for this run ('{config}')");
-            return new VerifyReport(run.RunId, 0, 0, 0, "", "", 0, problems);
+            return new VerifyReport(run.RunId, 0, 0, 0, "", "", 0, 0, problems);
         }
         var defaults = new DomainActor.Settings(run.RunId, "", PtConfig.Default(format));
         var fromEvents = new Dictionary<string, IommuDomain>(StringComparer.Ordinal);
-        long events = 0, ops = 0, ackedChecked = 0;
+        long events = 0, ops = 0, ackedChecked = 0, ackedMissing = 0;
         for (int d = 0; d < domains; d++)
         {
             string name = SimulationSettings.DomainName(d);
@@ -106,6 +108,7 @@ public static class RunVerifier
                             first = id;
                     }
                 }
+                ackedMissing += missing;
                 if (missing > 0)
                     problems.Add($"{name}: {missing} acknowledged operations are not in the journal (the first: device {first >> 32} op {(uint)first})");
             }
@@ -126,7 +129,7 @@ public static class RunVerifier
             if (end.MemoryHash.Length > 0 && end.MemoryHash != memoryHash)
                 problems.Add($"the recovered memory_hash {memoryHash} differs from the run's {end.MemoryHash}");
         }
-        return new VerifyReport(run.RunId, domains, events, ops, tableHash, memoryHash, ackedChecked, problems);
+        return new VerifyReport(run.RunId, domains, events, ops, tableHash, memoryHash, ackedChecked, ackedMissing, problems);
     }
 
     private static async Task<RecoveredDomain> RecoverAsync(ActorSystem system, string pid, string name, DomainActor.Settings s, bool fromSnapshot, bool collectIds)

@@ -66,6 +66,7 @@ internal sealed class SimulateCommand
     private readonly Option<string?> _json;
     private readonly Option<string?> _runId;
     private readonly Option<UnsafeMode?> _unsafe;
+    private readonly Option<string?> _ackLog;
 
     /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
     public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
@@ -110,10 +111,12 @@ internal sealed class SimulateCommand
             "AMD's one-bit-short invalidation mask (amd-short: stale_violations) [default: none]", SimulateValues.Unsafe);
         _runId = Valued<string?>("--run-id", "ID", "Run id [default: UTC yyyyMMdd-HHmmss and 4 random hex digits]", SimulateValues.RunId);
 
+        _ackLog = Valued<string?>("--ack-log", "FILE",
+            "Append the ids of the operations acknowledged in each window to FILE, for `verify --ack-log` (crash campaigns)", SimulateValues.FilePath);
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
-            _ops, _duration, _seed, _db, _inMemory, _json, _runId, _unsafe,
+            _ops, _duration, _seed, _db, _inMemory, _json, _runId, _unsafe, _ackLog,
         };
         Command.Validators.Add(result =>
         {
@@ -218,6 +221,7 @@ internal sealed class SimulateCommand
             Seed = parse.GetValue(_seed) ?? d.Seed,
             RunId = parse.GetValue(_runId) ?? NewRunId(),
             Unsafe = parse.GetValue(_unsafe) ?? d.Unsafe,
+            AckLogPath = parse.GetValue(_ackLog),
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
             : parse.GetValue(_db) is string db ? PersistenceBackend.Sqlite(db)
@@ -234,10 +238,13 @@ internal sealed class SimulateCommand
 
         // Every file is checked before the run starts: a long run must not end in "cannot write". The JSON goes to a
         // temporary file beside --json, renamed over it once complete: a failure never leaves a partial file.
+        if (settings.AckLogPath is { } ackLog && !CanAppend(ackLog, out string? ackWhy))
+            return Usage($"cannot append to --ack-log file '{ackLog}': {ackWhy}");
         FileStream? json = null;
         string? jsonTemp = null;
         if (jsonPath is not null && !TryOpenForWriting(jsonPath, out json, out jsonTemp, out string? why))
             return Usage($"cannot write --json file '{jsonPath}': {why}");
+
         try
         {
             if (backend.Kind == PersistenceBackendKind.Sqlite && !CanUseDatabase(backend.Target!, out why))
@@ -477,6 +484,33 @@ internal sealed class SimulateCommand
                 System.Security.Cryptography.RandomNumberGenerator.GetHexString(8, lowercase: true) + ".tmp");
             stream = new FileStream(candidate, FileMode.CreateNew, FileAccess.Write, FileShare.None);
             temp = candidate;
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            why = Reason(e);
+            return false;
+        }
+    }
+
+    /// <summary>The file can be opened for appending (or created): checked before the run, changing nothing.</summary>
+    private static bool CanAppend(string path, out string? why)
+    {
+        why = null;
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                why = "it is a directory";
+                return false;
+            }
+            if (File.Exists(path))
+            {
+                using (new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { }
+                return true;
+            }
+            using (new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite)) { }
+            File.Delete(path);
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)

@@ -82,17 +82,30 @@ public static class DomainAudit
         if (mappedBytes != state.MappedBytes)
             Add(problems, $"the mappings hold 0x{mappedBytes:x} bytes but the domain counts 0x{state.MappedBytes:x}");
 
-        // Parked unmaps: their range is empty in the table (its lock keeps everything else out), their IOVA allocated.
+        // Parked unmaps: the part of their range their lock still holds is empty in the table (the lock keeps every
+        // other operation out; an unmap ending inside a large page removed more than it locked, and that rest may be
+        // mapped again), their IOVA allocated.
+        var locks = new Dictionary<long, RangeLocks.Entry>();
+        foreach (var l in state.HeldLocks)
+            locks[l.Id] = l;
         foreach (var p in state.Parked)
         {
             if (p.AllocatedSize != 0)
                 iovaBytes += 1UL << (IovaAllocator.OrderOf(p.AllocatedSize) + 12);
             if (p.Id < 0 || p.Unmapped == 0)
                 continue;
-            ulong pages = Math.Min(Math.Max(p.Unmapped >> 12, 1), MaxPagesChecked);
+            if (!locks.TryGetValue(p.Id, out var held))
+            {
+                Add(problems, $"unmap {p.Id} waits for its flush but holds no range lock");
+                continue;
+            }
+            ulong first = Math.Max(p.Iova, held.Start), last = Math.Min(p.Iova + (p.Unmapped - 1), held.Last);
+            if (last < first)
+                continue;
+            ulong pages = Math.Min(((last - first) >> 12) + 1, MaxPagesChecked);
             for (ulong k = 0; k < pages; k++)
             {
-                ulong iova = p.Iova + (k << 12);
+                ulong iova = (first & ~0xfffUL) + (k << 12);
                 if (domain.TryIovaToPhys(iova, out _) == Errno.None)
                 {
                     Add(problems, $"unmap {p.Id} waits for its flush but 0x{iova:x} is still mapped");

@@ -1,0 +1,278 @@
+using System.CommandLine;
+using System.Globalization;
+using Akka.Actor;
+using Microsoft.Data.Sqlite;
+using PtActors.Actors;
+using PtActors.Persistence;
+using PtActors.Persistence.Runs;
+
+namespace PtActors.Cli.Recordings;
+
+/// <summary>
+/// <c>ptactors runs</c> and <c>ptactors verify</c>: what a database holds, read without writing.
+/// </summary>
+/// <remarks>
+/// Exit codes: 0 done (verify: every run verifies); 1 verify found a run that does not; 2 a bad option, a database
+/// that is missing or not a ptactors database, an unknown run id or an unreadable ack log (nothing is read further);
+/// 70 the database could not be read.
+/// </remarks>
+internal sealed class RecordingCommands
+{
+    public const int ExitUsage = 2;
+    public const int ExitNotVerified = 1;
+
+    private readonly TextWriter _stdout;
+    private readonly TextWriter _stderr;
+
+    public RecordingCommands(TextWriter stdout, TextWriter stderr)
+    {
+        _stdout = stdout;
+        _stderr = stderr;
+
+        var runsDb = DbOption();
+        Runs = new Command("runs", "List the runs a database holds: id, start, status (completed, interrupted, failed), operations acknowledged, configuration.")
+        {
+            runsDb,
+        };
+        Runs.SetAction((parse, ct) => ListAsync(parse.GetValue(runsDb)!, ct));
+
+        var verifyDb = DbOption();
+        var run = new Option<string?>("--run") { Description = "Verify only this run [default: every run]", HelpName = "ID" };
+        var ackLog = new Option<string?>("--ack-log")
+        {
+            Description = "Also check that every operation this log (simulate --ack-log) says was acknowledged is in the journal",
+            HelpName = "FILE",
+        };
+        Verify = new Command("verify", "Recover every domain of each run twice (snapshot plus tail, events alone), compare and audit them; one line per run.")
+        {
+            verifyDb, run, ackLog,
+        };
+        Verify.SetAction((parse, ct) => VerifyAsync(parse.GetValue(verifyDb)!, parse.GetValue(run), parse.GetValue(ackLog), ct));
+    }
+
+    public Command Runs { get; }
+
+    public Command Verify { get; }
+
+    private static Option<string> DbOption() => new("--db")
+    {
+        Description = "The SQLite database a simulate run wrote",
+        HelpName = "FILE",
+        Required = true,
+    };
+
+    private async Task<int> ListAsync(string db, CancellationToken ct)
+    {
+        if (!IsPtactorsDatabase(db, out string? why))
+            return Usage("runs", $"--db '{db}': {why}");
+        return await WithSystemAsync("runs", db, async system =>
+        {
+            var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
+            var rows = new List<string[]> { new[] { "RUN ID", "STARTED (UTC)", "STATUS", "OPS ACKED", "CONFIGURATION" } };
+            foreach (var r in list.Runs)
+            {
+                var end = list.EndOf(r.RunId);
+                string status = end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed";
+                string ops;
+                if (end is { Outcome: RunOutcome.Completed })
+                    ops = end.OpsAcknowledged.ToString(CultureInfo.InvariantCulture);
+                else
+                {
+                    // Not recorded: at most what the journals hold (an operation is acknowledged only once durable).
+                    var (_, persisted) = await PtActors.Persistence.Recordings.CountAsync(system, DomainIds(r), ct).ConfigureAwait(false);
+                    ops = "<=" + persisted.ToString(CultureInfo.InvariantCulture);
+                }
+                rows.Add([r.RunId, DateTimeOffset.FromUnixTimeMilliseconds(r.StartedUnixMs).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+                    status, ops, r.Config.Length == 0 ? "(not recorded)" : r.Config]);
+            }
+            WriteColumns(rows);
+            if (list.Runs.Count == 0)
+                _stdout.WriteLine("(no runs)");
+            return 0;
+        }).ConfigureAwait(false);
+    }
+
+    private async Task<int> VerifyAsync(string db, string? runId, string? ackLogPath, CancellationToken ct)
+    {
+        if (!IsPtactorsDatabase(db, out string? why))
+            return Usage("verify", $"--db '{db}': {why}");
+        List<AckLog.Section>? sections = null;
+        long torn = 0;
+        if (ackLogPath is not null)
+        {
+            try
+            {
+                sections = AckLog.Read(ackLogPath, out torn);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
+            {
+                return Usage("verify", $"--ack-log '{ackLogPath}': {e.Message}");
+            }
+        }
+        return await WithSystemAsync("verify", db, async system =>
+        {
+            var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
+            var runs = runId is null ? list.Runs : list.Runs.Where(r => r.RunId == runId).ToList();
+            if (runId is not null && runs.Count == 0)
+                return Usage("verify", $"--run '{runId}': no such run in '{db}' (ptactors runs --db lists them)");
+            if (runs.Count == 0)
+                _stdout.WriteLine("(no runs)");
+            bool allOk = true;
+            foreach (var run in runs)
+            {
+                ct.ThrowIfCancellationRequested();
+                Dictionary<int, List<long>>? acked = null;
+                if (sections is not null)
+                {
+                    acked = new Dictionary<int, List<long>>();
+                    foreach (var s in sections)
+                    {
+                        if (s.RunId != run.RunId)
+                            continue;
+                        foreach (var (domain, ids) in s.ByDomain)
+                        {
+                            if (!acked.TryGetValue(domain, out var all))
+                                acked[domain] = all = new List<long>();
+                            all.AddRange(ids);
+                        }
+                    }
+                }
+                var end = list.EndOf(run.RunId);
+                var report = await RunVerifier.VerifyAsync(system, run, end, acked).ConfigureAwait(false);
+                allOk &= report.Ok;
+                string status = end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed";
+                string acks = acked is null ? "" : string.Create(CultureInfo.InvariantCulture, $" acked_checked={report.AckedChecked} acked_missing={report.AckedMissing}");
+                _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{run.RunId} {status} domains={report.Domains} events={report.Events} ops={report.Ops}{acks} table_hash={report.TableHash} ") +
+                    (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems)));
+            }
+            if (torn > 0)
+                _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ack log: the last {torn} bytes were a record cut short by the crash (not counted)"));
+            return allOk ? 0 : ExitNotVerified;
+        }).ConfigureAwait(false);
+    }
+
+    private static IEnumerable<string> DomainIds(RunStarted run)
+    {
+        if (!int.TryParse(SimulationSettings.ValueOf(run.Config, "domains"), NumberStyles.None, CultureInfo.InvariantCulture, out int domains))
+            yield break;
+        for (int d = 0; d < domains; d++)
+            yield return PersistenceIds.For(run.RunId, SimulationSettings.DomainName(d));
+    }
+
+    /// <summary>An actor system on <paramref name="db"/>, ready, for <paramref name="body"/>; a failure to read is exit 70 with one line.</summary>
+    private async Task<int> WithSystemAsync(string command, string db, Func<ActorSystem, Task<int>> body)
+    {
+        ActorSystem? system = null;
+        try
+        {
+            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(db),
+                Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"));
+            await PersistentActorSystem.ReadyAsync(system, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+            return await body(system).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            _stderr.WriteLine($"ptactors {command}: cancelled");
+            return 130;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _stdout.Flush();
+            _stderr.WriteLine($"ptactors {command}: cannot read '{db}': {OneLine(e)}");
+            return Program.ExitInternalError;
+        }
+        finally
+        {
+            if (system is not null)
+                await system.Terminate().ConfigureAwait(false);
+            SqliteConnection.ClearAllPools();
+        }
+    }
+
+    private static string OneLine(Exception e)
+    {
+        var inner = e is AggregateException { InnerException: { } i } ? i : e;
+        return inner.Message.ReplaceLineEndings(" ");
+    }
+
+    /// <summary>
+    /// The file exists and is an SQLite database with a journal table, checked read-only: a missing, foreign or
+    /// corrupt file is named as such, and nothing is created or written.
+    /// </summary>
+    internal static bool IsPtactorsDatabase(string path, out string? why)
+    {
+        why = null;
+        if (string.IsNullOrEmpty(path))
+        {
+            why = "empty path";
+            return false;
+        }
+        if (Directory.Exists(path))
+        {
+            why = "it is a directory";
+            return false;
+        }
+        if (!File.Exists(path))
+        {
+            why = "no such file";
+            return false;
+        }
+        try
+        {
+            using var conn = new SqliteConnection(new SqliteConnectionStringBuilder
+            {
+                DataSource = Path.GetFullPath(path),
+                Mode = SqliteOpenMode.ReadOnly,
+                Pooling = false,
+            }.ToString());
+            conn.Open();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'snapshot')";
+            long tables = (long)(cmd.ExecuteScalar() ?? 0L);
+            if (tables != 2)
+            {
+                why = "not a ptactors database (it has no journal and snapshot tables)";
+                return false;
+            }
+            return true;
+        }
+        catch (SqliteException e)
+        {
+            why = $"not a readable SQLite database ({e.Message.ReplaceLineEndings(" ")})";
+            return false;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            why = e.Message;
+            return false;
+        }
+    }
+
+    private int Usage(string command, string message)
+    {
+        _stdout.Flush();
+        _stderr.WriteLine($"ptactors {command}: {message}");
+        return ExitUsage;
+    }
+
+    private void WriteColumns(List<string[]> rows)
+    {
+        int columns = rows[0].Length;
+        var width = new int[columns];
+        foreach (var row in rows)
+        {
+            for (int c = 0; c < columns - 1; c++)
+                width[c] = Math.Max(width[c], row[c].Length);
+        }
+        foreach (var row in rows)
+        {
+            var line = new System.Text.StringBuilder();
+            for (int c = 0; c < columns; c++)
+            {
+                line.Append(c < columns - 1 ? row[c].PadRight(width[c] + 2) : row[c]);
+            }
+            _stdout.WriteLine(line.ToString().TrimEnd());
+        }
+    }
+}

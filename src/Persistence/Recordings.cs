@@ -1,0 +1,35 @@
+using Akka.Actor;
+using Akka.Persistence.Query;
+using Akka.Persistence.Sql.Query;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using PtActors.Engine.Dma;
+
+namespace PtActors.Persistence;
+
+/// <summary>
+/// Reads what a database's journal holds about a recording through Akka.Persistence.Query (the SQL read journal:
+/// <see cref="PersistenceConfig.SqlReadJournalId"/>), without recovering any actor and without writing.
+/// </summary>
+public static class Recordings
+{
+    /// <summary>The events and operations the journals of <paramref name="persistenceIds"/> hold (domain batches).</summary>
+    public static async Task<(long Events, long Ops)> CountAsync(ActorSystem system, IEnumerable<string> persistenceIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(PersistenceConfig.SqlReadJournalId);
+        var materializer = system.Materializer();
+        long events = 0, ops = 0;
+        foreach (string id in persistenceIds)
+        {
+            var (e, o) = await journal.CurrentEventsByPersistenceId(id, 0, long.MaxValue)
+                .RunAggregate((Events: 0L, Ops: 0L), static (acc, envelope) => envelope.Event is DomainBatch batch
+                    ? (acc.Events + 1, acc.Ops + batch.Ops.Length)
+                    : acc, materializer)
+                .WaitAsync(cancellationToken).ConfigureAwait(false);
+            events += e;
+            ops += o;
+        }
+        return (events, ops);
+    }
+}
