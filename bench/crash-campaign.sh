@@ -10,7 +10,7 @@ cli=${PTACTORS_DLL:-src/Cli/bin/Release/net10.0/ptactors.dll}
 [ -f "$cli" ] || { echo "build first: dotnet build PtActors.sln -c Release" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-kills=0; acked=0; lost=0; failures=0; completed=0
+kills=0; acked=0; lost=0; failures=0; completed=0; early=0
 formats=(x86_64 amdv1 vtdss riscv64)
 policies=(lazy strict batch:32 lazy-single)
 for i in $(seq 1 "$n"); do
@@ -26,6 +26,11 @@ for i in $(seq 1 "$n"); do
   if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; kills=$((kills + 1)); else completed=$((completed + 1)); fi
   wait "$pid" 2>/dev/null
   if [ ! -f "$db" ]; then echo "kill $i: after ${delay_ms} ms, before the database existed"; continue; fi
+  if ! dotnet "$cli" runs --db "$db" 2>/dev/null | grep -q "^crash$i "; then
+    # Killed during start-up, before the run was in the registry: nothing of it was written or acknowledged.
+    echo "kill $i: ${delay_ms} ms, before the run was recorded"; early=$((early + 1))
+    rm -f "$db" "$db-wal" "$db-shm" "$ack"; continue
+  fi
   acklog=(); [ -f "$ack" ] && acklog=(--ack-log "$ack")   # killed before the log was opened: nothing was acknowledged
   out=$(dotnet "$cli" verify --db "$db" "${acklog[@]}" 2>&1); rc=$?
   line=$(echo "$out" | grep "^crash$i " | head -1)
@@ -36,4 +41,4 @@ for i in $(seq 1 "$n"); do
   [ "$rc" -eq 0 ] || echo "$out" | sed 's/^/    /'
   rm -f "$db" "$db-wal" "$db-shm" "$ack"
 done
-echo "kills=$kills completed_before_kill=$completed ops_acknowledged=$acked ops_lost=$lost verify_failures=$failures"
+echo "kills=$kills before_recorded=$early completed_before_kill=$completed ops_acknowledged=$acked ops_lost=$lost verify_failures=$failures"
