@@ -28,7 +28,7 @@ for i in $(seq 1 "$n"); do
   if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; kills=$((kills + 1)); else completed=$((completed + 1)); fi
   wait "$pid" 2>/dev/null
   if [ ! -f "$db" ]; then echo "kill $i: after ${delay_ms} ms, before the database existed"; continue; fi
-  if ! dotnet "$cli" runs --db "$db" 2>/dev/null | grep -q "^crash$i "; then
+  if [ ! -s "$ack" ] && ! dotnet "$cli" runs --db "$db" 2>/dev/null | grep -q "^crash$i "; then
     # Killed during start-up, before the run was in the registry: nothing of it was written or acknowledged.
     echo "kill $i: ${delay_ms} ms, before the run was recorded"; early=$((early + 1))
     rm -f "$db" "$db-wal" "$db-shm" "$ack"; continue
