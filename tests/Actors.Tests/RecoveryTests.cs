@@ -46,22 +46,29 @@ public class RecoveryTests
         var result = await new Simulator().RunAsync(settings, db.Backend, null, CancellationToken.None);
         Assert.Equal(12_000, result.Ops);
 
+        var (runs, report) = await VerifyOnlyRunAsync(db, "rec");
+        var end = runs.EndOf("rec");
+        Assert.NotNull(end);
+        Assert.Equal(RunOutcome.Completed, end.Outcome);
+        Assert.Equal(result.TableHash, end.TableHash);
+        Assert.Equal(result.MemoryHash, report.MemoryHash);
+        Assert.Equal(result.TableHash, report.TableHash);
+        Assert.Equal(result.EventsPersisted, report.Events);
+        Assert.Equal(result.OpsPersisted, report.Ops);
+    }
+
+    /// <summary>Lists the database's runs (there must be one, <paramref name="runId"/>) and verifies it; the report must be clean.</summary>
+    private static async Task<(RunList Runs, VerifyReport Report)> VerifyOnlyRunAsync(TempDb db, string runId)
+    {
         var system = PersistentActorSystem.Create("verify", db.Backend);
         try
         {
             var runs = await RunVerifier.ListRunsAsync(system);
             var run = Assert.Single(runs.Runs);
-            var end = runs.EndOf("rec");
-            Assert.NotNull(end);
-            Assert.Equal(RunOutcome.Completed, end.Outcome);
-            Assert.Equal(result.TableHash, end.TableHash);
-
-            var report = await RunVerifier.VerifyAsync(system, run, end);
+            Assert.Equal(runId, run.RunId);
+            var report = await RunVerifier.VerifyAsync(system, run, runs.EndOf(runId));
             Assert.True(report.Ok, string.Join("\n", report.Problems));
-            Assert.Equal(result.MemoryHash, report.MemoryHash);
-            Assert.Equal(result.TableHash, report.TableHash);
-            Assert.Equal(result.EventsPersisted, report.Events);
-            Assert.Equal(result.OpsPersisted, report.Ops);
+            return (runs, report);
         }
         finally
         {
@@ -80,18 +87,8 @@ public class RecoveryTests
         var result = await new Simulator().RunAsync(settings, db.Backend, null, CancellationToken.None);
         Assert.True(result.Dmas > 0);
 
-        var system = PersistentActorSystem.Create("verify", db.Backend);
-        try
-        {
-            var runs = await RunVerifier.ListRunsAsync(system);
-            var report = await RunVerifier.VerifyAsync(system, runs.Runs[0], runs.EndOf("dirty"));
-            Assert.True(report.Ok, string.Join("\n", report.Problems));
-            Assert.Equal(result.MemoryHash, report.MemoryHash);
-        }
-        finally
-        {
-            await system.Terminate();
-        }
+        var (_, report) = await VerifyOnlyRunAsync(db, "dirty");
+        Assert.Equal(result.MemoryHash, report.MemoryHash);
     }
 
     [Fact]
@@ -104,19 +101,8 @@ public class RecoveryTests
         var e = await Assert.ThrowsAsync<RunIdTakenException>(() => new Simulator().RunAsync(settings with { Seed = 99 }, db.Backend, null, CancellationToken.None));
         Assert.Contains("'same'", e.Message, StringComparison.Ordinal);
 
-        var system = PersistentActorSystem.Create("verify", db.Backend);
-        try
-        {
-            var runs = await RunVerifier.ListRunsAsync(system);
-            Assert.Single(runs.Runs);
-            var report = await RunVerifier.VerifyAsync(system, runs.Runs[0], runs.EndOf("same"));
-            Assert.True(report.Ok, string.Join("\n", report.Problems));
-            Assert.Equal(first.EventsPersisted, report.Events);   // the refused run added nothing
-        }
-        finally
-        {
-            await system.Terminate();
-        }
+        var (_, report) = await VerifyOnlyRunAsync(db, "same");
+        Assert.Equal(first.EventsPersisted, report.Events);   // the refused run added nothing
     }
 
     /// <summary>A SQLite file in a fresh temporary folder, deleted afterwards.</summary>

@@ -494,34 +494,16 @@ internal sealed class SimulateCommand
     }
 
     /// <summary>The file can be opened for appending (or created): checked before the run, changing nothing.</summary>
-    private static bool CanAppend(string path, out string? why)
-    {
-        why = null;
-        try
-        {
-            if (Directory.Exists(path))
-            {
-                why = "it is a directory";
-                return false;
-            }
-            if (File.Exists(path))
-            {
-                using (new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { }
-                return true;
-            }
-            using (new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite)) { }
-            File.Delete(path);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            why = Reason(e);
-            return false;
-        }
-    }
+    private static bool CanAppend(string path, out string? why) => CanOpen(path, FileMode.Append, FileAccess.Write, out why);
 
     /// <summary>The SQLite file's directory exists and the file can be opened (or created) for reading and writing.</summary>
-    private static bool CanUseDatabase(string path, out string? why)
+    private static bool CanUseDatabase(string path, out string? why) => CanOpen(path, FileMode.Open, FileAccess.ReadWrite, out why);
+
+    /// <summary>
+    /// <paramref name="path"/> is not a directory and can be opened with <paramref name="existing"/> if it exists, or
+    /// created (and deleted again) if not: a check that changes nothing.
+    /// </summary>
+    private static bool CanOpen(string path, FileMode existing, FileAccess access, out string? why)
     {
         why = null;
         try
@@ -533,10 +515,10 @@ internal sealed class SimulateCommand
             }
             if (File.Exists(path))
             {
-                using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+                using (new FileStream(path, existing, access, FileShare.ReadWrite)) { }
                 return true;
             }
-            using (new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+            using (new FileStream(path, FileMode.CreateNew, access, FileShare.ReadWrite)) { }
             File.Delete(path);
             return true;
         }
