@@ -72,6 +72,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
     private readonly Dictionary<string, IommuDomain> _tables = new(StringComparer.Ordinal);
     private readonly List<Lane> _waitingForBudget = new();
     private readonly MessagePools _pools = new();
+    /// <summary>Restarts of a domain from its journal while committing one window after which the run gives up.</summary>
+    private const int MaxRestarts = 5;
+    /// <summary>Domains whose answer to the lane's current commit is outstanding.</summary>
+    private readonly HashSet<string> _awaitingCommit = new(StringComparer.Ordinal);
+    /// <summary>Each domain's journal sequence number at its last commit (where a re-driven window begins).</summary>
+    private readonly Dictionary<string, long> _sequenceNr = new(StringComparer.Ordinal);
+    /// <summary>Restarts of a domain since its last commit.</summary>
+    private readonly Dictionary<string, int> _restarts = new(StringComparer.Ordinal);
     private int _hostCount;
     private int _unbound;
     private int _lanesRunning;
@@ -106,6 +114,9 @@ internal sealed class SimulationCoordinator : ReceiveActor
         Receive<DomainActor.Committed>(c =>
         {
             var lane = _laneOfDomain[c.Domain];
+            _awaitingCommit.Remove(c.Domain);
+            _restarts.Remove(c.Domain);
+            _sequenceNr[c.Domain] = c.SequenceNr;
             _events += c.Events;
             _opsPersisted += c.Ops;
             if (--lane.DomainsPending > 0)
@@ -141,15 +152,34 @@ internal sealed class SimulationCoordinator : ReceiveActor
         });
         Receive<IotlbActor.DomainRestarted>(r =>
         {
-            // The domain's state is safe (rebuilt from its journal), but the inputs of the window it was
-            // committing died with it and its devices still wait for those answers: the run cannot go on exactly.
-            long window = _laneOfDomain.TryGetValue(r.Domain, out var lane) ? lane.Window : 0;
-            _done.TrySetException(new InvalidOperationException(
-                $"domain {r.Domain} was restarted from its journal after a failed write (window {window}); the operations " +
-                "of the window it was committing were never acknowledged and cannot be re-driven, so the run stops here " +
-                "(everything acknowledged so far is in the journal)"));
-            _finished = true;
-            Context.Stop(Self);
+            // The domain was rebuilt from its journal (a failed write); its unit walks the new table and re-sent
+            // the releases and hardware writes of the window that died with the old incarnation. Its hosts re-send
+            // their operations of that window, then the domain commits it again.
+            var lane = _laneOfDomain[r.Domain];
+            _tables[r.Domain] = r.Table;
+            int restarts = _restarts.GetValueOrDefault(r.Domain) + 1;
+            _restarts[r.Domain] = restarts;
+            if (restarts >= MaxRestarts)
+            {
+                if (_finished)
+                    return;
+                _finished = true;
+                _done.TrySetException(new InvalidOperationException(
+                    $"domain {r.Domain} was restarted from its journal {restarts} times while committing window {lane.Window} " +
+                    "(its journal writes keep failing); the run stops here (everything acknowledged so far is in the journal)"));
+                Context.Stop(Self);
+                return;
+            }
+            int i = lane.DomainNames.IndexOf(r.Domain);
+            lane.Hosts[i].Tell(new DeviceHost.Resend(lane.Window, lane.Domains[i]));
+        });
+        Receive<DeviceHost.Resent>(r =>
+        {
+            var lane = _laneOfHost[Sender];
+            int i = lane.Domains.IndexOf(r.Domain);
+            string name = lane.DomainNames[i];
+            if (_awaitingCommit.Contains(name))
+                r.Domain.Tell(new DomainActor.Recommit(r.Window, _sequenceNr.GetValueOrDefault(name)));
         });
         Receive<IotlbActor.Counters>(OnCounters);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
@@ -330,15 +360,17 @@ internal sealed class SimulationCoordinator : ReceiveActor
     }
 
     /// <summary>Commits the lane's current window once its hosts have generated it and its unit is idle.</summary>
-    private static void TryCommit(Lane lane)
+    private void TryCommit(Lane lane)
     {
         if (lane.HostsPending == 0 && !lane.UnitBusy && lane.CommittedWindow < lane.Window)
             CommitDomains(lane);
     }
 
-    private static void CommitDomains(Lane lane)
+    private void CommitDomains(Lane lane)
     {
         lane.DomainsPending = lane.Domains.Count;
+        foreach (var name in lane.DomainNames)
+            _awaitingCommit.Add(name);
         foreach (var d in lane.Domains)
             d.Tell(new DomainActor.Commit(lane.Window));
     }
