@@ -452,33 +452,6 @@ internal sealed class SimulationCoordinator : ReceiveActor
             Finish();
     }
 
-    /// <summary>
-    /// The most table pages held at once: at the end of each window, summed over the lanes (a lane that has
-    /// finished holds what it held at its end).
-    /// </summary>
-    private long TablePagesMax()
-    {
-        long windows = 0;
-        foreach (var lane in _lanes)
-            windows = Math.Max(windows, lane.PagesAtWindowEnd.Count);
-        long max = 0;
-        for (int w = 0; w < windows; w++)
-        {
-            long sum = 0;
-            foreach (var lane in _lanes)
-            {
-                var pages = lane.PagesAtWindowEnd;
-                if (pages.Count > 0)
-                    sum += pages[Math.Min(w, pages.Count - 1)];
-            }
-            max = Math.Max(max, sum);
-        }
-        long final = 0;
-        foreach (var lane in _lanes)
-            final += LanePages(lane);
-        return Math.Max(max, final);
-    }
-
     private long SimWindows()
     {
         long windows = 0;
@@ -518,87 +491,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
             return;
 
         double wall = _wall.Elapsed.TotalSeconds;
-        long maps = 0, unmaps = 0, errors = 0, dmas = 0, lockWaits = 0;
-        ulong bytes = 0;
-        var waits = new long[DeviceHost.LockWaitBuckets];
-        foreach (var h in _lanes.SelectMany(static l => l.Counters.Values))
-        {
-            maps += h.Maps;
-            unmaps += h.Unmaps;
-            errors += h.Errors;
-            dmas += h.Dmas;
-            lockWaits += h.LockWaits;
-            bytes += h.BytesMapped;
-            for (int i = 0; i < waits.Length; i++)
-                waits[i] += h.LockWaitHistogram[i];
-        }
-        long hits = 0, misses = 0, inv = 0, over = 0, inWindow = 0, violations = 0, uaf = 0, breaches = 0, faults = 0;
-        foreach (var u in _unitCounters)
-        {
-            hits += u.Stats.Hits;
-            misses += u.Stats.Misses;
-            inv += u.Stats.Invalidations;
-            over += u.Stats.OverInvalidatedBytes;
-            inWindow += u.Stats.StaleInWindow;
-            violations += u.Stats.StaleViolations;
-            uaf += u.Stats.UseAfterFree;
-            breaches += u.Stats.IsolationBreaches;
-            faults += u.Stats.Faults;
-        }
-        long ops = maps + unmaps;
-        ReportProgress(ops, force: true);
-        _done.TrySetResult(new SimulationResult
-        {
-            RunId = _s.RunId,
-            Unsafe = _s.Unsafe,
-            Ops = ops,
-            Dmas = dmas,
-            OpsPerSec = ops / Math.Max(wall, 1e-9),
-            WallS = wall,
-            SimS = SimWindows() * (double)_s.WindowNs / 1e9,
-            Maps = maps,
-            Unmaps = unmaps,
-            BytesMapped = bytes,
-            IotlbHitRate = hits + misses == 0 ? 0 : (double)hits / (hits + misses),
-            Invalidations = inv,
-            InvalidationsPerUnmap = unmaps == 0 ? 0 : (double)inv / unmaps,
-            OverInvalidatedBytes = over,
-            StaleInWindow = inWindow,
-            StaleViolations = violations,
-            UseAfterFree = uaf,
-            IsolationBreaches = breaches,
-            LockWaitP50Us = Percentile(waits, 0.50),
-            LockWaitP99Us = Percentile(waits, 0.99),
-            LockWaits = lockWaits,
-            TablePagesMax = TablePagesMax(),
-            EventsPersisted = _events,
-            OpsPersisted = _opsPersisted,
-            TableHash = TableHash(),
-            MemoryHash = DomainHashes.Memory(_tables),
-            Faults = faults,
-            Errors = errors,
-        });
+        long finalPages = 0;
+        foreach (var lane in _lanes)
+            finalPages += LanePages(lane);
+        var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, _lanes.SelectMany(static l => l.Counters.Values), _unitCounters,
+            _lanes.Select(static l => (IReadOnlyList<long>)l.PagesAtWindowEnd).ToList(), finalPages, _tables, _events, _opsPersisted, SimWindows(), wall));
+        ReportProgress(result.Ops, force: true);
+        _done.TrySetResult(result);
         _finished = true;
         Context.Stop(Self);
     }
-
-    /// <summary>The upper bound (µs) of the histogram bucket holding the given quantile.</summary>
-    private static double Percentile(long[] histogram, double q)
-    {
-        long total = 0;
-        foreach (long n in histogram)
-            total += n;
-        if (total == 0)
-            return 0;
-        long rank = (long)Math.Ceiling(q * total), seen = 0;
-        for (int k = 0; k < histogram.Length; k++)
-        {
-            seen += histogram[k];
-            if (seen >= rank)
-                return k == 0 ? 0 : Math.Pow(2, k) ;
-        }
-        return Math.Pow(2, histogram.Length);
-    }
-
-    private string TableHash() => DomainHashes.Canonical(_tables);
 }
