@@ -25,6 +25,16 @@ public sealed class DeviceHost : ReceiveActor
     /// <summary>The window's traffic is sent. Counters are cumulative.</summary>
     public sealed record Generated(long Window, HostCounters Counters);
 
+    /// <summary>
+    /// <c>Domain</c> was restarted from its journal while committing <c>Window</c>: re-send it what this host
+    /// submitted for that window (kept until the next <see cref="Generate"/>, which means the window was committed)
+    /// and which devices it hosts there. The sender gets <see cref="Resent"/>.
+    /// </summary>
+    public sealed record Resend(long Window, IActorRef Domain);
+
+    /// <summary>The window's operations were re-sent.</summary>
+    public sealed record Resent(long Window, IActorRef Domain);
+
     /// <summary>A host's cumulative counters.</summary>
     /// <para><c>LockWaitHistogram</c> and <c>LockWaits</c> count only the operations that took a range lock (every
     /// operation but a DmaMap, unless its range is empty or wraps): how long each waited, and how many waited at all.</para>
@@ -38,6 +48,10 @@ public sealed class DeviceHost : ReceiveActor
     private readonly long[] _lockWaits = new long[LockWaitBuckets];
     /// <summary>Operations submitted that take no range lock although not DmaMaps (an empty or wrapping range): rare.</summary>
     private readonly HashSet<long> _lockless = new();
+    /// <summary>Results of unmaps whose device may see them only once their flush completed (strict, batch:N).</summary>
+    private readonly Dictionary<long, DmaOpResult> _held = new();
+    /// <summary>The window the operations each domain was last sent belong to.</summary>
+    private long _submittedWindow;
     private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled, _lockWaitsAboveZero;
     private ulong _bytesMapped;
 
@@ -56,6 +70,7 @@ public sealed class DeviceHost : ReceiveActor
         {
             if (!domains.TryGetValue(d.Domain, out var domain))
                 _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain, new Outbox<DmaOp>(pinned: true)));
+            domain.Devices.Add(d.Workload.Device);
             if (!units.TryGetValue(d.Iotlb, out var unit))
                 _units.Add(units[d.Iotlb] = unit = new Destination<IotlbActor.DmaAccess>(d.Iotlb, new Outbox<IotlbActor.DmaAccess>(pools?.Dmas)));
             var slot = new Slot(d.Workload, domain, unit);
@@ -66,6 +81,10 @@ public sealed class DeviceHost : ReceiveActor
         _sink.Lockless = _lockless;
         Receive<Generate>(g =>
         {
+            // A new window: the previous one is committed, its operations will not be asked for again.
+            foreach (var domain in _domains)
+                domain.Sent = ReadOnlyMemory<DmaOp>.Empty;
+            _submittedWindow = g.Window;
             if (!g.Quiet)
             {
                 _sink.Budget = g.Budget;
@@ -90,7 +109,8 @@ public sealed class DeviceHost : ReceiveActor
                     _submitted += domain.Box.Count;
                     // Each device generated its operations in stamp order; the domain wants them all in order.
                     domain.Box.Items.Sort();
-                    domain.Target.Tell(new DomainActor.Submit(g.Window, domain.Box.Take()));
+                    domain.Sent = domain.Box.Take();
+                    domain.Target.Tell(new DomainActor.Submit(g.Window, domain.Sent));
                 }
                 foreach (var unit in _units)
                 {
@@ -103,16 +123,42 @@ public sealed class DeviceHost : ReceiveActor
             Sender.Tell(new Generated(g.Window, Counters()));
         });
 
+        Receive<Resend>(r =>
+        {
+            foreach (var domain in _domains)
+            {
+                if (domain.Target.Equals(r.Domain))
+                {
+                    var ops = _submittedWindow == r.Window ? domain.Sent : ReadOnlyMemory<DmaOp>.Empty;
+                    domain.Target.Tell(new DomainActor.Resubmit(r.Window, ops, domain.Devices.ToArray()));
+                }
+            }
+            Sender.Tell(new Resent(r.Window, r.Domain));
+        });
+
         Receive<DomainActor.Results>(r =>
         {
-            foreach (ref readonly var result in r.Items.Span)
+            // Unmaps whose flush completed first (their results came with an earlier message), then the new results.
+            foreach (long id in r.Released.Span)
             {
-                Count(result);
-                if (_devices.TryGetValue((int)(result.Id >> 32), out var d))
-                    d.Workload.OnResult(result);
+                if (_held.Remove(id, out var held))
+                    Deliver(held);
             }
+            foreach (ref readonly var result in r.Held.Span)
+                _held.Add(result.Id, result);
+            foreach (ref readonly var result in r.Items.Span)
+                Deliver(result);
             pools?.Results.Return(r.Items);
+            pools?.Results.Return(r.Held);
+            pools?.Releases.Return(r.Released);
         });
+    }
+
+    private void Deliver(in DmaOpResult result)
+    {
+        Count(result);
+        if (_devices.TryGetValue((int)(result.Id >> 32), out var d))
+            d.Workload.OnResult(result);
     }
 
     /// <summary>Counts a domain's answer by the kind of operation it answers.</summary>
@@ -159,6 +205,10 @@ public sealed class DeviceHost : ReceiveActor
     {
         public readonly IActorRef Target = target;
         public readonly Outbox<T> Box = box;
+        /// <summary>What was sent for the current window (operations: kept until it is committed).</summary>
+        public ReadOnlyMemory<T> Sent;
+        /// <summary>The hosted devices whose traffic goes here.</summary>
+        public readonly List<int> Devices = new();
     }
 
     /// <summary>A hosted device with its destinations resolved once (no per-operation lookups).</summary>

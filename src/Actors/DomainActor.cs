@@ -53,14 +53,44 @@ public sealed class DomainActor : ReceivePersistentActor
     /// <summary>Every input of the window is in: apply, persist, answer. The sender gets <see cref="Committed"/>.</summary>
     public sealed record Commit(long Window);
 
-    /// <summary>Results of operations a host submitted (durable when sent).</summary>
+    /// <summary>
+    /// Results of operations a host submitted (durable when sent). <c>Held</c>: results of unmaps the device may
+    /// see only once the flush covering them completed (strict, batch:N): the host keeps them until a later
+    /// <c>Released</c> names them. The host hands the released ones to their devices first, then <c>Items</c>.
+    /// </summary>
     public sealed record Results(long Window, string Domain, ReadOnlyMemory<DmaOpResult> Items)
     {
         /// <summary>Results of a whole array.</summary>
         public Results(long window, string domain, DmaOpResult[] items) : this(window, domain, new ReadOnlyMemory<DmaOpResult>(items))
         {
         }
+
+        /// <summary>Results the host keeps until their unmap's flush completed.</summary>
+        public ReadOnlyMemory<DmaOpResult> Held { get; init; }
+
+        /// <summary>Unmaps whose flush completed: their held results go to the devices now, in this order.</summary>
+        public ReadOnlyMemory<long> Released { get; init; }
     }
+
+    /// <summary>
+    /// A host re-sends, to a domain restarted from its journal, the operations it submitted for <c>Window</c>
+    /// (empty when it submitted none) and names every device it hosts on the domain (the new incarnation routes
+    /// results by device).
+    /// </summary>
+    public sealed record Resubmit(long Window, ReadOnlyMemory<DmaOp> Ops, int[] Devices);
+
+    /// <summary>
+    /// The unit re-sends, to a domain restarted from its journal, what the hardware wrote into the old table since
+    /// the last commit (lost with the old incarnation unless its first event of the window was written).
+    /// </summary>
+    public sealed record Rebound(long[] HardwareWrites);
+
+    /// <summary>
+    /// Commit window <c>Window</c> again after a restart: its inputs were re-sent; the journal held
+    /// <c>SequenceNrBefore</c> events before the window's first (what <see cref="Committed"/> reported last), so
+    /// the events of the window the journal already holds are not applied twice. The sender gets <see cref="Committed"/>.
+    /// </summary>
+    public sealed record Recommit(long Window, long SequenceNrBefore);
 
     /// <summary>Durable unmaps, and flushes the table asked for, for the IOTLB side.</summary>
     public sealed record Unmapped(long Window, string Domain, ReadOnlyMemory<UnmapNotice> Notices, FlushNotice[] Flushes)
@@ -75,8 +105,8 @@ public sealed class DomainActor : ReceivePersistentActor
     /// <summary>Sent to the IOTLB side once recovered: the table its walks read (as hardware reads memory).</summary>
     public sealed record Ready(string Domain, IommuDomain Table);
 
-    /// <summary>The window is applied and durable.</summary>
-    public sealed record Committed(long Window, string Domain, int Ops, int Events);
+    /// <summary>The window is applied and durable; <c>SequenceNr</c>: the journal's last sequence number now.</summary>
+    public sealed record Committed(long Window, string Domain, int Ops, int Events, long SequenceNr = 0);
 
     /// <summary>Asks for a <see cref="Summary"/>.</summary>
     public sealed record GetSummary
@@ -94,8 +124,11 @@ public sealed class DomainActor : ReceivePersistentActor
     private readonly List<long> _released = new();
     private readonly Dictionary<int, IActorRef> _hostOfDevice = new();
     private readonly BatchOutcome _outcome = new();
-    private readonly Dictionary<long, (IActorRef Host, DmaOpResult Result)> _heldReplies = new();
-    private readonly List<(IActorRef Host, Outbox<DmaOpResult> Results)> _replies = new();
+    private readonly List<Reply> _replies = new();
+    /// <summary>What the events replayed at recovery produced (the latest <see cref="MaxTail"/>): a window the old incarnation wrote but never answered is answered from them.</summary>
+    private readonly List<Replayed> _tail = new();
+    /// <summary>Hardware writes the unit re-sent after a restart (<see cref="Rebound"/>), for the re-driven window.</summary>
+    private long[]? _reboundHardware;
     private readonly Outbox<UnmapNotice> _notices;
     private readonly List<long> _acked = new();
     private ulong _releasedAt;
@@ -120,8 +153,18 @@ public sealed class DomainActor : ReceivePersistentActor
         Recover<SnapshotOffer>(offer =>
         {
             _model = DomainRecovery.FromSnapshot(offer.Snapshot);
+            _tail.Clear();
+            _batchesSinceSnapshot = 0;
         });
-        Recover<DomainBatch>(batch => DomainRecovery.Replay(_model, batch, _outcome));
+        Recover<DomainBatch>(batch =>
+        {
+            var flushes = DomainRecovery.Replay(_model, batch, _outcome);
+            if (_tail.Count == 2 * MaxTail)
+                _tail.RemoveRange(0, MaxTail);
+            _tail.Add(new Replayed(batch, _outcome.Results.ToArray(), _outcome.Notices.ToArray(), flushes));
+            _releasedAt = Math.Max(_releasedAt, batch.ReleasedAtNs);
+            _batchesSinceSnapshot++;
+        });
         Recover<RecoveryCompleted>(_ => _settings.Iotlb?.Tell(new Ready(_settings.Domain, _model.Domain)));
 
         Command<Submit>(s =>
@@ -129,14 +172,23 @@ public sealed class DomainActor : ReceivePersistentActor
             if (s.Ops.Length > 0)
                 _inbox.Add((Sender, s.Ops));
         });
+        Command<Resubmit>(r =>
+        {
+            if (r.Ops.Length > 0)
+                _inbox.Add((Sender, r.Ops));
+            foreach (int device in r.Devices)
+                _hostOfDevice[device] = Sender;
+        });
         Command<Release>(r =>
         {
+            // The unit keeps the array until this domain's next commit is acknowledged (it may have to re-send it).
             _released.AddRange(r.UnmapIds.Span);
-            _settings.Pools?.Releases.Return(r.UnmapIds);
             if (r.AtNs > _releasedAt)
                 _releasedAt = r.AtNs;
         });
-        Command<Commit>(OnCommit);
+        Command<Rebound>(r => _reboundHardware = r.HardwareWrites);
+        Command<Commit>(c => CommitWindow(c.Window, Sender, -1));
+        Command<Recommit>(c => CommitWindow(c.Window, Sender, c.SequenceNrBefore));
         Command<GetSummary>(_ => Sender.Tell(MakeSummary()));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("Snapshot of {0} failed: {1}", PersistenceId, f.Cause.Message));
@@ -149,15 +201,51 @@ public sealed class DomainActor : ReceivePersistentActor
 
     private static DomainModel NewModel(Settings s) => DomainRecovery.NewModel(s.Domain, s.Config, s.IovaStart, s.IovaLimit);
 
-    private void OnCommit(Commit commit)
+    /// <summary>Replayed events kept (up to twice as many before the oldest are dropped).</summary>
+    private const int MaxTail = 4096;
+
+    /// <summary>An event replayed at recovery and what it produced.</summary>
+    private sealed record Replayed(DomainBatch Batch, DmaOpResult[] Results, UnmapNotice[] Notices, FlushNotice[] Flushes);
+
+    /// <summary>What one host is sent at the end of a commit.</summary>
+    private sealed class Reply(IActorRef host, MessagePools? pools)
     {
-        var coordinator = Sender;
+        public readonly IActorRef Host = host;
+        public readonly Outbox<DmaOpResult> Items = new(pools?.Results);
+        public readonly Outbox<DmaOpResult> Held = new(pools?.Results);
+        public readonly Outbox<long> Released = new(pools?.Releases);
+    }
+
+    /// <summary>
+    /// Applies, persists and answers window <paramref name="window"/>. <paramref name="sequenceNrBefore"/> ≥ 0: the
+    /// window is re-driven after a restart (its inputs were re-sent); the events of it the journal already holds
+    /// (a write reported failed may still have been stored, in part or in full) are not applied again: the
+    /// recovery replayed them, and their results come from that replay.
+    /// </summary>
+    private void CommitWindow(long window, IActorRef coordinator, long sequenceNrBefore)
+    {
+        bool redo = sequenceNrBefore >= 0;
+        int written = redo ? checked((int)(LastSequenceNr - sequenceNrBefore)) : 0;
+        if (written < 0)
+            throw new InvalidOperationException($"{_settings.Domain}: its journal ends at {LastSequenceNr}, before window {window} began ({sequenceNrBefore}).");
         // What the unit's walks wrote into the tables since the last commit (its window is processed: nothing
-        // writes now) becomes part of this commit's first event.
-        var hardware = _model.TakeHardwareWrites();
-        if (_inbox.Count == 0 && _released.Count == 0 && hardware.Length == 0)
+        // writes now) becomes part of this commit's first event. The log keeps it until that event is written: a
+        // failed write leaves it there for the unit to hand to the next incarnation (re-driven: what it handed).
+        var log = _model.Domain.HardwareWrites;
+        long[] hardware;
+        if (redo)
         {
-            coordinator.Tell(new Committed(commit.Window, _settings.Domain, 0, 0));
+            hardware = _reboundHardware ?? [];
+            _reboundHardware = null;
+        }
+        else
+        {
+            hardware = log?.Peek() ?? [];
+        }
+        if (_inbox.Count == 0 && _released.Count == 0 && hardware.Length == 0 && written == 0)
+        {
+            _tail.Clear();
+            coordinator.Tell(new Committed(window, _settings.Domain, 0, 0, LastSequenceNr));
             return;
         }
 
@@ -166,6 +254,7 @@ public sealed class DomainActor : ReceivePersistentActor
         _outcome.Clear();
         var released = _released.ToArray();
         _released.Clear();
+        List<FlushNotice>? earlierFlushes = null;
         int max = Math.Max(1, _settings.MaxOpsPerEvent);
         int offset = 0;
         do
@@ -174,20 +263,48 @@ public sealed class DomainActor : ReceivePersistentActor
             var slice = ops.Slice(offset, n);
             var rel = offset == 0 ? released : [];
             var hw = offset == 0 ? hardware : [];
-            ulong digest = _model.ApplyBatch(hw, rel, _releasedAt, slice.Span, _outcome);
-            events.Add(new DomainBatch(rel, _releasedAt, slice, digest) { HardwareWrites = hw });
+            if (events.Count < written)
+            {
+                // Already in the journal: the recovery applied it; answer from what its replay produced.
+                var replayed = WrittenEvent(window, events.Count, written, slice.Span, rel);
+                _outcome.Results.AddRange(replayed.Results);
+                _outcome.Notices.AddRange(replayed.Notices);
+                (earlierFlushes ??= new()).AddRange(replayed.Flushes);
+                events.Add(replayed.Batch);
+            }
+            else
+            {
+                ulong digest = _model.ApplyBatch(hw, rel, _releasedAt, slice.Span, _outcome);
+                events.Add(new DomainBatch(rel, _releasedAt, slice, digest) { HardwareWrites = hw });
+            }
             offset += n;
         }
         while (offset < ops.Length);
+        if (written > events.Count)
+            throw new InvalidOperationException($"{_settings.Domain}: its journal holds {written} events after window {window} began; the window makes {events.Count}.");
         var flushes = _model.TakeFlushes();
+        if (earlierFlushes is not null)
+            flushes = [.. earlierFlushes, .. flushes];
+        _tail.Clear();
+        var toWrite = written == 0 ? events : events.GetRange(written, events.Count - written);
+        if (toWrite.Count == 0)
+        {
+            Done();
+            return;
+        }
         int persisted = 0;
         // Nothing else is handled until every event of PersistAll is written, so _outcome stays as it is.
-        PersistAll(events, _ =>
+        PersistAll(toWrite, _ =>
         {
-            if (++persisted < events.Count)
-                return;
-            Answer(commit.Window, flushes, released);
-            _batchesSinceSnapshot += events.Count;
+            if (++persisted == toWrite.Count)
+                Done();
+        });
+
+        void Done()
+        {
+            log?.Clear();
+            Answer(window, flushes, released);
+            _batchesSinceSnapshot += toWrite.Count;
             if (_settings.SnapshotEvery > 0 && _batchesSinceSnapshot >= _settings.SnapshotEvery)
             {
                 // Captured before the coordinator hears of the commit: once it does, the unit may walk (and set
@@ -195,8 +312,22 @@ public sealed class DomainActor : ReceivePersistentActor
                 _batchesSinceSnapshot = 0;
                 SaveSnapshot(_model.Capture());
             }
-            coordinator.Tell(new Committed(commit.Window, _settings.Domain, _outcome.Results.Count, events.Count));
-        });
+            coordinator.Tell(new Committed(window, _settings.Domain, _outcome.Results.Count, events.Count, LastSequenceNr));
+        }
+    }
+
+    /// <summary>
+    /// The <paramref name="index"/>-th event of a re-driven window, of which the journal holds the first
+    /// <paramref name="written"/>: the matching replayed event, checked against the re-sent inputs.
+    /// </summary>
+    private Replayed WrittenEvent(long window, int index, int written, ReadOnlySpan<DmaOp> ops, long[] released)
+    {
+        if (_tail.Count < written)
+            throw new InvalidOperationException($"{_settings.Domain}: window {window} has {written} events in the journal, more than recovery kept ({_tail.Count}).");
+        var replayed = _tail[_tail.Count - written + index];
+        if (!replayed.Batch.Ops.Span.SequenceEqual(ops) || !replayed.Batch.Released.AsSpan().SequenceEqual(released))
+            throw new InvalidOperationException($"{_settings.Domain}: the journal's event {LastSequenceNr - written + index + 1} is not what window {window} re-sent.");
+        return replayed;
     }
 
     /// <summary>
@@ -257,38 +388,57 @@ public sealed class DomainActor : ReceivePersistentActor
     /// <summary>Results to the hosts that submitted, grouped per host in stamp order; notices to the IOTLB side.</summary>
     private void Answer(long window, FlushNotice[] flushes, long[] released)
     {
-        // Under strict and batch:N an unmap is answered once the flush covering it completed.
-        foreach (long id in released)
+        if (_settings.ReplyUnmapsAfterFlush)
         {
-            if (_heldReplies.Remove(id, out var held))
-                Reply(held.Host, held.Result);
+            // Under strict and batch:N an unmap's result reaches its device once the flush covering it completed:
+            // its host held it until now (a map-time flush, negative, has nobody waiting).
+            foreach (long id in released)
+            {
+                if (id >= 0 && HostOf((int)(id >> 32)) is { } host)
+                {
+                    ReplyTo(host).Released.Add(id);
+                    if (_settings.AckLog is not null)
+                        _acked.Add(id);
+                }
+            }
         }
         var notices = _outcome.Notices;
         int next = 0;
-        IActorRef? host = null;
+        IActorRef? host0 = null;
         int hostDevice = -1;
+        Reply? to = null;
         foreach (var result in _outcome.Results)
         {
             bool noticed = next < notices.Count && notices[next].Id == result.Id;
             if (noticed)
                 next++;
             int device = (int)(result.Id >> 32);
-            if (device != hostDevice && !_hostOfDevice.TryGetValue(device, out host))
+            if (device != hostDevice)
             {
-                _dropped++; // submitted before a restart: its host was never told it ran
-                hostDevice = -1;
-                continue;
+                if (!_hostOfDevice.TryGetValue(device, out host0))
+                {
+                    _dropped++; // submitted before a restart: its host was never told it ran
+                    hostDevice = -1;
+                    continue;
+                }
+                hostDevice = device;
+                to = ReplyTo(host0);
             }
-            hostDevice = device;
             if (noticed && _settings.ReplyUnmapsAfterFlush)
-                _heldReplies[result.Id] = (host!, result);
+            {
+                to!.Held.Add(result);
+            }
             else
-                Reply(host!, result);
+            {
+                to!.Items.Add(result);
+                if (_settings.AckLog is not null)
+                    _acked.Add(result.Id);
+            }
         }
-        foreach (var (to, list) in _replies)
+        foreach (var r in _replies)
         {
-            if (list.Count > 0)
-                to.Tell(new Results(window, _settings.Domain, list.Take()));
+            if (r.Items.Count > 0 || r.Held.Count > 0 || r.Released.Count > 0)
+                r.Host.Tell(new Results(window, _settings.Domain, r.Items.Take()) { Held = r.Held.Take(), Released = r.Released.Take() });
         }
         if (_settings.AckLog is { } log)
         {
@@ -304,21 +454,18 @@ public sealed class DomainActor : ReceivePersistentActor
         }
     }
 
-    private void Reply(IActorRef host, in DmaOpResult result)
+    private IActorRef? HostOf(int device) => _hostOfDevice.GetValueOrDefault(device);
+
+    private Reply ReplyTo(IActorRef host)
     {
-        if (_settings.AckLog is not null)
-            _acked.Add(result.Id);
-        foreach (var (to, list) in _replies)
+        foreach (var r in _replies)
         {
-            if (ReferenceEquals(to, host))
-            {
-                list.Add(result);
-                return;
-            }
+            if (ReferenceEquals(r.Host, host))
+                return r;
         }
-        var outbox = new Outbox<DmaOpResult>(_settings.Pools?.Results);
-        outbox.Add(result);
-        _replies.Add((host, outbox));
+        var reply = new Reply(host, _settings.Pools);
+        _replies.Add(reply);
+        return reply;
     }
 
     private Summary MakeSummary()

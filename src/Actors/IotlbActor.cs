@@ -66,10 +66,11 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     public sealed record Bound(string Unit, string Domain, IommuDomain Table);
 
     /// <summary>
-    /// A domain already bound announced itself again: it was restarted from its journal (after a failed write)
-    /// and its devices still point at its old table (to the coordinator).
+    /// A domain already bound announced itself again: it was restarted from its journal (after a failed write).
+    /// The unit walks its new table from now on and has re-sent it the hardware writes and releases of the window
+    /// that died with the old incarnation (to the coordinator, which has the window re-driven).
     /// </summary>
-    public sealed record DomainRestarted(string Unit, string Domain);
+    public sealed record DomainRestarted(string Unit, string Domain, IommuDomain Table);
 
     private readonly string _name;
     private readonly IommuUnit _unit;
@@ -109,9 +110,9 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         });
         Receive<DomainActor.Ready>(r =>
         {
-            if (_tables.ContainsKey(r.Domain))
+            if (_tables.TryGetValue(r.Domain, out var old))
             {
-                _coordinator.Tell(new DomainRestarted(_name, r.Domain));
+                Rebind(r.Domain, old, r.Table);
                 return;
             }
             _tables[r.Domain] = r.Table;
@@ -133,6 +134,9 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         });
         Receive<Process>(p =>
         {
+            // The lane's domains committed: they hold what was re-sendable until now.
+            foreach (var binding in _bindings)
+                binding.Acknowledged(_pools);
             RunWindow(p.EndNs);
             Sender.Tell(new Processed(p.Window, _name, _dmaCount));
         });
@@ -249,8 +253,34 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         foreach (var binding in _bindings)
         {
             if (binding.Released.Count > 0)
-                binding.Actor.Tell(new DomainActor.Release(binding.Released.Take(), _clock.NowNs));
+            {
+                var release = new DomainActor.Release(binding.Released.Take(), _clock.NowNs);
+                binding.Unacknowledged.Add(release);
+                binding.Actor.Tell(release);
+            }
         }
+    }
+
+    /// <summary>
+    /// Domain <paramref name="domain"/> was restarted from its journal: its recovered table replaces
+    /// <paramref name="old"/> (the same bytes at the same page numbers once the re-driven window is committed, so
+    /// the IOTLB and walk-cache entries stay valid, as they would for hardware that never saw the difference);
+    /// the new incarnation gets again what the old one took with it: the hardware's writes since the last commit
+    /// and the releases sent since then.
+    /// </summary>
+    private void Rebind(string domain, IommuDomain old, IommuDomain table)
+    {
+        var binding = _byTable[old];
+        // The old incarnation's failed commit left the writes in its table's log; a later restart re-sends them.
+        binding.HardwareWrites ??= old.HardwareWrites?.Take() ?? [];
+        _unit.Rebind(old, table);
+        _byTable.Remove(old);
+        _byTable[table] = binding;
+        _tables[domain] = table;
+        binding.Actor.Tell(new DomainActor.Rebound(binding.HardwareWrites));
+        foreach (var release in binding.Unacknowledged)
+            binding.Actor.Tell(release);
+        _coordinator.Tell(new DomainRestarted(_name, domain, table));
     }
 
     /// <summary>A bound domain's actor and the unmaps released for it since the last message.</summary>
@@ -258,6 +288,19 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     {
         public readonly IActorRef Actor = actor;
         public readonly Outbox<long> Released = released;
+        /// <summary>Releases sent since the domain's last commit (it owns none of them until that commit is written).</summary>
+        public readonly List<DomainActor.Release> Unacknowledged = new();
+        /// <summary>Hardware writes handed over after a restart, until the re-driven commit is written.</summary>
+        public long[]? HardwareWrites;
+
+        /// <summary>The domain's commit is written: what it was sent is its own now.</summary>
+        public void Acknowledged(MessagePools? pools)
+        {
+            foreach (var release in Unacknowledged)
+                pools?.Releases.Return(release.UnmapIds);
+            Unacknowledged.Clear();
+            HardwareWrites = null;
+        }
     }
 
     /// <inheritdoc/>

@@ -72,6 +72,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
     private readonly Dictionary<string, IommuDomain> _tables = new(StringComparer.Ordinal);
     private readonly List<Lane> _waitingForBudget = new();
     private readonly MessagePools _pools = new();
+    /// <summary>Restarts of a domain from its journal while committing one window after which the run gives up.</summary>
+    private const int MaxRestarts = 5;
+    /// <summary>Domains whose answer to the lane's current commit is outstanding.</summary>
+    private readonly HashSet<string> _awaitingCommit = new(StringComparer.Ordinal);
+    /// <summary>Each domain's journal sequence number at its last commit (where a re-driven window begins).</summary>
+    private readonly Dictionary<string, long> _sequenceNr = new(StringComparer.Ordinal);
+    /// <summary>Restarts of a domain since its last commit.</summary>
+    private readonly Dictionary<string, int> _restarts = new(StringComparer.Ordinal);
     private int _hostCount;
     private int _unbound;
     private int _lanesRunning;
@@ -106,6 +114,9 @@ internal sealed class SimulationCoordinator : ReceiveActor
         Receive<DomainActor.Committed>(c =>
         {
             var lane = _laneOfDomain[c.Domain];
+            _awaitingCommit.Remove(c.Domain);
+            _restarts.Remove(c.Domain);
+            _sequenceNr[c.Domain] = c.SequenceNr;
             _events += c.Events;
             _opsPersisted += c.Ops;
             if (--lane.DomainsPending > 0)
@@ -141,15 +152,34 @@ internal sealed class SimulationCoordinator : ReceiveActor
         });
         Receive<IotlbActor.DomainRestarted>(r =>
         {
-            // The domain's state is safe (rebuilt from its journal), but the inputs of the window it was
-            // committing died with it and its devices still wait for those answers: the run cannot go on exactly.
-            long window = _laneOfDomain.TryGetValue(r.Domain, out var lane) ? lane.Window : 0;
-            _done.TrySetException(new InvalidOperationException(
-                $"domain {r.Domain} was restarted from its journal after a failed write (window {window}); the operations " +
-                "of the window it was committing were never acknowledged and cannot be re-driven, so the run stops here " +
-                "(everything acknowledged so far is in the journal)"));
-            _finished = true;
-            Context.Stop(Self);
+            // The domain was rebuilt from its journal (a failed write); its unit walks the new table and re-sent
+            // the releases and hardware writes of the window that died with the old incarnation. Its hosts re-send
+            // their operations of that window, then the domain commits it again.
+            var lane = _laneOfDomain[r.Domain];
+            _tables[r.Domain] = r.Table;
+            int restarts = _restarts.GetValueOrDefault(r.Domain) + 1;
+            _restarts[r.Domain] = restarts;
+            if (restarts >= MaxRestarts)
+            {
+                if (_finished)
+                    return;
+                _finished = true;
+                _done.TrySetException(new InvalidOperationException(
+                    $"domain {r.Domain} was restarted from its journal {restarts} times while committing window {lane.Window} " +
+                    "(its journal writes keep failing); the run stops here (everything acknowledged so far is in the journal)"));
+                Context.Stop(Self);
+                return;
+            }
+            int i = lane.DomainNames.IndexOf(r.Domain);
+            lane.Hosts[i].Tell(new DeviceHost.Resend(lane.Window, lane.Domains[i]));
+        });
+        Receive<DeviceHost.Resent>(r =>
+        {
+            var lane = _laneOfHost[Sender];
+            int i = lane.Domains.IndexOf(r.Domain);
+            string name = lane.DomainNames[i];
+            if (_awaitingCommit.Contains(name))
+                r.Domain.Tell(new DomainActor.Recommit(r.Window, _sequenceNr.GetValueOrDefault(name)));
         });
         Receive<IotlbActor.Counters>(OnCounters);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
@@ -330,15 +360,17 @@ internal sealed class SimulationCoordinator : ReceiveActor
     }
 
     /// <summary>Commits the lane's current window once its hosts have generated it and its unit is idle.</summary>
-    private static void TryCommit(Lane lane)
+    private void TryCommit(Lane lane)
     {
         if (lane.HostsPending == 0 && !lane.UnitBusy && lane.CommittedWindow < lane.Window)
             CommitDomains(lane);
     }
 
-    private static void CommitDomains(Lane lane)
+    private void CommitDomains(Lane lane)
     {
         lane.DomainsPending = lane.Domains.Count;
+        foreach (var name in lane.DomainNames)
+            _awaitingCommit.Add(name);
         foreach (var d in lane.Domains)
             d.Tell(new DomainActor.Commit(lane.Window));
     }
@@ -420,33 +452,6 @@ internal sealed class SimulationCoordinator : ReceiveActor
             Finish();
     }
 
-    /// <summary>
-    /// The most table pages held at once: at the end of each window, summed over the lanes (a lane that has
-    /// finished holds what it held at its end).
-    /// </summary>
-    private long TablePagesMax()
-    {
-        long windows = 0;
-        foreach (var lane in _lanes)
-            windows = Math.Max(windows, lane.PagesAtWindowEnd.Count);
-        long max = 0;
-        for (int w = 0; w < windows; w++)
-        {
-            long sum = 0;
-            foreach (var lane in _lanes)
-            {
-                var pages = lane.PagesAtWindowEnd;
-                if (pages.Count > 0)
-                    sum += pages[Math.Min(w, pages.Count - 1)];
-            }
-            max = Math.Max(max, sum);
-        }
-        long final = 0;
-        foreach (var lane in _lanes)
-            final += LanePages(lane);
-        return Math.Max(max, final);
-    }
-
     private long SimWindows()
     {
         long windows = 0;
@@ -486,87 +491,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
             return;
 
         double wall = _wall.Elapsed.TotalSeconds;
-        long maps = 0, unmaps = 0, errors = 0, dmas = 0, lockWaits = 0;
-        ulong bytes = 0;
-        var waits = new long[DeviceHost.LockWaitBuckets];
-        foreach (var h in _lanes.SelectMany(static l => l.Counters.Values))
-        {
-            maps += h.Maps;
-            unmaps += h.Unmaps;
-            errors += h.Errors;
-            dmas += h.Dmas;
-            lockWaits += h.LockWaits;
-            bytes += h.BytesMapped;
-            for (int i = 0; i < waits.Length; i++)
-                waits[i] += h.LockWaitHistogram[i];
-        }
-        long hits = 0, misses = 0, inv = 0, over = 0, inWindow = 0, violations = 0, uaf = 0, breaches = 0, faults = 0;
-        foreach (var u in _unitCounters)
-        {
-            hits += u.Stats.Hits;
-            misses += u.Stats.Misses;
-            inv += u.Stats.Invalidations;
-            over += u.Stats.OverInvalidatedBytes;
-            inWindow += u.Stats.StaleInWindow;
-            violations += u.Stats.StaleViolations;
-            uaf += u.Stats.UseAfterFree;
-            breaches += u.Stats.IsolationBreaches;
-            faults += u.Stats.Faults;
-        }
-        long ops = maps + unmaps;
-        ReportProgress(ops, force: true);
-        _done.TrySetResult(new SimulationResult
-        {
-            RunId = _s.RunId,
-            Unsafe = _s.Unsafe,
-            Ops = ops,
-            Dmas = dmas,
-            OpsPerSec = ops / Math.Max(wall, 1e-9),
-            WallS = wall,
-            SimS = SimWindows() * (double)_s.WindowNs / 1e9,
-            Maps = maps,
-            Unmaps = unmaps,
-            BytesMapped = bytes,
-            IotlbHitRate = hits + misses == 0 ? 0 : (double)hits / (hits + misses),
-            Invalidations = inv,
-            InvalidationsPerUnmap = unmaps == 0 ? 0 : (double)inv / unmaps,
-            OverInvalidatedBytes = over,
-            StaleInWindow = inWindow,
-            StaleViolations = violations,
-            UseAfterFree = uaf,
-            IsolationBreaches = breaches,
-            LockWaitP50Us = Percentile(waits, 0.50),
-            LockWaitP99Us = Percentile(waits, 0.99),
-            LockWaits = lockWaits,
-            TablePagesMax = TablePagesMax(),
-            EventsPersisted = _events,
-            OpsPersisted = _opsPersisted,
-            TableHash = TableHash(),
-            MemoryHash = DomainHashes.Memory(_tables),
-            Faults = faults,
-            Errors = errors,
-        });
+        long finalPages = 0;
+        foreach (var lane in _lanes)
+            finalPages += LanePages(lane);
+        var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, _lanes.SelectMany(static l => l.Counters.Values), _unitCounters,
+            _lanes.Select(static l => (IReadOnlyList<long>)l.PagesAtWindowEnd).ToList(), finalPages, _tables, _events, _opsPersisted, SimWindows(), wall));
+        ReportProgress(result.Ops, force: true);
+        _done.TrySetResult(result);
         _finished = true;
         Context.Stop(Self);
     }
-
-    /// <summary>The upper bound (µs) of the histogram bucket holding the given quantile.</summary>
-    private static double Percentile(long[] histogram, double q)
-    {
-        long total = 0;
-        foreach (long n in histogram)
-            total += n;
-        if (total == 0)
-            return 0;
-        long rank = (long)Math.Ceiling(q * total), seen = 0;
-        for (int k = 0; k < histogram.Length; k++)
-        {
-            seen += histogram[k];
-            if (seen >= rank)
-                return k == 0 ? 0 : Math.Pow(2, k) ;
-        }
-        return Math.Pow(2, histogram.Length);
-    }
-
-    private string TableHash() => DomainHashes.Canonical(_tables);
 }

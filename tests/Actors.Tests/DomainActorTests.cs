@@ -43,7 +43,7 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
 
         domain.Tell(new DomainActor.Commit(1), TestActor);
         var committed = ExpectMsg<DomainActor.Committed>();
-        Assert.Equal(new DomainActor.Committed(1, "d0", 2, 1), committed);
+        Assert.Equal(new DomainActor.Committed(1, "d0", 2, 1, SequenceNr: 1), committed);
         // Device 2's op is stamped first, so it got the first (highest) IOVA.
         var r2 = host2.ExpectMsg<DomainActor.Results>();
         var r1 = host1.ExpectMsg<DomainActor.Results>();
@@ -97,14 +97,19 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
         domain.Tell(new DomainActor.Commit(2), TestActor);
         ExpectMsg<DomainActor.Committed>();
         var notice = Assert.Single(iotlb.ExpectMsg<DomainActor.Unmapped>().Notices.ToArray());
-        host.ExpectNoMsg(TimeSpan.FromMilliseconds(200));             // durable, but not yet flushed
+        // Durable, but not yet flushed: the host gets the result to hold, not to hand to its device.
+        var durable = host.ExpectMsg<DomainActor.Results>();
+        Assert.Empty(durable.Items.ToArray());
+        var unmap = Assert.Single(durable.Held.ToArray());
+        Assert.Equal(notice.Id, unmap.Id);
+        Assert.Equal(0x1000UL, unmap.Bytes);
 
         domain.Tell(new DomainActor.Release([notice.Id], 150_000));
         domain.Tell(new DomainActor.Commit(3), TestActor);
         ExpectMsg<DomainActor.Committed>();
-        var unmap = Assert.Single(host.ExpectMsg<DomainActor.Results>().Items.ToArray());
-        Assert.Equal(notice.Id, unmap.Id);
-        Assert.Equal(0x1000UL, unmap.Bytes);
+        var flushed = host.ExpectMsg<DomainActor.Results>();
+        Assert.Equal([notice.Id], flushed.Released.ToArray());       // now the device may see it
+        Assert.Empty(flushed.Items.ToArray());
     }
 
     [Fact]
@@ -127,7 +132,7 @@ public class DomainActorProtocolTests(ITestOutputHelper output)
             ops[i] = Ops.Map(i, 0, i + 1, 0x1_0000_0000 + ((ulong)i << 12));
         domain.Tell(new DomainActor.Submit(1, ops), host.Ref);
         domain.Tell(new DomainActor.Commit(1), TestActor);
-        Assert.Equal(new DomainActor.Committed(1, "d0", 250, 3), ExpectMsg<DomainActor.Committed>());
+        Assert.Equal(new DomainActor.Committed(1, "d0", 250, 3, SequenceNr: 3), ExpectMsg<DomainActor.Committed>());
         Assert.Equal(250, host.ExpectMsg<DomainActor.Results>().Items.Length);
         domain.Tell(DomainActor.GetSummary.Instance, TestActor);
         Assert.Equal(3, ExpectMsg<DomainActor.Summary>().LastSequenceNr);

@@ -52,19 +52,42 @@ public class IotlbAndHostTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void ADomainThatAnnouncesItselfAgainIsReportedAsRestarted()
+    public void ADomainThatAnnouncesItselfAgainIsReboundAndGetsWhatItsOldIncarnationTookWithIt()
     {
-        var unit = Sys.ActorOf(IotlbActor.Props("u0", new IommuUnitConfig()));
+        var unit = Sys.ActorOf(IotlbActor.Props("u0", new IommuUnitConfig { Policy = FlushPolicySpec.Strict }));
+        var domain = CreateTestProbe();
         Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var model));
-        unit.Tell(new IotlbActor.AttachDevices("d0", 1, CreateTestProbe().Ref, [3]), TestActor);
+        unit.Tell(new IotlbActor.AttachDevices("d0", 1, domain.Ref, [3]), TestActor);
         unit.Tell(new DomainActor.Ready("d0", model!.Domain));
         Assert.Equal(new IotlbActor.Bound("u0", "d0", model.Domain), ExpectMsg<IotlbActor.Bound>());
+        // An unmap flushed in window 1: its release goes to the domain, whose next commit then fails.
+        const IommuProt RW = IommuProt.Read | IommuProt.Write;
+        Assert.True(model.Submit(new DmaOp(0, DmaOp.MakeId(3, 1), DmaOpKind.DmaMap, 0, 0x8000_0000, 0x1000, RW), out var map));
+        Assert.True(model.Submit(new DmaOp(500, DmaOp.MakeId(3, 2), DmaOpKind.Unmap, map.Result.Iova, 0, 0x1000, RW), out var unmap));
+        unit.Tell(new DomainActor.Unmapped(1, "d0", [unmap.Notice!.Value], []));
+        unit.Tell(new IotlbActor.Process(1, 100_000), TestActor);
+        ExpectMsg<IotlbActor.Processed>();
+        Assert.Equal([unmap.Op.Id], domain.ExpectMsg<DomainActor.Release>().UnmapIds.ToArray());
 
-        // A new incarnation (recovered from the journal after a failed write) sends its table again.
+        // A new incarnation (recovered from the journal after a failed write) sends its table again: the unit
+        // walks it from now on, and re-sends the release the old incarnation never wrote.
         Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var again));
         unit.Tell(new DomainActor.Ready("d0", again!.Domain));
-        Assert.Equal(new IotlbActor.DomainRestarted("u0", "d0"), ExpectMsg<IotlbActor.DomainRestarted>());
+        Assert.Empty(domain.ExpectMsg<DomainActor.Rebound>().HardwareWrites);
+        Assert.Equal([unmap.Op.Id], domain.ExpectMsg<DomainActor.Release>().UnmapIds.ToArray());
+        Assert.Equal(new IotlbActor.DomainRestarted("u0", "d0", again.Domain), ExpectMsg<IotlbActor.DomainRestarted>());
         ExpectNoMsg(TimeSpan.FromMilliseconds(100));                    // and it is not bound a second time
+        unit.Tell(new IotlbActor.GetCounters(), TestActor);
+        Assert.Same(again.Domain, ExpectMsg<IotlbActor.Counters>().Tables["d0"]);
+
+        // Once the domain committed (the next Process), nothing is re-sent any more.
+        unit.Tell(new IotlbActor.Process(2, 200_000), TestActor);
+        ExpectMsg<IotlbActor.Processed>();
+        Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var third));
+        unit.Tell(new DomainActor.Ready("d0", third!.Domain));
+        domain.ExpectMsg<DomainActor.Rebound>();
+        ExpectMsg<IotlbActor.DomainRestarted>();
+        domain.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
     }
 
     [Fact]

@@ -113,7 +113,8 @@ internal sealed class DomainContext
         }
     }
 
-    public IommuDomain Domain { get; }
+    /// <summary>The table the unit walks (replaced by <see cref="IommuUnit.Rebind"/>).</summary>
+    public IommuDomain Domain { get; set; }
 
     public int Id { get; }
 

@@ -145,6 +145,30 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
         return Errno.None;
     }
 
+    /// <summary>
+    /// Split mode: the owner of <paramref name="old"/> replaced it by <paramref name="replacement"/>, a table with
+    /// the same bytes at the same page numbers (a domain rebuilt from its journal). The unit keeps everything it
+    /// holds for the domain — its id, so its IOTLB and walk-cache entries, its unflushed unmaps and flush-policy
+    /// state — and walks the new table from now on; devices attached to the old one are attached to the new one.
+    /// Hardware that caches translations by domain id and table page numbers cannot tell the two apart.
+    /// </summary>
+    public void Rebind(IommuDomain old, IommuDomain replacement)
+    {
+        if (ReferenceEquals(old, replacement))
+            return;
+        if (!_domains.Remove(old, out var ctx))
+            throw new InvalidOperationException($"Domain is not bound to IOMMU unit {Name}.");
+        if (_domains.ContainsKey(replacement))
+            throw new InvalidOperationException($"The replacement domain is already bound to IOMMU unit {Name}.");
+        ctx.Domain = replacement;
+        _domains.Add(replacement, ctx);
+        foreach (var device in _devices.Values)
+        {
+            if (ReferenceEquals(device.Domain, old))
+                device.Domain = replacement;
+        }
+    }
+
     /// <summary>Detaches a device; <see cref="Errno.ENODEV"/> when it is not attached.</summary>
     public Errno Detach(IommuDevice device)
     {

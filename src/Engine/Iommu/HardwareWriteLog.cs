@@ -28,6 +28,12 @@ public sealed class HardwareWriteLog
         _items[Count++] = Pack(page, index);
     }
 
+    /// <summary>The entries recorded since the last <see cref="Take"/> or <see cref="Clear"/>, in order; the log keeps them.</summary>
+    public long[] Peek() => Count == 0 ? [] : _items.AsSpan(0, Count).ToArray();
+
+    /// <summary>Forgets the entries recorded (once what <see cref="Peek"/> gave is durable elsewhere).</summary>
+    public void Clear() => Count = 0;
+
     /// <summary>The entries recorded since the last call, in order; the log is empty afterwards.</summary>
     public long[] Take()
     {
