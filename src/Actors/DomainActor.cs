@@ -62,9 +62,15 @@ public sealed class DomainActor : ReceivePersistentActor
         }
     }
 
-    /// <summary>Durable unmaps, and flushes the table asked for, for the IOTLB side.</summary>
+    /// <summary>
+    /// Durable unmaps, and flushes the table asked for, for the IOTLB side; <c>Leaves</c> holds the translations
+    /// of the notices that list theirs (<see cref="UnmapNotice.LeafStart"/>).
+    /// </summary>
     public sealed record Unmapped(long Window, string Domain, ReadOnlyMemory<UnmapNotice> Notices, FlushNotice[] Flushes)
     {
+        /// <summary>The leaf list the notices index (empty when every notice carries its translation inline).</summary>
+        public LeafSegment[] Leaves { get; init; } = [];
+
         /// <summary>Notices of a whole array.</summary>
         public Unmapped(long window, string domain, UnmapNotice[] notices, FlushNotice[] flushes)
             : this(window, domain, new ReadOnlyMemory<UnmapNotice>(notices), flushes)
@@ -179,7 +185,7 @@ public sealed class DomainActor : ReceivePersistentActor
             offset += n;
         }
         while (offset < ops.Length);
-        var flushes = _model.TakeFlushes();
+        var flushes = _outcome.Flushes.Count == 0 ? [] : _outcome.Flushes.ToArray();
         int persisted = 0;
         // Nothing else is handled until every event of PersistAll is written, so _outcome stays as it is.
         PersistAll(events, _ =>
@@ -300,7 +306,8 @@ public sealed class DomainActor : ReceivePersistentActor
         {
             foreach (var n in notices)
                 _notices.Add(n);
-            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, _notices.Take(), flushes));
+            var leaves = _outcome.Leaves.Count == 0 ? [] : _outcome.Leaves.ToArray();
+            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, _notices.Take(), flushes) { Leaves = leaves });
         }
     }
 

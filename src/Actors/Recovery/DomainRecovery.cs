@@ -26,14 +26,11 @@ public static class DomainRecovery
             ?? throw new InvalidOperationException($"a domain's snapshot is a {snapshot.GetType().Name}, not a domain snapshot")));
 
     /// <summary>
-    /// Replays one journalled batch (throws when the engine no longer gives the recorded results). The flushes it
-    /// asks for were sent, or lost with a crash, when the batch was first applied; the unit never sees them again.
+    /// Replays one journalled batch (throws when the engine no longer gives the recorded results). The notices and
+    /// flushes it gives (in <paramref name="scratch"/>) were sent, or lost with a crash, when the batch was first
+    /// applied; the unit never sees them again.
     /// </summary>
-    public static void Replay(DomainModel model, DomainBatch batch, BatchOutcome scratch)
-    {
-        model.Replay(batch, scratch);
-        model.TakeFlushes();
-    }
+    public static void Replay(DomainModel model, DomainBatch batch, BatchOutcome scratch) => model.Replay(batch, scratch);
 
     private static DomainModel Attach(DomainModel model)
     {
