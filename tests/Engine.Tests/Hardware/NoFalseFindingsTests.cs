@@ -22,7 +22,7 @@ public sealed class NoFalseFindingsTests(ITestOutputHelper output)
         { "nvme", 250_000 },
         { "mixed", 250_000 },
         { "random", 0 },
-        { "gpu", 1_500 },
+        { "gpu", 600 },
     };
 
     private static readonly string[] Policies = ["strict", "lazy", "lazy-single", "batch:16"];
@@ -31,7 +31,7 @@ public sealed class NoFalseFindingsTests(ITestOutputHelper output)
     private static long RandomOps(string policy) => policy switch
     {
         "lazy" => 20_000,
-        "lazy-single" => 4_000,
+        "lazy-single" => 2_500,
         _ => 250_000,
     };
 
