@@ -93,7 +93,7 @@ public static class DirectSim
             {
                 ops[d].Sort();
                 outcome.Clear();
-                models[d].ApplyBatch(CollectionsMarshal.AsSpan(released[d]), t0, CollectionsMarshal.AsSpan(ops[d]), outcome);
+                models[d].ApplyBatch([], CollectionsMarshal.AsSpan(released[d]), t0, CollectionsMarshal.AsSpan(ops[d]), outcome);
                 released[d].Clear();
                 ops[d].Clear();
                 foreach (var r in outcome.Results)
@@ -104,7 +104,7 @@ public static class DirectSim
                 }
                 foreach (var n in outcome.Notices)
                     notices[d % iommus].Add((n.StampNs, n.Id, d, n));
-                foreach (var f in models[d].TakeFlushes())
+                foreach (var f in outcome.Flushes)
                     units[d % iommus].FlushNow(models[d].Domain, f.Id, f.Start, f.End, f.Kind);
             }
             long p2 = Stopwatch.GetTimestamp();

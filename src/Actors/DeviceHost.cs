@@ -1,5 +1,6 @@
 using Akka.Actor;
 using PtActors.Engine.Dma;
+using PtActors.Engine.Hardware;
 using PtActors.Engine.Workloads;
 
 namespace PtActors.Actors;
@@ -43,7 +44,7 @@ public sealed class DeviceHost : ReceiveActor
     private readonly Dictionary<int, Slot> _devices = new();
     private readonly List<Slot> _order = new();
     private readonly List<Destination<DmaOp>> _domains = new();
-    private readonly List<Destination<IotlbActor.DmaAccess>> _units = new();
+    private readonly List<Destination<DmaAccess>> _units = new();
     private readonly Sink _sink = new();
     private readonly long[] _lockWaits = new long[LockWaitBuckets];
     /// <summary>Operations submitted that take no range lock although not DmaMaps (an empty or wrapping range): rare.</summary>
@@ -65,14 +66,14 @@ public sealed class DeviceHost : ReceiveActor
     public DeviceHost(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null)
     {
         var domains = new Dictionary<IActorRef, Destination<DmaOp>>();
-        var units = new Dictionary<IActorRef, Destination<IotlbActor.DmaAccess>>();
+        var units = new Dictionary<IActorRef, Destination<DmaAccess>>();
         foreach (var d in devices)
         {
             if (!domains.TryGetValue(d.Domain, out var domain))
                 _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain, new Outbox<DmaOp>(pinned: true)));
             domain.Devices.Add(d.Workload.Device);
             if (!units.TryGetValue(d.Iotlb, out var unit))
-                _units.Add(units[d.Iotlb] = unit = new Destination<IotlbActor.DmaAccess>(d.Iotlb, new Outbox<IotlbActor.DmaAccess>(pools?.Dmas)));
+                _units.Add(units[d.Iotlb] = unit = new Destination<DmaAccess>(d.Iotlb, new Outbox<DmaAccess>(pools?.Dmas)));
             var slot = new Slot(d.Workload, domain, unit);
             _devices.Add(d.Workload.Device, slot);
             _order.Add(slot);
@@ -212,11 +213,11 @@ public sealed class DeviceHost : ReceiveActor
     }
 
     /// <summary>A hosted device with its destinations resolved once (no per-operation lookups).</summary>
-    private sealed class Slot(IDeviceWorkload workload, Destination<DmaOp> domain, Destination<IotlbActor.DmaAccess> unit)
+    private sealed class Slot(IDeviceWorkload workload, Destination<DmaOp> domain, Destination<DmaAccess> unit)
     {
         public readonly IDeviceWorkload Workload = workload;
         public readonly Destination<DmaOp> Domain = domain;
-        public readonly Destination<IotlbActor.DmaAccess> Unit = unit;
+        public readonly Destination<DmaAccess> Unit = unit;
         public uint DmaSeq;
     }
 
@@ -250,7 +251,7 @@ public sealed class DeviceHost : ReceiveActor
         public void Dma(ulong stampNs, ulong iova, bool write)
         {
             var slot = Current;
-            slot.Unit.Box.Add(new IotlbActor.DmaAccess(stampNs, slot.Workload.Device, slot.DmaSeq++, iova, write));
+            slot.Unit.Box.Add(new DmaAccess(stampNs, slot.Workload.Device, slot.DmaSeq++, iova, write));
         }
     }
 }

@@ -92,7 +92,10 @@ public sealed class DomainActor : ReceivePersistentActor
     /// </summary>
     public sealed record Recommit(long Window, long SequenceNrBefore);
 
-    /// <summary>Durable unmaps, and flushes the table asked for, for the IOTLB side.</summary>
+    /// <summary>
+    /// Durable unmaps, and flushes the table asked for, for the IOTLB side; <c>Leaves</c> holds the translations
+    /// of the notices that list theirs (<see cref="UnmapNotice.LeafStart"/>).
+    /// </summary>
     public sealed record Unmapped(long Window, string Domain, ReadOnlyMemory<UnmapNotice> Notices, FlushNotice[] Flushes)
     {
         /// <summary>Notices of a whole array.</summary>
@@ -100,6 +103,9 @@ public sealed class DomainActor : ReceivePersistentActor
             : this(window, domain, new ReadOnlyMemory<UnmapNotice>(notices), flushes)
         {
         }
+
+        /// <summary>The leaf list the notices index (empty when every notice carries its translation inline).</summary>
+        public LeafSegment[] Leaves { get; init; } = [];
     }
 
     /// <summary>Sent to the IOTLB side once recovered: the table its walks read (as hardware reads memory).</summary>
@@ -158,10 +164,10 @@ public sealed class DomainActor : ReceivePersistentActor
         });
         Recover<DomainBatch>(batch =>
         {
-            var flushes = DomainRecovery.Replay(_model, batch, _outcome);
+            DomainRecovery.Replay(_model, batch, _outcome);
             if (_tail.Count == 2 * MaxTail)
                 _tail.RemoveRange(0, MaxTail);
-            _tail.Add(new Replayed(batch, _outcome.Results.ToArray(), _outcome.Notices.ToArray(), flushes));
+            _tail.Add(new Replayed(batch, _outcome.Results.ToArray(), _outcome.Notices.ToArray(), _outcome.Leaves.ToArray(), _outcome.Flushes.ToArray()));
             _releasedAt = Math.Max(_releasedAt, batch.ReleasedAtNs);
             _batchesSinceSnapshot++;
         });
@@ -205,7 +211,7 @@ public sealed class DomainActor : ReceivePersistentActor
     private const int MaxTail = 4096;
 
     /// <summary>An event replayed at recovery and what it produced.</summary>
-    private sealed record Replayed(DomainBatch Batch, DmaOpResult[] Results, UnmapNotice[] Notices, FlushNotice[] Flushes);
+    private sealed record Replayed(DomainBatch Batch, DmaOpResult[] Results, UnmapNotice[] Notices, LeafSegment[] Leaves, FlushNotice[] Flushes);
 
     /// <summary>What one host is sent at the end of a commit.</summary>
     private sealed class Reply(IActorRef host, MessagePools? pools)
@@ -254,7 +260,6 @@ public sealed class DomainActor : ReceivePersistentActor
         _outcome.Clear();
         var released = _released.ToArray();
         _released.Clear();
-        List<FlushNotice>? earlierFlushes = null;
         int max = Math.Max(1, _settings.MaxOpsPerEvent);
         int offset = 0;
         do
@@ -268,8 +273,11 @@ public sealed class DomainActor : ReceivePersistentActor
                 // Already in the journal: the recovery applied it; answer from what its replay produced.
                 var replayed = WrittenEvent(window, events.Count, written, slice.Span, rel);
                 _outcome.Results.AddRange(replayed.Results);
-                _outcome.Notices.AddRange(replayed.Notices);
-                (earlierFlushes ??= new()).AddRange(replayed.Flushes);
+                int leafBase = _outcome.Leaves.Count;   // its notices index its own leaf list: rebase them
+                foreach (var notice in replayed.Notices)
+                    _outcome.Notices.Add(notice.LeafCount == 0 ? notice : notice with { LeafStart = notice.LeafStart + leafBase });
+                _outcome.Leaves.AddRange(replayed.Leaves);
+                _outcome.Flushes.AddRange(replayed.Flushes);
                 events.Add(replayed.Batch);
             }
             else
@@ -282,9 +290,7 @@ public sealed class DomainActor : ReceivePersistentActor
         while (offset < ops.Length);
         if (written > events.Count)
             throw new InvalidOperationException($"{_settings.Domain}: its journal holds {written} events after window {window} began; the window makes {events.Count}.");
-        var flushes = _model.TakeFlushes();
-        if (earlierFlushes is not null)
-            flushes = [.. earlierFlushes, .. flushes];
+        var flushes = _outcome.Flushes.Count == 0 ? [] : _outcome.Flushes.ToArray();
         _tail.Clear();
         var toWrite = written == 0 ? events : events.GetRange(written, events.Count - written);
         if (toWrite.Count == 0)
@@ -450,7 +456,8 @@ public sealed class DomainActor : ReceivePersistentActor
         {
             foreach (var n in notices)
                 _notices.Add(n);
-            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, _notices.Take(), flushes));
+            var leaves = _outcome.Leaves.Count == 0 ? [] : _outcome.Leaves.ToArray();
+            _settings.Iotlb?.Tell(new Unmapped(window, _settings.Domain, _notices.Take(), flushes) { Leaves = leaves });
         }
     }
 

@@ -11,24 +11,10 @@ namespace PtActors.Actors;
 /// them in stamp order — a DMA stamped before an unmap of the same window still sees the old translation —
 /// issues the invalidations, and only then sends the released unmaps back to their domains. Walks read the
 /// domains' table pages directly, as hardware reads memory; the coordinator's phases keep the domains still
-/// meanwhile.
+/// meanwhile. The window itself runs in a <see cref="UnitWindow"/>, as in the single-threaded harnesses.
 /// </summary>
-public sealed class IotlbActor : ReceiveActor, IPreStateOracle
+public sealed class IotlbActor : ReceiveActor
 {
-    /// <summary>A DMA a device made: stamped, and ordered by (stamp, device, sequence).</summary>
-    public readonly record struct DmaAccess(ulong StampNs, int Device, uint Seq, ulong Iova, bool Write) : IComparable<DmaAccess>
-    {
-        /// <summary>Stamp order: time, then device and its sequence.</summary>
-        public int CompareTo(DmaAccess other)
-        {
-            int c = StampNs.CompareTo(other.StampNs);
-            if (c != 0)
-                return c;
-            c = Device.CompareTo(other.Device);
-            return c != 0 ? c : Seq.CompareTo(other.Seq);
-        }
-    }
-
     /// <summary>
     /// Which devices of this unit attach to which domain (sent by the coordinator before the run), in the domain's
     /// order: the k-th device of a domain unmaps on CPU k mod the unit's CPUs.
@@ -79,16 +65,9 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     private readonly Dictionary<string, IommuDomain> _tables = new();
     private readonly Dictionary<IommuDomain, Binding> _byTable = new(ReferenceEqualityComparer.Instance);
     private readonly List<Binding> _bindings = new();
-    private readonly Dictionary<int, IommuDevice> _devices = new();
-    /// <summary>Each device's CPU: its index among its domain's devices, mod the unit's CPUs.</summary>
-    private readonly Dictionary<int, int> _cpuOf = new();
-    private readonly List<DmaAccess> _dmas = new();
-    private readonly WindowUnmaps _unmaps = new();
-    private readonly List<(FlushNotice Notice, IommuDomain Table)> _flushes = new();
+    private readonly UnitWindow _window;
     private readonly MessagePools? _pools;
     private IActorRef _coordinator = ActorRefs.Nobody;
-    private int _pendingFrom;   // first unmap of the window not yet run (the pre-state oracle's horizon)
-    private long _dmaCount;
     private IommuDomain? _boot;
 
     /// <summary>Props.</summary>
@@ -99,7 +78,8 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
     {
         _pools = pools;
         _name = unit;
-        _unit = new IommuUnit(unit, config, _clock) { PreState = this };
+        _unit = new IommuUnit(unit, config, _clock);
+        _window = new UnitWindow(_unit);
         _unit.UnmapReleased = (table, id) => _byTable[table].Released.Add(id);
 
         Receive<AttachDevices>(a =>
@@ -120,25 +100,26 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         });
         Receive<Dmas>(d =>
         {
-            _dmas.AddRange(d.Items.Span);
+            _window.AddDmas(d.Items.Span);
             _pools?.Dmas.Return(d.Items);
         });
         Receive<DomainActor.Unmapped>(u =>
         {
             var table = _tables[u.Domain];
             foreach (ref readonly var n in u.Notices.Span)
-                _unmaps.Add(n, table);
+                _window.AddUnmap(n, table, u.Leaves);
             _pools?.Notices.Return(u.Notices);
             foreach (var f in u.Flushes)
-                _flushes.Add((f, table));
+                _window.AddFlush(f, table);
         });
         Receive<Process>(p =>
         {
             // The lane's domains committed: they hold what was re-sendable until now.
             foreach (var binding in _bindings)
                 binding.Acknowledged(_pools);
-            RunWindow(p.EndNs);
-            Sender.Tell(new Processed(p.Window, _name, _dmaCount));
+            _window.Run(p.EndNs);
+            SendReleases();
+            Sender.Tell(new Processed(p.Window, _name, _window.DmasRun));
         });
         Receive<Drain>(d =>
         {
@@ -162,9 +143,8 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
             int d = plan.Devices[i];
             // A domain's devices spread over the CPUs (the k-th device of a domain on CPU k mod cpus), so that
             // --cpus matters whatever the numbers of devices and domains.
-            _cpuOf[d] = i % _unit.Config.Cpus;
             var device = _unit.Device("dev" + d.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            _devices[d] = device;
+            _window.Bind(d, device, i % _unit.Config.Cpus);
             // Until its driver attaches it, a device translates through what firmware left in the unit's context
             // cache: here a blocking domain (no mappings). The attach must invalidate that cached context; with
             // --unsafe skip-context it does not, and the device goes on translating through the boot domain.
@@ -192,75 +172,6 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         return _boot!;
     }
 
-    /// <summary>Everything of the window in stamp order: flushes the tables asked for, unmaps, then DMAs at one stamp.</summary>
-    private void RunWindow(ulong endNs)
-    {
-        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_flushes).Sort(default(StampOrder));
-        _unmaps.Sort();
-        System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_dmas).Sort();
-        int f = 0, u = 0, d = 0;
-        _pendingFrom = 0;
-        while (f < _flushes.Count || u < _unmaps.Count || d < _dmas.Count)
-        {
-            ulong tf = f < _flushes.Count ? _flushes[f].Notice.StampNs : ulong.MaxValue;
-            ulong tu = u < _unmaps.Count ? _unmaps[u].Notice.StampNs : ulong.MaxValue;
-            ulong td = d < _dmas.Count ? _dmas[d].StampNs : ulong.MaxValue;
-            if (tf <= tu && tf <= td)
-            {
-                var (n, table) = _flushes[f++];
-                _clock.AdvanceTo(n.StampNs);
-                _unit.FlushNow(table, n.Id, n.Start, n.End, n.Kind);
-            }
-            else if (tu <= td)
-            {
-                var (n, table) = _unmaps[u++];
-                _pendingFrom = u;
-                _clock.AdvanceTo(n.StampNs);
-                _unit.Unmapped(table, n.Id, n.Iova, n.Unmapped, cpu: _cpuOf.GetValueOrDefault((int)(n.Id >> 32)));
-            }
-            else
-            {
-                var a = _dmas[d++];
-                _clock.AdvanceTo(a.StampNs);
-                if (_devices.TryGetValue(a.Device, out var device))
-                    _unit.Dma(device, a.Iova, a.Write);
-                _dmaCount++;
-            }
-        }
-        _clock.AdvanceTo(endNs);
-        _flushes.Clear();
-        _unmaps.Clear();
-        _dmas.Clear();
-        _pendingFrom = 0;
-        SendReleases();
-    }
-
-    /// <summary>The order a window's inputs run in: stamp, then operation id (device and sequence for DMAs).</summary>
-    private readonly struct StampOrder : IComparer<(FlushNotice Notice, IommuDomain Table)>
-    {
-        public int Compare((FlushNotice Notice, IommuDomain Table) a, (FlushNotice Notice, IommuDomain Table) b)
-            => Order(a.Notice.StampNs, a.Notice.Id, b.Notice.StampNs, b.Notice.Id);
-
-        private static int Order(ulong stampA, long idA, ulong stampB, long idB)
-        {
-            int c = stampA.CompareTo(stampB);
-            return c != 0 ? c : idA.CompareTo(idB);
-        }
-    }
-
-    private void SendReleases()
-    {
-        foreach (var binding in _bindings)
-        {
-            if (binding.Released.Count > 0)
-            {
-                var release = new DomainActor.Release(binding.Released.Take(), _clock.NowNs);
-                binding.Unacknowledged.Add(release);
-                binding.Actor.Tell(release);
-            }
-        }
-    }
-
     /// <summary>
     /// Domain <paramref name="domain"/> was restarted from its journal: its recovered table replaces
     /// <paramref name="old"/> (the same bytes at the same page numbers once the re-driven window is committed, so
@@ -283,6 +194,19 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
         _coordinator.Tell(new DomainRestarted(_name, domain, table));
     }
 
+    private void SendReleases()
+    {
+        foreach (var binding in _bindings)
+        {
+            if (binding.Released.Count > 0)
+            {
+                var release = new DomainActor.Release(binding.Released.Take(), _clock.NowNs);
+                binding.Unacknowledged.Add(release);
+                binding.Actor.Tell(release);
+            }
+        }
+    }
+
     /// <summary>A bound domain's actor and the unmaps released for it since the last message.</summary>
     private sealed class Binding(IActorRef actor, Outbox<long> released)
     {
@@ -301,12 +225,5 @@ public sealed class IotlbActor : ReceiveActor, IPreStateOracle
             Unacknowledged.Clear();
             HardwareWrites = null;
         }
-    }
-
-    /// <inheritdoc/>
-    bool IPreStateOracle.TryTranslate(IommuDomain domain, ulong iova, out ulong pa, out IommuProt prot)
-    {
-        // Unmaps of this window not yet run are stamped after the DMA being translated.
-        return _unmaps.TryPreState(_pendingFrom, domain, iova, out pa, out prot);
     }
 }

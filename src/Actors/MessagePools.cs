@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using PtActors.Engine.Hardware;
 
 namespace PtActors.Actors;
 
@@ -52,7 +53,7 @@ public sealed class MessagePools
     public MessageArrayPool<PtActors.Engine.Dma.UnmapNotice> Notices { get; } = new();
 
     /// <summary>Host → unit DMAs.</summary>
-    public MessageArrayPool<IotlbActor.DmaAccess> Dmas { get; } = new();
+    public MessageArrayPool<DmaAccess> Dmas { get; } = new();
 
     /// <summary>Unit → domain released unmap ids.</summary>
     public MessageArrayPool<long> Releases { get; } = new();

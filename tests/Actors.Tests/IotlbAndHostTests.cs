@@ -4,6 +4,7 @@ using PtActors.Engine.Dma;
 using PtActors.Engine.Hardware;
 using PtActors.Engine.Workloads;
 using PtActors.Persistence;
+using PtActors.TestSupport;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -32,7 +33,7 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         Assert.True(model.Submit(new DmaOp(0, DmaOp.MakeId(7, 1), DmaOpKind.DmaMap, 0, 0x8000_0000, 0x1000, RW), out var map));
         ulong iova = map.Result.Iova;
         Assert.True(model.Submit(new DmaOp(500, DmaOp.MakeId(7, 2), DmaOpKind.Unmap, iova, 0, 0x1000, RW), out var unmap));
-        unit.Tell(new IotlbActor.Dmas(1, [new IotlbActor.DmaAccess(100, 7, 0, iova + 8, false), new IotlbActor.DmaAccess(900, 7, 1, iova + 8, false)]));
+        unit.Tell(new IotlbActor.Dmas(1, [new DmaAccess(100, 7, 0, iova + 8, false), new DmaAccess(900, 7, 1, iova + 8, false)]));
         unit.Tell(new DomainActor.Unmapped(1, "d0", [unmap.Notice!.Value], []));
         unit.Tell(new IotlbActor.Process(1, 100_000), TestActor);
         Assert.Equal(2, ExpectMsg<IotlbActor.Processed>().Dmas);

@@ -1,4 +1,5 @@
 using PtActors.Engine.Dma;
+using PtActors.TestSupport;
 using Xunit;
 
 namespace PtActors.Engine.Tests;
@@ -35,12 +36,10 @@ public class DomainModelTests
         Assert.Equal(1, m.Parked);
         Assert.Equal(0x1000UL, m.Iovas.AllocatedBytes);        // the IOVA stays allocated until the flush
 
-        var ran = new List<AppliedOp>();
-        m.Release(unmap.Op.Id, 30, ran);
-        Assert.Empty(ran);
+        Assert.Empty(m.Release(unmap.Op.Id, 30).Results);
         Assert.Equal(0, m.Parked);
         Assert.Equal(0UL, m.Iovas.AllocatedBytes);
-        Assert.Throws<InvalidOperationException>(() => m.Release(unmap.Op.Id, 30, ran));
+        Assert.Throws<InvalidOperationException>(() => m.Release(unmap.Op.Id, 30));
     }
 
     [Fact]
@@ -54,7 +53,7 @@ public class DomainModelTests
         Assert.True(m.Submit(Op(1, 0, 2, DmaOpKind.Unmap, iova: 0x4000_0000, size: 0x200000), out var unmap));
         Assert.Equal(1, unmap.Notice!.Value.ParkedPages);
         Assert.Equal(tables, m.Domain.TablePages);
-        m.Release(unmap.Op.Id, 2, new List<AppliedOp>());
+        m.Release(unmap.Op.Id, 2);
         Assert.Equal(tables - 1, m.Domain.TablePages);
     }
 
@@ -70,14 +69,54 @@ public class DomainModelTests
         Assert.Equal(Errno.None, disjoint.Result.Error);
         Assert.Equal(2, m.Waiting);
 
-        var ran = new List<AppliedOp>();
-        m.Release(unmap.Op.Id, 1000, ran);
-        Assert.Equal([DmaOp.MakeId(1, 1), DmaOp.MakeId(2, 1)], ran.Select(a => a.Op.Id));
-        Assert.Equal(800UL, ran[0].Result.LockWaitNs);
-        Assert.Equal(700UL, ran[1].Result.LockWaitNs);
-        Assert.Equal(Errno.None, ran[0].Result.Error);
+        var ran = m.Release(unmap.Op.Id, 1000).Results;
+        Assert.Equal([DmaOp.MakeId(1, 1), DmaOp.MakeId(2, 1)], ran.Select(r => r.Id));
+        Assert.Equal([DmaOpKind.Map, DmaOpKind.ReadDirty], ran.Select(r => r.Kind));
+        Assert.Equal(800UL, ran[0].LockWaitNs);
+        Assert.Equal(700UL, ran[1].LockWaitNs);
+        Assert.Equal(Errno.None, ran[0].Error);
         Assert.Equal(0, m.Waiting);
         Assert.Equal(0, m.Locks.Held);
+    }
+
+    [Fact]
+    public void AnExplicitUnmapOverSeveralLeavesListsTheTranslationsItRemoved()
+    {
+        var m = Make();
+        var outcome = new BatchOutcome();
+        // Three maps side by side: 8 KiB RW at one PA, 4 KiB read-only elsewhere, a 2 MiB leaf; then one unmap
+        // of them all. The first two pages continue each other; the others do not.
+        m.ApplyBatch([], [], 0, [
+            Op(0, 0, 1, DmaOpKind.Map, 0x20_0000 - 0x3000, 0x7000_0000, 0x2000),
+            new DmaOp(1, DmaOp.MakeId(0, 2), DmaOpKind.Map, 0x20_0000 - 0x1000, 0x5000_0000, 0x1000, IommuProt.Read),
+            Op(2, 0, 3, DmaOpKind.Map, 0x20_0000, 0x4000_0000, 0x20_0000)], outcome);
+        Assert.All(outcome.Results, r => Assert.Equal(Errno.None, r.Error));
+        outcome.Clear();
+        m.ApplyBatch([], [], 10, [Op(10, 0, 4, DmaOpKind.Unmap, 0x20_0000 - 0x3000, size: 0x20_3000)], outcome);
+        var n = Assert.Single(outcome.Notices);
+        Assert.Equal(0x20_3000UL, n.Unmapped);
+        Assert.Equal(3, n.LeafCount);
+        Assert.Equal([
+            new LeafSegment(0x20_0000 - 0x3000, 0x2000, 0x7000_0000, RW),
+            new LeafSegment(0x20_0000 - 0x1000, 0x1000, 0x5000_0000, IommuProt.Read),
+            new LeafSegment(0x20_0000, 0x20_0000, 0x4000_0000, RW)], outcome.Leaves.Skip(n.LeafStart).Take(n.LeafCount));
+        var leaves = outcome.Leaves.ToArray();
+        Assert.True(n.TryTranslate(0x20_0000 - 0x1ff0, leaves, out ulong pa, out var prot));
+        Assert.Equal((0x7000_1010UL, RW), (pa, prot));
+        Assert.True(n.TryTranslate(0x20_0000 - 0x10, leaves, out pa, out prot));
+        Assert.Equal((0x5000_0ff0UL, IommuProt.Read), (pa, prot));
+        Assert.True(n.TryTranslate(0x3f_ffff, leaves, out pa, out _));
+        Assert.Equal(0x401f_ffffUL, pa);
+        Assert.False(n.TryTranslate(0x40_0000, leaves, out _, out _));
+
+        // A DMA-API buffer's unmap carries its translation inline: nothing listed.
+        outcome.Clear();
+        m.ApplyBatch([], [], 20, [Op(20, 0, 5, DmaOpKind.DmaMap, pa: 0x6000_0000, size: 0x3000)], outcome);
+        ulong iova = outcome.Results[0].Iova;
+        outcome.Clear();
+        m.ApplyBatch([], [], 30, [Op(30, 0, 6, DmaOpKind.Unmap, iova, size: 0x3000)], outcome);
+        Assert.Equal(new UnmapNotice(DmaOp.MakeId(0, 6), 30, iova, 0x3000, 0x6000_0000, RW, 0), Assert.Single(outcome.Notices));
+        Assert.Empty(outcome.Leaves);
     }
 
     [Fact]
@@ -100,8 +139,7 @@ public class DomainModelTests
         foreach (var m in new[] { a, b })
         {
             var rng = new Random(3);
-            var live = new List<AppliedOp>();
-            var ran = new List<AppliedOp>();
+            var live = new List<Ran>();
             for (uint i = 0; i < 500; i++)
             {
                 if (live.Count > 0 && rng.Next(3) == 0)
@@ -110,7 +148,7 @@ public class DomainModelTests
                     live.Remove(victim);
                     Assert.True(m.Submit(Op(i, 0, i, DmaOpKind.Unmap, victim.Result.Iova, size: victim.Op.Size), out var u));
                     if (u.Notice is not null)
-                        m.Release(u.Op.Id, i, ran);
+                        m.Release(u.Op.Id, i);
                 }
                 else
                 {
@@ -145,7 +183,8 @@ public class DomainModelReplayTests
         var rng = new Random(seed);
         var live = new List<(ulong Iova, ulong Size)>();
         var toRelease = new List<long>();
-        var ran = new List<AppliedOp>();
+        var ran = new BatchOutcome();
+        var kinds = new Dictionary<long, DmaOp>();
         uint seq = (uint)seed * 100_000;   // op ids stay unique across calls
         for (int w = 0; w < windows; w++)
         {
@@ -174,15 +213,17 @@ public class DomainModelReplayTests
             ran.Clear();
             var released = toRelease.ToArray();
             toRelease.Clear();
-            ulong digest = m.ApplyBatch(released, t0, ops.ToArray(), ran);
+            foreach (var op in ops)
+                kinds[op.Id] = op;
+            ulong digest = m.ApplyBatch([], released, t0, ops.ToArray(), ran);
             journal.Add(new DomainBatch(released, t0, ops.ToArray(), digest));
-            foreach (var a in ran)
+            foreach (var r in ran.Results)
             {
-                if (a.Op.Kind == DmaOpKind.DmaMap && a.Result.Error == Errno.None)
-                    live.Add((a.Result.Iova, a.Op.Size));
-                if (a.Notice is { } n)
-                    toRelease.Add(n.Id);
+                if (r.Kind == DmaOpKind.DmaMap && r.Error == Errno.None)
+                    live.Add((r.Iova, kinds[r.Id].Size));
             }
+            foreach (var n in ran.Notices)
+                toRelease.Add(n.Id);
         }
         return journal;
     }
@@ -211,7 +252,7 @@ public class DomainModelReplayTests
         Assert.Contains(journal, b => b.Released.Length > 0);
 
         var replayed = Make();
-        var scratch = new List<AppliedOp>();
+        var scratch = new BatchOutcome();
         foreach (var batch in journal)
             replayed.Replay(batch, scratch);
         AssertSame(live, replayed);
@@ -227,7 +268,7 @@ public class DomainModelReplayTests
         Drive(live, 30, 13, journal);
 
         var restored = DomainModel.Restore(snapshot);
-        var scratch = new List<AppliedOp>();
+        var scratch = new BatchOutcome();
         foreach (var batch in journal.Skip(cut))
             restored.Replay(batch, scratch);
         AssertSame(live, restored);
@@ -239,49 +280,61 @@ public class DomainModelReplayTests
         var live = Make();
         var journal = Drive(live, 5, 14);
         var replayed = Make();
-        var scratch = new List<AppliedOp>();
+        var scratch = new BatchOutcome();
         var bad = journal[0] with { ResultDigest = journal[0].ResultDigest ^ 1 };
         Assert.Throws<InvalidOperationException>(() => replayed.Replay(bad, scratch));
     }
 
     [Fact]
-    public void TheOutcomePathGivesTheSameResultsNoticesDigestsAndStateAsTheAppliedOpPath()
+    public void OneOutcomeCarriesResultsNoticesAndFlushesInOrder()
     {
-        // Record a journal through the AppliedOp path, then replay it through both paths side by side.
+        // Replaying a journal gives the digests it recorded and a notice for every unmap result that removed something.
         var journal = Drive(Make(), 60, 21);
         Assert.Contains(journal, b => b.Released.Length > 0);
-        var viaList = Make();
-        var viaOutcome = Make();
-        var ran = new List<AppliedOp>();
+        var m = Make();
         var outcome = new BatchOutcome();
-        void Both(long[] released, ulong at, DmaOp[] ops, ulong? recorded)
-        {
-            ran.Clear();
-            outcome.Clear();
-            ulong d1 = viaList.ApplyBatch(released, at, ops, ran);
-            ulong d2 = viaOutcome.ApplyBatch(released, at, ops, outcome);
-            if (recorded is { } r)
-                Assert.Equal(r, d1);
-            Assert.Equal(d1, d2);
-            Assert.Equal(ran.Select(a => a.Result), outcome.Results);
-            Assert.Equal(ran.Where(a => a.Notice is not null).Select(a => a.Notice!.Value), outcome.Notices);
-            Assert.All(ran, a => Assert.Equal(a.Op.Kind, a.Result.Kind));
-            AssertSame(viaList, viaOutcome);
-        }
         foreach (var b in journal)
-            Both(b.Released, b.ReleasedAtNs, b.Ops.ToArray(), b.ResultDigest);
+        {
+            m.Replay(b, outcome);
+            var unmaps = outcome.Results.Where(r => r.Kind == DmaOpKind.Unmap && r.Bytes > 0).Select(r => r.Id);
+            Assert.Equal(unmaps, outcome.Notices.Select(n => n.Id));
+        }
+        m.DeferFlushes();
 
-        // Then an explicit map and a dirty read that wait for a parked unmap's lock, and run at its release.
-        Both([], 10_000_000, [DomainModelTestOps.Op(10_000_000, 9, 1, DmaOpKind.Map, 0x4000_0000, 0x9000_0000, 0x2000)], null);
-        var unmap = DomainModelTestOps.Op(10_000_100, 9, 2, DmaOpKind.Unmap, 0x4000_0000, size: 0x2000);
-        Both([], 10_000_100, [unmap, DomainModelTestOps.Op(10_000_200, 9, 3, DmaOpKind.Map, 0x4000_1000, 0x9100_0000), DomainModelTestOps.Op(10_000_300, 9, 4, DmaOpKind.ReadDirty, 0x4000_0000)], null);
+        // An explicit map and a dirty read that wait for a parked unmap's lock run at its release, in arrival order.
+        var at = 10_000_000UL;
+        outcome.Clear();
+        m.ApplyBatch([], [], at, [DomainModelTestOps.Op(at, 9, 1, DmaOpKind.Map, 0x4000_0000, 0x9000_0000, 0x2000)], outcome);
+        var unmap = DomainModelTestOps.Op(at + 100, 9, 2, DmaOpKind.Unmap, 0x4000_0000, size: 0x2000);
+        outcome.Clear();
+        m.ApplyBatch([], [], at + 100, [unmap, DomainModelTestOps.Op(at + 200, 9, 3, DmaOpKind.Map, 0x4000_1000, 0x9100_0000), DomainModelTestOps.Op(at + 300, 9, 4, DmaOpKind.ReadDirty, 0x4000_0000)], outcome);
         Assert.Equal([unmap.Id], outcome.Results.Select(r => r.Id));
-        Assert.Equal(2, viaOutcome.Waiting);
-        Both([unmap.Id], 10_001_000, [], null);
+        Assert.Equal(new UnmapNotice(unmap.Id, at + 100, 0x4000_0000, 0x2000, 0x9000_0000, RW, 0), Assert.Single(outcome.Notices));
+        Assert.Equal(2, m.Waiting);
+        outcome.Clear();
+        m.ApplyBatch([], [unmap.Id], at + 1000, [], outcome);
         Assert.Equal([DmaOp.MakeId(9, 3), DmaOp.MakeId(9, 4)], outcome.Results.Select(r => r.Id));
         Assert.Equal([800UL, 700UL], outcome.Results.Select(r => r.LockWaitNs));
-        Assert.Equal(0, viaOutcome.Waiting);
-        Assert.Equal(DomainModel.Digest([]), DomainModel.Digest(ReadOnlySpan<DmaOpResult>.Empty));
+        Assert.Equal(0, m.Waiting);
+
+        // A 2 MiB map over an emptied level-0 table replaces it: the flush it needs comes out in the same outcome,
+        // and its page stays parked until that flush is released.
+        outcome.Clear();
+        m.ApplyBatch([], [], at + 2000, [DomainModelTestOps.Op(at + 2000, 9, 5, DmaOpKind.Map, 0x8000_0000, 0x1000, 0x1000)], outcome);
+        var u2 = DomainModelTestOps.Op(at + 2100, 9, 6, DmaOpKind.Unmap, 0x8000_0000);
+        outcome.Clear();
+        m.ApplyBatch([], [], at + 2100, [u2], outcome);
+        outcome.Clear();
+        m.ApplyBatch([], [u2.Id], at + 3000, [DomainModelTestOps.Op(at + 3000, 9, 7, DmaOpKind.Map, 0x8000_0000, 0x20_0000, 0x20_0000)], outcome);
+        Assert.Equal(Errno.None, Assert.Single(outcome.Results).Error);
+        var flush = Assert.Single(outcome.Flushes);
+        Assert.Equal((at + 3000, 1), (flush.StampNs, flush.ParkedPages));
+        Assert.True(flush.Id < 0);
+        int pages = m.Domain.TablePages;
+        outcome.Clear();
+        m.ApplyBatch([], [flush.Id], at + 4000, [], outcome);
+        Assert.Equal(pages - 1, m.Domain.TablePages);
+        Assert.Empty(outcome.Results);
     }
 
     [Fact]

@@ -7,6 +7,7 @@ using PtActors.Engine;
 using PtActors.Engine.Dma;
 using PtActors.Persistence.Domains;
 using PtActors.Persistence.Serialization;
+using PtActors.TestSupport;
 using Xunit;
 using Xunit.Abstractions;
 using static PtActors.Persistence.Tests.RegistryAsk;
@@ -22,6 +23,7 @@ internal sealed class DomainDriver
     private readonly List<(ulong Iova, ulong Size)> _live = [];
     private readonly List<(ulong Iova, ulong Size)> _recentlyUnmapped = [];
     private readonly List<List<long>> _toRelease = [];
+    private readonly Dictionary<long, DmaOp> _submitted = new();
     private readonly int _releaseLag;
     private uint _seq;
     private int _window;
@@ -82,12 +84,12 @@ internal sealed class DomainDriver
             if (_toRelease.Count >= _releaseLag) _toRelease.RemoveAt(0);
             if (_recentlyUnmapped.Count > 40) _recentlyUnmapped.RemoveRange(0, 20);
 
-            List<AppliedOp>? first = null;
+            BatchOutcome? first = null;
             ulong digest = 0;
             foreach (var m in models)
             {
-                var ran = new List<AppliedOp>();
-                ulong d = m.ApplyBatch(released, t0, ops.ToArray(), ran);
+                var ran = new BatchOutcome();
+                ulong d = m.ApplyBatch([], released, t0, ops.ToArray(), ran);
                 if (first is null)
                 {
                     first = ran;
@@ -95,21 +97,25 @@ internal sealed class DomainDriver
                 }
                 else
                 {
-                    Assert.Equal(first, ran);
+                    Assert.Equal(first.Results, ran.Results);
+                    Assert.Equal(first.Notices, ran.Notices);
+                    Assert.Equal(first.Leaves, ran.Leaves);
                     Assert.Equal(digest, d);
                 }
             }
+            foreach (var op in ops)
+                _submitted[op.Id] = op;
             Journal.Add(new DomainBatch(released, t0, [.. ops], digest));
             var notices = new List<long>();
-            foreach (var a in first!)
+            foreach (var r in first!.Results)
             {
-                if (a.Op.Kind == DmaOpKind.DmaMap && a.Result.Error == Errno.None)
-                    _live.Add((a.Result.Iova, a.Op.Size));
-                if (a.Op.Kind == DmaOpKind.Map && a.Result.Error == Errno.None)
-                    _live.Add((a.Op.Iova, a.Op.Size)); // unmapped later, so that the IOVA allocator can hand it out again
-                if (a.Notice is { } notice)
-                    notices.Add(notice.Id);
+                if (r.Kind == DmaOpKind.DmaMap && r.Error == Errno.None)
+                    _live.Add((r.Iova, _submitted[r.Id].Size));
+                if (r.Kind == DmaOpKind.Map && r.Error == Errno.None)
+                    _live.Add((r.Iova, _submitted[r.Id].Size)); // unmapped later, so that the IOVA allocator can hand it out again
             }
+            foreach (var notice in first.Notices)
+                notices.Add(notice.Id);
             _toRelease.Add(notices);
         }
     }
@@ -289,7 +295,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
         Assert.Contains(driver.Journal, b => b.Released.Length > 0);
 
         var replayed = DomainDriver.NewModel();
-        var scratch = new List<AppliedOp>();
+        var scratch = new BatchOutcome();
         long total = 0;
         foreach (var batch in driver.Journal)
         {
@@ -387,7 +393,6 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
             var m = DomainDriver.NewModel();
             var rng = new Random(n);
             var live = new List<(ulong Iova, ulong Size)>();
-            var ran = new List<AppliedOp>();
             for (int k = 0; k < 2 * n; k++)
             {
                 if (live.Count >= n || (live.Count > 0 && rng.Next(4) == 0))
@@ -396,7 +401,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
                     var (iova, size) = live[victim];
                     live.RemoveAt(victim);
                     Assert.True(m.Submit(new DmaOp((ulong)k, k, DmaOpKind.Unmap, iova, 0, size, RW), out var u));
-                    if (u.Notice is not null) m.Release(k, (ulong)k, ran);
+                    if (u.Notice is not null) m.Release(k, (ulong)k);
                 }
                 ulong bytes = rng.Next(4) == 0 ? (ulong)rng.Next(1, 0x1000) : (ulong)rng.Next(1, 17) << 12;
                 Assert.True(m.Submit(new DmaOp((ulong)k, k + (1L << 32), DmaOpKind.DmaMap, 0, (ulong)rng.Next(1, 1 << 24) << 12, bytes, RW), out var d));
@@ -792,7 +797,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
             Assert.Equal(driver.Journal.Count - cut, recovered.Events.Count);
 
             var restored = DomainModel.Restore(recovered.Snapshot!);
-            var scratch = new List<AppliedOp>();
+            var scratch = new BatchOutcome();
             foreach (var (expected, actual) in driver.Journal.Skip(cut).Zip(recovered.Events))
             {
                 DomainDriver.AssertBatchesEqual(expected, actual);

@@ -26,15 +26,11 @@ public static class DomainRecovery
             ?? throw new InvalidOperationException($"a domain's snapshot is a {snapshot.GetType().Name}, not a domain snapshot")));
 
     /// <summary>
-    /// Replays one journalled batch into <paramref name="scratch"/> (throws when the engine no longer gives the
-    /// recorded results) and returns the flushes it asked for: they were sent, or lost with a crash, when the batch
-    /// was first applied, unless its window was never answered (a domain restarted in a run re-drives it).
+    /// Replays one journalled batch (throws when the engine no longer gives the recorded results). The notices and
+    /// flushes it gives (in <paramref name="scratch"/>) were sent, or lost with a crash, when the batch was first
+    /// applied; the unit never sees them again.
     /// </summary>
-    public static FlushNotice[] Replay(DomainModel model, DomainBatch batch, BatchOutcome scratch)
-    {
-        model.Replay(batch, scratch);
-        return model.TakeFlushes();
-    }
+    public static void Replay(DomainModel model, DomainBatch batch, BatchOutcome scratch) => model.Replay(batch, scratch);
 
     private static DomainModel Attach(DomainModel model)
     {

@@ -2,10 +2,54 @@ namespace PtActors.Engine.Dma;
 
 /// <summary>
 /// What the IOMMU side needs to hear about an applied unmap: which operation, when, which range, and the
-/// translation that range had (a DMA stamped before the unmap must still see it). The table pages the unmap
-/// freed stay parked in the <see cref="DomainModel"/> until <see cref="DomainModel.Release"/>.
+/// translations that range had (a DMA stamped before the unmap must still see them). When <c>LeafCount</c> is 0
+/// the whole of [<c>Iova</c>, +<c>Unmapped</c>) went linearly to <c>Paddr</c> with <c>Prot</c> (a DMA-API buffer,
+/// or any unmap whose leaves continue each other); otherwise the translations the unmap cleared are the
+/// <c>LeafCount</c> segments from <c>LeafStart</c> of the leaf list that came with it (<see cref="BatchOutcome.Leaves"/>),
+/// in IOVA order, tiling the range (an explicit unmap over leaves of different PAs, sizes or permissions). The
+/// table pages the unmap freed stay parked in the <see cref="DomainModel"/> until the flush covering it is
+/// released. Holds no reference, so that notices travel in pooled pinned arrays.
 /// </summary>
-public readonly record struct UnmapNotice(long Id, ulong StampNs, ulong Iova, ulong Unmapped, ulong Paddr, IommuProt Prot, int ParkedPages);
+public readonly record struct UnmapNotice(long Id, ulong StampNs, ulong Iova, ulong Unmapped, ulong Paddr, IommuProt Prot, int ParkedPages, int LeafStart = 0, int LeafCount = 0)
+{
+    /// <summary>
+    /// True when the unmap removed <paramref name="iova"/>, with the translation it had; <paramref name="leaves"/> is
+    /// the leaf list <c>LeafStart</c> indexes.
+    /// </summary>
+    public bool TryTranslate(ulong iova, ReadOnlySpan<LeafSegment> leaves, out ulong pa, out IommuProt prot)
+    {
+        if (iova < Iova || iova - Iova >= Unmapped)
+        {
+            pa = 0;
+            prot = IommuProt.None;
+            return false;
+        }
+        if (LeafCount == 0)
+        {
+            pa = Paddr + (iova - Iova);
+            prot = Prot;
+            return true;
+        }
+        var mine = leaves.Slice(LeafStart, LeafCount);
+        int lo = 0, hi = mine.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            ref readonly var l = ref mine[mid];
+            if (iova < l.Iova)
+                hi = mid - 1;
+            else if (iova - l.Iova >= l.Size)
+                lo = mid + 1;
+            else
+            {
+                pa = l.Pa + (iova - l.Iova);
+                prot = l.Prot;
+                return true;
+            }
+        }
+        throw new InvalidOperationException($"Unmap {Id}: its leaves do not tile [0x{Iova:x}, +0x{Unmapped:x}).");
+    }
+}
 
 /// <summary>
 /// A flush the page table asked for outside an unmap (tables replaced by a large leaf during a map; dirty bits
@@ -14,13 +58,12 @@ public readonly record struct UnmapNotice(long Id, ulong StampNs, ulong Iova, ul
 /// </summary>
 public readonly record struct FlushNotice(long Id, ulong StampNs, ulong Start, ulong End, FlushKind Kind, int ParkedPages);
 
-/// <summary>One operation the model applied, with its result and (for an unmap that removed something) its notice.</summary>
-public readonly record struct AppliedOp(DmaOp Op, DmaOpResult Result, UnmapNotice? Notice);
-
 /// <summary>
 /// What a batch did, in the order it ran (released waiters first, then the submitted operations that were not
-/// made to wait): one result per operation that ran, and, in the same order, a notice for each unmap that
-/// removed something. Reused from batch to batch; <see cref="Clear"/> empties it.
+/// made to wait): one result per operation that ran; in the same order, a notice for each unmap that removed
+/// something (with, in <see cref="Leaves"/>, the translations of those that cleared leaves not continuing each
+/// other); and the flushes the table itself asked for meanwhile (models that <see cref="DomainModel.DeferFlushes"/>).
+/// <see cref="DomainModel.ApplyBatch"/> appends to it; reused from batch to batch, <see cref="Clear"/> empties it.
 /// </summary>
 public sealed class BatchOutcome
 {
@@ -30,11 +73,19 @@ public sealed class BatchOutcome
     /// <summary>Notices of the unmaps among them that removed something, in the same order.</summary>
     public List<UnmapNotice> Notices { get; } = new();
 
-    /// <summary>Empties both lists.</summary>
+    /// <summary>The translations of the notices that list theirs (<see cref="UnmapNotice.LeafStart"/> indexes it).</summary>
+    public List<LeafSegment> Leaves { get; } = new();
+
+    /// <summary>Flushes the table asked for outside unmaps (tables a map replaced, dirty bits cleared), in order.</summary>
+    public List<FlushNotice> Flushes { get; } = new();
+
+    /// <summary>Empties the lists.</summary>
     public void Clear()
     {
         Results.Clear();
         Notices.Clear();
+        Leaves.Clear();
+        Flushes.Clear();
     }
 }
 
@@ -42,7 +93,7 @@ public sealed class BatchOutcome
 /// The event of one group commit: what the hardware wrote into the tables since the previous commit
 /// (<see cref="HardwareWrites"/>: dirty bits its DMA walks set), the unmaps whose flush completed (released at
 /// <c>ReleasedAtNs</c>), then every operation submitted, in stamp order — those that ran and those that waited
-/// for a lock. Replaying it through <see cref="DomainModel.ApplyBatch"/> rebuilds the same state, table bytes
+/// for a lock. Replaying it through <see cref="DomainModel.Replay"/> rebuilds the same state, table bytes
 /// included; the digest of the results detects a journal that no longer matches the engine.
 /// </summary>
 /// <para><c>Ops</c> may be a slice of a larger array (a window's operations split into events of at most 256):
@@ -86,16 +137,19 @@ public sealed record DomainModelSnapshot(
 
 /// <summary>
 /// The pure state of one paging domain as the DMA API drives it: the page table, the IOVA allocator, the live
-/// DMA mappings and the range locks. Operations are applied atomically in the order given; an operation whose
-/// range is locked waits and is applied when the lock is released. An unmap keeps its range locked, its freed
-/// table pages parked and its IOVA allocated until <see cref="Release"/> says the flush that covers it has
-/// completed. Deterministic: the same calls in the same order leave byte-identical tables.
+/// DMA mappings and the range locks. Everything goes through one call, <see cref="ApplyBatch"/> (or
+/// <see cref="Replay"/> of a journalled batch), which returns what happened in a <see cref="BatchOutcome"/>.
+/// Operations are applied atomically in the order given; an operation whose range is locked waits and is applied
+/// when the lock is released. An unmap keeps its range locked, its freed table pages parked and its IOVA allocated
+/// until a later batch releases it (the flush that covers it has completed). Deterministic: the same calls in the
+/// same order leave byte-identical tables.
 /// </summary>
 public sealed class DomainModel : IIotlbSyncHandler
 {
-    private readonly List<FlushNotice> _flushes = new();
+    private BatchOutcome? _outcome;  // the outcome of the batch being applied
     private ulong _stamp;
     private bool _deferFlushes;
+    private readonly ClearedLeaves _leaves = new();
 
     private readonly Dictionary<ulong, Mapping> _mappings = new();
     private readonly Dictionary<long, ParkedUnmap> _parked = new();
@@ -146,8 +200,8 @@ public sealed class DomainModel : IIotlbSyncHandler
 
     /// <summary>
     /// Hands the domain's own flushes (map-time table replacement, dirty clearing) to the IOMMU side instead of
-    /// doing them in place: each becomes a <see cref="FlushNotice"/> (see <see cref="TakeFlushes"/>) whose freed
-    /// pages stay parked until <see cref="Release"/>. The actor simulator turns this on; a model used alone
+    /// doing them in place: each becomes a <see cref="FlushNotice"/> in the batch's <see cref="BatchOutcome.Flushes"/>,
+    /// whose freed pages stay parked until a later batch releases its id. The actor simulator turns this on; a model used alone
     /// frees such pages at once, as the kunit harness does.
     /// </summary>
     public void DeferFlushes()
@@ -166,21 +220,12 @@ public sealed class DomainModel : IIotlbSyncHandler
     /// <summary>The hardware's writes since the last call, in order (empty unless <see cref="RecordHardwareWrites"/>).</summary>
     public long[] TakeHardwareWrites() => Domain.HardwareWrites?.Take() ?? [];
 
-    /// <summary>The flush notices produced since the last call, in order.</summary>
-    public FlushNotice[] TakeFlushes()
-    {
-        if (_flushes.Count == 0)
-            return [];
-        var result = _flushes.ToArray();
-        _flushes.Clear();
-        return result;
-    }
-
     /// <inheritdoc/>
     void IIotlbSyncHandler.OnIotlbSync(IommuDomain domain, IotlbGather gather, FlushKind kind)
     {
         if (!_deferFlushes || kind == FlushKind.None)
             return;
+        var outcome = _outcome ?? throw new InvalidOperationException("The table asked for a flush outside ApplyBatch.");
         // Ids of these pseudo-unmaps are negative; any id no live one uses will do, so derive it from the state.
         long id = -1;
         foreach (long k in _parked.Keys)
@@ -191,7 +236,7 @@ public sealed class DomainModel : IIotlbSyncHandler
         var pages = new PageList();
         gather.TakeFreeList(pages);
         _parked.Add(id, new ParkedUnmap(gather.Start, 0, 0, 0, pages));
-        _flushes.Add(new FlushNotice(id, _stamp, gather.Start, gather.End, kind, pages.Count));
+        outcome.Flushes.Add(new FlushNotice(id, _stamp, gather.Start, gather.End, kind, pages.Count));
     }
 
     /// <summary>Operations waiting for a range lock.</summary>
@@ -207,23 +252,8 @@ public sealed class DomainModel : IIotlbSyncHandler
     public ulong MappedBytes { get; private set; }
 
     /// <summary>
-    /// Submits <paramref name="op"/>. Returns true with its result when it ran now; false when it waits for a
-    /// range lock (it then comes out of a later <see cref="Release"/>).
-    /// </summary>
-    public bool Submit(in DmaOp op, out AppliedOp applied)
-    {
-        if (!TrySubmit(op, out var result))
-        {
-            applied = default;
-            return false;
-        }
-        applied = new AppliedOp(op, result, _noticed ? _notice : null);
-        return true;
-    }
-
-    /// <summary>
-    /// <see cref="Submit(in DmaOp, out AppliedOp)"/> without the copy of the operation: true with its result when
-    /// it ran now (its notice, if any, in <see cref="_notice"/>).
+    /// Submits <paramref name="op"/>: true with its result when it ran now (its notice, if any, in
+    /// <see cref="_notice"/>); false when it waits for a range lock (a later release runs it).
     /// </summary>
     private bool TrySubmit(in DmaOp op, out DmaOpResult result)
     {
@@ -259,35 +289,11 @@ public sealed class DomainModel : IIotlbSyncHandler
     }
 
     /// <summary>
-    /// The flush covering unmap <paramref name="unmapId"/> completed: free its table pages and its IOVA, drop
-    /// its range lock, and run the operations that lets through, at <paramref name="nowNs"/>, appending them to
-    /// <paramref name="ran"/> in the order they ran.
+    /// The flush covering unmap <paramref name="unmapId"/> completed: free its table pages and its IOVA, drop its
+    /// range lock, and run the operations that lets through, at <paramref name="nowNs"/>, appending them to
+    /// <paramref name="outcome"/> in the order they ran.
     /// </summary>
-    public void Release(long unmapId, ulong nowNs, List<AppliedOp> ran)
-    {
-        _legacyOutcome.Clear();
-        _keepRanOps = true;
-        try
-        {
-            Release(unmapId, nowNs, _legacyOutcome);
-            ToApplied(_legacyOutcome, ran);
-        }
-        finally
-        {
-            _keepRanOps = false;
-            _ranOps.Clear();
-        }
-    }
-
-    private readonly BatchOutcome _legacyOutcome = new();
-    private readonly Dictionary<long, DmaOp> _ranOps = new();
-    private bool _keepRanOps;
-
-    /// <summary>
-    /// <see cref="Release(long, ulong, List{AppliedOp})"/> into an outcome: the operations the release lets
-    /// through are appended to <paramref name="outcome"/> in the order they ran.
-    /// </summary>
-    public void Release(long unmapId, ulong nowNs, BatchOutcome outcome)
+    private void Release(long unmapId, ulong nowNs, BatchOutcome outcome)
     {
         if (!_parked.Remove(unmapId, out var parked))
             throw new InvalidOperationException($"Unmap {unmapId} is not waiting for a flush.");
@@ -303,95 +309,53 @@ public sealed class DomainModel : IIotlbSyncHandler
             _waiting.Remove(id, out var op);
             _noticed = false;
             var result = Run(op, nowNs, held: true);
-            Record(op, result, outcome);
+            Record(result, outcome);
         }
     }
 
-    private void Record(in DmaOp op, in DmaOpResult result, BatchOutcome outcome)
+    private void Record(in DmaOpResult result, BatchOutcome outcome)
     {
         outcome.Results.Add(result);
         if (_noticed)
             outcome.Notices.Add(_notice);
-        if (_keepRanOps)
-            _ranOps[op.Id] = op;
-    }
-
-    /// <summary>Turns an outcome back into <see cref="AppliedOp"/>s (the operations were kept by id meanwhile).</summary>
-    private void ToApplied(BatchOutcome outcome, List<AppliedOp> ran)
-    {
-        int n = 0;
-        foreach (var r in outcome.Results)
-        {
-            var op = _ranOps[r.Id];
-            UnmapNotice? notice = n < outcome.Notices.Count && outcome.Notices[n].Id == r.Id ? outcome.Notices[n++] : null;
-            ran.Add(new AppliedOp(op, r, notice));
-        }
-        _ranOps.Clear();
     }
 
     /// <summary>
-    /// One group commit, live or replayed: release the flushed unmaps (running what they let through), then
-    /// submit <paramref name="ops"/> in order. Every operation that ran is appended to <paramref name="ran"/>;
-    /// returns the digest of their results.
-    /// </summary>
-    public ulong ApplyBatch(ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, List<AppliedOp> ran)
-    {
-        _legacyOutcome.Clear();
-        _keepRanOps = true;
-        try
-        {
-            ulong digest = ApplyBatch(released, releasedAtNs, ops, _legacyOutcome);
-            ToApplied(_legacyOutcome, ran);
-            return digest;
-        }
-        finally
-        {
-            _keepRanOps = false;
-            _ranOps.Clear();
-        }
-    }
-
-    /// <summary>
-    /// One group commit into <paramref name="outcome"/> (appended to): the same as
-    /// <see cref="ApplyBatch(ReadOnlySpan{long}, ulong, ReadOnlySpan{DmaOp}, List{AppliedOp})"/> without a copy of
-    /// every operation. Returns the digest of the results it appended.
-    /// </summary>
-    public ulong ApplyBatch(ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, BatchOutcome outcome)
-        => ApplyBatch([], released, releasedAtNs, ops, outcome);
-
-    /// <summary>
-    /// One group commit into <paramref name="outcome"/> (appended to), as the journal holds it: first the writes
-    /// the hardware made into the tables since the last commit (<see cref="TakeHardwareWrites"/>), then the
-    /// releases, then the operations. Returns the digest of the results it appended.
+    /// One group commit, live or replayed, into <paramref name="outcome"/> (appended to: results, unmap notices and
+    /// flush notices), as the journal holds it: first the writes the hardware made into the tables since the last
+    /// commit (<see cref="TakeHardwareWrites"/>), then the releases of <paramref name="released"/> (unmaps and
+    /// map-time flushes whose flush completed, at <paramref name="releasedAtNs"/>; the operations they let through
+    /// run), then <paramref name="ops"/> in order. Returns the digest of the results it appended.
     /// </summary>
     public ulong ApplyBatch(ReadOnlySpan<long> hardwareWrites, ReadOnlySpan<long> released, ulong releasedAtNs, ReadOnlySpan<DmaOp> ops, BatchOutcome outcome)
     {
         int first = outcome.Results.Count;
-        Domain.ApplyHardwareWrites(hardwareWrites);
-        foreach (long id in released)
-            Release(id, releasedAtNs, outcome);
-        foreach (ref readonly var op in ops)
+        _outcome = outcome;
+        try
         {
-            if (TrySubmit(op, out var result))
-                Record(op, result, outcome);
+            Domain.ApplyHardwareWrites(hardwareWrites);
+            foreach (long id in released)
+                Release(id, releasedAtNs, outcome);
+            foreach (ref readonly var op in ops)
+            {
+                if (TrySubmit(op, out var result))
+                    Record(result, outcome);
+            }
+        }
+        finally
+        {
+            _outcome = null;
         }
         return Digest(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(outcome.Results)[first..]);
-    }
-
-    /// <summary>Replays a journalled batch; throws when the engine no longer gives the recorded results.</summary>
-    public void Replay(DomainBatch batch, List<AppliedOp> scratch)
-    {
-        scratch.Clear();
-        Domain.ApplyHardwareWrites(batch.HardwareWrites);
-        ulong digest = ApplyBatch(batch.Released, batch.ReleasedAtNs, batch.Ops.Span, scratch);
-        if (digest != batch.ResultDigest)
-            throw Diverges(batch, digest);
     }
 
     private static InvalidOperationException Diverges(DomainBatch batch, ulong digest)
         => new($"Journal replay diverges: a batch of {batch.Ops.Length} operations gave digest {digest:x16}, the journal recorded {batch.ResultDigest:x16}.");
 
-    /// <summary>Replays a journalled batch into <paramref name="scratch"/>; throws when the engine no longer gives the recorded results.</summary>
+    /// <summary>
+    /// Replays a journalled batch into <paramref name="scratch"/> (emptied first); throws when the engine no longer
+    /// gives the recorded results.
+    /// </summary>
     public void Replay(DomainBatch batch, BatchOutcome scratch)
     {
         scratch.Clear();
@@ -529,7 +493,18 @@ public sealed class DomainModel : IIotlbSyncHandler
         bool dmaApi = _mappings.TryGetValue(op.Iova, out var m) && PageAligned(m.Size) == PageAligned(op.Size);
         if (dmaApi)
             size = PageAligned(m.Size);
-        ulong unmapped = Domain.IommuUnmapFast(op.Iova, size, _gather);
+        // The walk records each leaf it clears: the translation a DMA stamped before this unmap still sees.
+        _leaves.Clear();
+        Domain.ClearedLeaves = _leaves;
+        ulong unmapped;
+        try
+        {
+            unmapped = Domain.IommuUnmapFast(op.Iova, size, _gather);
+        }
+        finally
+        {
+            Domain.ClearedLeaves = null;
+        }
         var result = new DmaOpResult(op.Id, Errno.None, op.Iova, unmapped, wait, op.Kind);
         if (unmapped == 0 && _gather.FreeCount == 0)
         {
@@ -552,8 +527,36 @@ public sealed class DomainModel : IIotlbSyncHandler
             MappedBytes -= size;
         }
         _parked.Add(op.Id, new ParkedUnmap(op.Iova, unmapped, dmaApi ? op.Iova : 0, dmaApi ? m.Size : 0, pages));
-        _notice = new UnmapNotice(op.Id, op.StampNs, op.Iova, unmapped, dmaApi ? m.Paddr : 0, dmaApi ? m.Prot : IommuProt.None, pages?.Count ?? 0);
+        _notice = NoticeOf(op, unmapped, pages?.Count ?? 0, _outcome!.Leaves);
         _noticed = true;
         return result;
+    }
+
+    /// <summary>
+    /// The notice of an unmap that removed [<c>op.Iova</c>, +<paramref name="unmapped"/>) with the translations
+    /// <see cref="_leaves"/> recorded: inline when they continue each other (a DMA-API buffer), else appended to
+    /// <paramref name="list"/>.
+    /// </summary>
+    private UnmapNotice NoticeOf(in DmaOp op, ulong unmapped, int parkedPages, List<LeafSegment> list)
+    {
+        var leaves = _leaves.Segments;
+        ulong covered = 0;
+        foreach (ref readonly var l in leaves)
+            covered += l.Size;
+        if (covered != unmapped || (leaves.Length > 0 && leaves[0].Iova != op.Iova))
+            throw new InvalidOperationException($"Unmap {op.Id} removed 0x{unmapped:x} bytes at 0x{op.Iova:x}, its leaves cover 0x{covered:x}.");
+        return leaves.Length switch
+        {
+            0 => new UnmapNotice(op.Id, op.StampNs, op.Iova, 0, 0, IommuProt.None, parkedPages),
+            1 => new UnmapNotice(op.Id, op.StampNs, op.Iova, unmapped, leaves[0].Pa, leaves[0].Prot, parkedPages),
+            _ => Listed(op, unmapped, parkedPages, list, leaves),
+        };
+
+        static UnmapNotice Listed(in DmaOp op, ulong unmapped, int parkedPages, List<LeafSegment> list, ReadOnlySpan<LeafSegment> leaves)
+        {
+            int start = list.Count;
+            list.AddRange(leaves);
+            return new UnmapNotice(op.Id, op.StampNs, op.Iova, unmapped, leaves[0].Pa, leaves[0].Prot, parkedPages, start, leaves.Length);
+        }
     }
 }

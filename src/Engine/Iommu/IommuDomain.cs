@@ -259,6 +259,12 @@ public abstract partial class IommuDomain
     public HardwareWriteLog? HardwareWrites { get; set; }
 
     /// <summary>
+    /// While set, every leaf an unmap walk clears is recorded here (with the translation it held), in IOVA order;
+    /// null (the default) records nothing.
+    /// </summary>
+    public ClearedLeaves? ClearedLeaves { get; set; }
+
+    /// <summary>
     /// A DMA write through item <paramref name="index"/> of <paramref name="page"/>: the hardware sets its dirty
     /// bit (<see cref="SetItemDirty"/>, only while it is still the leaf the translation came from) and, when that
     /// changed the item, records the write in

@@ -44,21 +44,37 @@ internal sealed partial class PageTable<TFmt>
             if (type == PtEntryType.Oa)
             {
                 int n = TFmt.NumContigLg2(pte, level);
+                var leaves = ClearedLeaves;
                 if (n == 0)
                 {
                     // A run of single-item leaves (the common 4 KiB case): clear until something else or the end.
                     int runStart = index;
-                    do
+                    if (leaves is null)
                     {
-                        table[index] = 0;
-                        index++;
+                        do
+                        {
+                            table[index] = 0;
+                            index++;
+                        }
+                        while (index < end && IsSingleItemLeaf(table[index], level));
                     }
-                    while (index < end && IsSingleItemLeaf(table[index], level));
+                    else
+                    {
+                        do
+                        {
+                            ulong item = table[index];
+                            leaves.Add(index == start ? va : IndexToVa(level, va, index), isz, TFmt.EntryOa(item, level), TFmt.LeafPermissions(item));
+                            table[index] = 0;
+                            index++;
+                        }
+                        while (index < end && IsSingleItemLeaf(table[index], level));
+                    }
                     numOas += index - runStart;
                 }
                 else
                 {
                     int count = 1 << n;
+                    leaves?.Add(index == start ? va : IndexToVa(level, va, index), isz + n, TFmt.EntryOa(pte, level), TFmt.LeafPermissions(pte));
                     table.AsSpan(index, count).Clear();
                     numOas += count;
                     index += count;

@@ -32,7 +32,7 @@ public class DomainModelWorkloadTests
             devices[i] = WorkloadFactory.Create("mixed", i, 2024, options);
         var ops = new List<DmaOp>();
         var sink = new Collect(ops);
-        var ran = new List<AppliedOp>();
+        var ran = new BatchOutcome();
         var parked = new List<long>();
         var errors = new Dictionary<(string Kind, Errno Error), int>();
         ulong t = 0;
@@ -43,16 +43,16 @@ public class DomainModelWorkloadTests
                 d.Generate(t, t + 100_000, sink);
             ops.Sort();
             ran.Clear();
-            model!.ApplyBatch(parked.ToArray(), t, ops.ToArray(), ran);
+            model!.ApplyBatch([], parked.ToArray(), t, ops.ToArray(), ran);
             parked.Clear();
-            foreach (var a in ran)
+            foreach (var n in ran.Notices)
+                parked.Add(n.Id);
+            foreach (var r in ran.Results)
             {
-                if (a.Notice is { } n)
-                    parked.Add(n.Id);
-                var dev = devices[a.Op.Device];
-                if (a.Result.Error != Errno.None)
-                    errors[(dev.Kind, a.Result.Error)] = errors.GetValueOrDefault((dev.Kind, a.Result.Error)) + 1;
-                dev.OnResult(a.Result);
+                var dev = devices[(int)(r.Id >> 32)];
+                if (r.Error != Errno.None)
+                    errors[(dev.Kind, r.Error)] = errors.GetValueOrDefault((dev.Kind, r.Error)) + 1;
+                dev.OnResult(r);
             }
         }
         // The well-behaved kinds see no error at all; the random ones overlap (EADDRINUSE), and may read dirty

@@ -1,8 +1,8 @@
-using PtActors.Engine;
 using PtActors.Engine.Dma;
+using PtActors.Engine.Hardware;
 using Xunit;
 
-namespace PtActors.Actors.Tests;
+namespace PtActors.Engine.Tests.Hardware;
 
 public class WindowUnmapsTests
 {
@@ -17,13 +17,13 @@ public class WindowUnmapsTests
     private static UnmapNotice Notice(ulong stamp, int seq, ulong iova, ulong bytes, ulong pa)
         => new(DmaOp.MakeId(1, (uint)seq), stamp, iova, bytes, pa, RW, 0);
 
-    /// <summary>The obvious definition: the first notice at or after <paramref name="from"/> that covers the IOVA.</summary>
+    /// <summary>The obvious definition: the first notice at or after <paramref name="from"/> that removed the IOVA.</summary>
     private static bool Reference(List<(UnmapNotice N, IommuDomain T)> sorted, int from, IommuDomain d, ulong iova, out ulong pa)
     {
         for (int i = from; i < sorted.Count; i++)
         {
             var (n, t) = sorted[i];
-            if (ReferenceEquals(t, d) && n.Paddr != 0 && iova >= n.Iova && iova - n.Iova < n.Unmapped)
+            if (ReferenceEquals(t, d) && iova >= n.Iova && iova - n.Iova < n.Unmapped)
             {
                 pa = n.Paddr + (iova - n.Iova);
                 return true;

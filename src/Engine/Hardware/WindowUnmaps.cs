@@ -1,19 +1,19 @@
-using PtActors.Engine;
 using PtActors.Engine.Dma;
 
-namespace PtActors.Actors;
+namespace PtActors.Engine.Hardware;
 
 /// <summary>
 /// The unmap notices an IOMMU unit received for one window: put in stamp order (stamp, then operation id), and
 /// indexed by page so that a DMA stamped before some of them can be translated as the table was before them
 /// (<see cref="TryPreState"/>) without scanning every pending notice. Reused window after window.
 /// </summary>
-internal sealed class WindowUnmaps
+public sealed class WindowUnmaps
 {
     /// <summary>Notices covering at most this many pages are indexed per page; wider ones are scanned.</summary>
     private const ulong IndexedPages = 16;
 
     private readonly List<(UnmapNotice Notice, IommuDomain Table)> _items = new();
+    private readonly List<LeafSegment> _leaves = new();
     private readonly List<Key> _keys = new();
     private readonly Dictionary<(IommuDomain Table, ulong Page), int> _firstNode = new();
     private readonly List<(int Position, int Next)> _nodes = new();
@@ -36,8 +36,24 @@ internal sealed class WindowUnmaps
     /// <summary>The notice at <paramref name="position"/> in stamp order (after <see cref="Sort"/>).</summary>
     public (UnmapNotice Notice, IommuDomain Table) this[int position] => _items[_order[position]];
 
-    /// <summary>Adds a notice (any order).</summary>
-    public void Add(in UnmapNotice notice, IommuDomain table) => _items.Add((notice, table));
+    /// <summary>
+    /// Adds a notice (any order); <paramref name="leaves"/> is the leaf list its <c>LeafStart</c> indexes (kept
+    /// here, the notice re-indexed into the copy).
+    /// </summary>
+    public void Add(in UnmapNotice notice, IommuDomain table, ReadOnlySpan<LeafSegment> leaves)
+    {
+        if (notice.LeafCount == 0)
+        {
+            _items.Add((notice, table));
+            return;
+        }
+        int start = _leaves.Count;
+        _leaves.AddRange(leaves.Slice(notice.LeafStart, notice.LeafCount));
+        _items.Add((notice with { LeafStart = start }, table));
+    }
+
+    /// <summary>Adds a notice that lists no leaves (any order).</summary>
+    public void Add(in UnmapNotice notice, IommuDomain table) => Add(notice, table, []);
 
     /// <summary>Puts the notices in stamp order (indexing waits for the first <see cref="TryPreState"/>).</summary>
     public void Sort()
@@ -54,7 +70,7 @@ internal sealed class WindowUnmaps
     }
 
     /// <summary>
-    /// Indexes the notices that carry a translation by page. Done on the first <see cref="TryPreState"/> of a
+    /// Indexes the notices that removed something by page. Done on the first <see cref="TryPreState"/> of a
     /// window: most windows never ask (a DMA needs the pre-state only when the table already lost its page).
     /// </summary>
     private void Index()
@@ -67,8 +83,8 @@ internal sealed class WindowUnmaps
         for (int p = _keys.Count - 1; p >= 0; p--)
         {
             var (n, table) = _items[_order[p]];
-            if (n.Paddr == 0 || n.Unmapped == 0)
-                continue; // nothing to translate through
+            if (n.Unmapped == 0)
+                continue; // removed no translation (only table pages)
             ulong first = n.Iova >> 12, last = (n.Iova + (n.Unmapped - 1)) >> 12;
             if (last - first >= IndexedPages || last < first)
             {
@@ -90,7 +106,7 @@ internal sealed class WindowUnmaps
 
     /// <summary>
     /// The translation <paramref name="iova"/> had in <paramref name="domain"/> before the earliest notice at or
-    /// after position <paramref name="from"/> that covers it; false when none does.
+    /// after position <paramref name="from"/> that removed it (the leaf that unmap cleared); false when none did.
     /// </summary>
     public bool TryPreState(int from, IommuDomain domain, ulong iova, out ulong pa, out IommuProt prot)
     {
@@ -125,10 +141,7 @@ internal sealed class WindowUnmaps
             prot = IommuProt.None;
             return false;
         }
-        var n = this[best].Notice;
-        pa = n.Paddr + (iova - n.Iova);
-        prot = n.Prot;
-        return true;
+        return this[best].Notice.TryTranslate(iova, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_leaves), out pa, out prot);
     }
 
     private bool Covers(int position, ulong iova)
@@ -141,6 +154,7 @@ internal sealed class WindowUnmaps
     public void Clear()
     {
         _items.Clear();
+        _leaves.Clear();
         _keys.Clear();
         _firstNode.Clear();
         _nodes.Clear();
