@@ -20,13 +20,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
-    private static (int Exit, string Stdout, string Stderr) Ptactors(params string[] args)
-    {
-        using var stdout = new StringWriter { NewLine = "\n" };
-        using var stderr = new StringWriter { NewLine = "\n" };
-        int rc = Program.Run(args, new StringReader(""), stdout, stderr);
-        return (rc, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Exit, string Stdout, string Stderr) Ptactors(params string[] args) => EndToEndTests.Ptactors(args);
 
     [Theory]
     [InlineData("x86_64", "lazy", 1)]          // the log's run header only: killed before anything was acknowledged

@@ -13,7 +13,8 @@ public sealed class EndToEndTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Exit, string Stdout, string Stderr) Ptactors(string[] args, string stdin = "")
+    /// <summary>The whole command line in-process with captured streams (other test classes use it too).</summary>
+    internal static (int Exit, string Stdout, string Stderr) Ptactors(string[] args, string stdin = "")
     {
         using var stdout = new StringWriter { NewLine = "\n" };
         using var stderr = new StringWriter { NewLine = "\n" };
