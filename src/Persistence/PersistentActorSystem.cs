@@ -15,12 +15,15 @@ public static class PersistentActorSystem
     /// throws <see cref="SqliteDatabaseException"/> for an unusable path) and the linq2db options that
     /// set synchronous=NORMAL per connection through <paramref name="interceptor"/> (a new one if null).
     /// </summary>
-    public static ActorSystemSetup CreateSetup(PersistenceBackend backend, Config? extra = null, SqlitePragmaInterceptor? interceptor = null)
+    public static ActorSystemSetup CreateSetup(PersistenceBackend backend, Config? extra = null, SqlitePragmaInterceptor? interceptor = null,
+        bool forReading = false)
     {
         ArgumentNullException.ThrowIfNull(backend);
         if (backend.Kind == PersistenceBackendKind.Sqlite)
         {
-            string full = SqliteDatabase.Prepare(backend.Target!);
+            // A reader (runs, verify) must not change the file: no preparing write, no mode switch (a ptactors
+            // database is already in WAL mode; the caller checked that it is one).
+            string full = forReading ? Path.GetFullPath(backend.Target!) : SqliteDatabase.Prepare(backend.Target!);
             var config = WithExtra(PersistenceConfig.Sqlite(full), extra);
             return ActorSystemSetup.Create(
                 BootstrapSetup.Create().WithConfig(config),
@@ -30,9 +33,10 @@ public static class PersistentActorSystem
     }
 
     /// <summary>An ActorSystem named <paramref name="name"/> on <paramref name="backend"/> (see <see cref="CreateSetup"/>).</summary>
-    public static ActorSystem Create(string name, PersistenceBackend backend, Config? extra = null, SqlitePragmaInterceptor? interceptor = null)
+    public static ActorSystem Create(string name, PersistenceBackend backend, Config? extra = null, SqlitePragmaInterceptor? interceptor = null,
+        bool forReading = false)
     {
-        var system = ActorSystem.Create(name, CreateSetup(backend, extra, interceptor));
+        var system = ActorSystem.Create(name, CreateSetup(backend, extra, interceptor, forReading));
         StartScheduler(system);
         return system;
     }

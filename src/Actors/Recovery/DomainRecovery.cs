@@ -107,6 +107,6 @@ internal sealed class DomainRecoveryActor : ReceivePersistentActor
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
         _done.TrySetException(new InvalidOperationException(
-            $"{_persistenceId} cannot be recovered{(message is null ? "" : $" (at sequence number {LastSequenceNr + 1})")}: {reason.Message}", reason));
+            $"{_persistenceId} cannot be recovered at event {LastSequenceNr + 1}: {reason.Message.ReplaceLineEndings(" ")}", reason));
     }
 }

@@ -143,7 +143,7 @@ internal sealed class RecordingCommands
                 string status = end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed";
                 string acks = acked is null ? "" : string.Create(CultureInfo.InvariantCulture, $" acked_checked={report.AckedChecked} acked_missing={report.AckedMissing}");
                 _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{run.RunId} {status} domains={report.Domains} events={report.Events} ops={report.Ops}{acks} table_hash={report.TableHash} ") +
+                    $"{run.RunId} {status} domains={report.Domains} events={report.Events} ops={report.Ops}{acks} table_hash={(report.TableHash.Length == 0 ? "-" : report.TableHash)} ") +
                     (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems)));
             }
             if (torn > 0)
@@ -167,7 +167,7 @@ internal sealed class RecordingCommands
         try
         {
             system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(db),
-                Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"));
+                Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"), forReading: true);
             await PersistentActorSystem.ReadyAsync(system, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return await body(system).ConfigureAwait(false);
         }
