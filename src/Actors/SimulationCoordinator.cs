@@ -8,55 +8,26 @@ using PtActors.Engine.Workloads;
 namespace PtActors.Actors;
 
 /// <summary>
-/// Drives a run window by window. The run splits into lanes, one per IOMMU unit: the unit, the domains attached
-/// to it and the device hosts of those domains. Nothing crosses lanes, so each lane advances through its own
-/// windows at its own pace, and the lanes keep both cores busy while any one of them waits. Within a lane each
-/// window has three phases: the hosts generate and send their traffic; the domains apply their operations in
-/// stamp order, persist and answer; the unit runs DMAs, unmaps and timeouts in stamp order and releases what its
-/// flushes covered. The hosts' generation of the next window needs only the domains' answers, so it overlaps the
-/// unit's processing; a commit waits for both, so the domains' tables never change while the unit's walks read
-/// them. That, and every actor taking its inputs in stamp order, makes every figure but the wall-clock ones
-/// depend only on the seed and the settings, whatever the thread timing.
+/// The actor that runs a simulation: it builds the run's <see cref="RunTopology"/> (a unit per lane, the domains
+/// attached to it, a host per domain), lets a <see cref="LaneSchedule"/> decide what each lane does next, turns
+/// the schedule's requests into messages to its children and their answers into the schedule's inputs, and hands
+/// what the children counted to <see cref="RunFigures"/> at the end. The schedule keeps every figure but the
+/// wall-clock ones a function of the seed and the settings alone, whatever the thread timing; see it for the
+/// order of a lane's windows.
 /// </summary>
-internal sealed class SimulationCoordinator : ReceiveActor
+internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
 {
-    /// <summary>One unit with its domains and their hosts, and where it is in its windows.</summary>
-    private sealed class Lane(int index, IActorRef unit)
+    /// <summary>The actors of one lane, indexed like the schedule's slots.</summary>
+    private sealed class LaneActors(IActorRef unit)
     {
-        public readonly int Index = index;
         public readonly IActorRef Unit = unit;
         public readonly List<IActorRef> Domains = new();
         public readonly List<string> DomainNames = new();
         public readonly List<IActorRef> Hosts = new();
-        /// <summary>Each host's place in the run's host order (the order --ops shares are handed out in).</summary>
-        public readonly List<int> HostIndex = new();
-        /// <summary>Map+unmap calls the lane's hosts had issued after generating each window (index = window − 1).</summary>
-        public readonly List<long> IssuedThrough = new();
-        public readonly Dictionary<IActorRef, DeviceHost.HostCounters> Counters = new();
+        /// <summary>Each host's latest cumulative counters (null until it first generated).</summary>
+        public readonly List<DeviceHost.HostCounters?> Counters = new();
         /// <summary>Table pages of the lane's domains at the end of each window (index = window − 1).</summary>
         public readonly List<long> PagesAtWindowEnd = new();
-        /// <summary>The latest window the lane's hosts were asked to generate.</summary>
-        public long Window;
-        /// <summary>The latest window the lane's domains committed.</summary>
-        public long CommittedWindow;
-        /// <summary>Hosts, or domains, that have not yet answered the current phase.</summary>
-        public int HostsPending, DomainsPending;
-        /// <summary>The unit is processing or draining a window (the domains' tables must stay still).</summary>
-        public bool UnitBusy;
-        public bool Quiet, FinalDrain, Drained, Done;
-        public int QuietWindows;
-
-        public long SumHosts(Func<DeviceHost.HostCounters, long> counter)
-        {
-            long sum = 0;
-            foreach (var c in Counters.Values)
-                sum += counter(c);
-            return sum;
-        }
-
-        /// <summary>Calls issued through window <paramref name="w"/> (a lane that stopped earlier: all it issued).</summary>
-        public long IssuedThroughWindow(long w)
-            => IssuedThrough.Count == 0 || w <= 0 ? 0 : IssuedThrough[(int)Math.Min(w, IssuedThrough.Count) - 1];
     }
 
     private readonly SimulationSettings _s;
@@ -64,25 +35,15 @@ internal sealed class SimulationCoordinator : ReceiveActor
     private readonly IProgress<SimulationProgress>? _progress;
     private readonly TaskCompletionSource<SimulationResult> _done;
     private readonly Stopwatch _wall = Stopwatch.StartNew();
-    private readonly List<IActorRef> _units = new();
-    private readonly List<Lane> _lanes = new();
-    private readonly Dictionary<string, Lane> _laneOfDomain = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Lane> _laneOfUnit = new(StringComparer.Ordinal);
-    private readonly Dictionary<IActorRef, Lane> _laneOfHost = new();
+    private readonly List<LaneActors> _lanes = new();
+    private readonly Dictionary<string, (int Lane, int Slot)> _slotOfDomain = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, (int Lane, int Slot)> _slotOfDomainRef = new();
+    private readonly Dictionary<IActorRef, (int Lane, int Slot)> _slotOfHost = new();
+    private readonly Dictionary<string, int> _laneOfUnit = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IommuDomain> _tables = new(StringComparer.Ordinal);
-    private readonly List<Lane> _waitingForBudget = new();
     private readonly MessagePools _pools = new();
-    /// <summary>Restarts of a domain from its journal while committing one window after which the run gives up.</summary>
-    private const int MaxRestarts = 5;
-    /// <summary>Domains whose answer to the lane's current commit is outstanding.</summary>
-    private readonly HashSet<string> _awaitingCommit = new(StringComparer.Ordinal);
-    /// <summary>Each domain's journal sequence number at its last commit (where a re-driven window begins).</summary>
-    private readonly Dictionary<string, long> _sequenceNr = new(StringComparer.Ordinal);
-    /// <summary>Restarts of a domain since its last commit.</summary>
-    private readonly Dictionary<string, int> _restarts = new(StringComparer.Ordinal);
-    private int _hostCount;
+    private LaneSchedule _schedule = null!;
     private int _unbound;
-    private int _lanesRunning;
     private int _awaitingCounters;
     private long _events, _opsPersisted;
     private TimeSpan _lastReport;
@@ -99,87 +60,42 @@ internal sealed class SimulationCoordinator : ReceiveActor
         {
             _tables[b.Domain] = b.Table;
             if (--_unbound == 0)
-                Start();
+                _schedule.Start();
         });
         Receive<DeviceHost.Generated>(g =>
         {
-            var lane = _laneOfHost[Sender];
-            lane.Counters[Sender] = g.Counters;
-            if (--lane.HostsPending > 0)
-                return;
-            lane.IssuedThrough.Add(lane.SumHosts(static c => c.Issued));
-            TryCommit(lane);
-            ResumeLanesWaitingForBudget();
+            var (lane, slot) = _slotOfHost[Sender];
+            _lanes[lane].Counters[slot] = g.Counters;
+            _schedule.HostGenerated(lane, slot, g.Counters.Issued, g.Counters.Inflight);
         });
         Receive<DomainActor.Committed>(c =>
         {
-            var lane = _laneOfDomain[c.Domain];
-            _awaitingCommit.Remove(c.Domain);
-            _restarts.Remove(c.Domain);
-            _sequenceNr[c.Domain] = c.SequenceNr;
+            var (lane, slot) = _slotOfDomain[c.Domain];
             _events += c.Events;
             _opsPersisted += c.Ops;
-            if (--lane.DomainsPending > 0)
-                return;
-            _ackLog?.Flush();
-            if (lane.Drained)
-            {
-                LaneDone(lane);
-                return;
-            }
-            lane.CommittedWindow = lane.Window;
-            ProcessUnit(lane);
-            // The next window's generation needs only the domains' answers, not the unit: it overlaps the
-            // unit's processing (the next commit waits for both). Winding down stays sequential.
-            if (!lane.Quiet)
-                AfterCommit(lane);
+            _schedule.DomainCommitted(lane, slot, c.SequenceNr);
         });
-        Receive<IotlbActor.Processed>(p => EndWindow(_laneOfUnit[p.Unit]));
-        Receive<IotlbActor.Drained>(d =>
+        Receive<IotlbActor.Processed>(p =>
         {
-            var lane = _laneOfUnit[d.Unit];
-            lane.UnitBusy = false;
-            if (lane.FinalDrain)
-            {
-                // The drain's releases are queued at the domains: one last commit applies and persists them.
-                lane.Drained = true;
-                CommitDomains(lane);
-            }
-            else
-            {
-                NextWindow(lane);
-            }
+            int lane = _laneOfUnit[p.Unit];
+            // The lane's domains do not commit while their unit processes: their tables are as the window left them.
+            _lanes[lane].PagesAtWindowEnd.Add(LanePages(_lanes[lane]));
+            ReportProgress(Acknowledged(), force: false);
+            _schedule.UnitProcessed(lane);
         });
+        Receive<IotlbActor.Drained>(d => _schedule.UnitDrained(_laneOfUnit[d.Unit]));
         Receive<IotlbActor.DomainRestarted>(r =>
         {
             // The domain was rebuilt from its journal (a failed write); its unit walks the new table and re-sent
-            // the releases and hardware writes of the window that died with the old incarnation. Its hosts re-send
-            // their operations of that window, then the domain commits it again.
-            var lane = _laneOfDomain[r.Domain];
+            // the releases and hardware writes of the window that died with the old incarnation.
             _tables[r.Domain] = r.Table;
-            int restarts = _restarts.GetValueOrDefault(r.Domain) + 1;
-            _restarts[r.Domain] = restarts;
-            if (restarts >= MaxRestarts)
-            {
-                if (_finished)
-                    return;
-                _finished = true;
-                _done.TrySetException(new InvalidOperationException(
-                    $"domain {r.Domain} was restarted from its journal {restarts} times while committing window {lane.Window} " +
-                    "(its journal writes keep failing); the run stops here (everything acknowledged so far is in the journal)"));
-                Context.Stop(Self);
-                return;
-            }
-            int i = lane.DomainNames.IndexOf(r.Domain);
-            lane.Hosts[i].Tell(new DeviceHost.Resend(lane.Window, lane.Domains[i]));
+            var (lane, slot) = _slotOfDomain[r.Domain];
+            _schedule.DomainRestarted(lane, slot);
         });
         Receive<DeviceHost.Resent>(r =>
         {
-            var lane = _laneOfHost[Sender];
-            int i = lane.Domains.IndexOf(r.Domain);
-            string name = lane.DomainNames[i];
-            if (_awaitingCommit.Contains(name))
-                r.Domain.Tell(new DomainActor.Recommit(r.Window, _sequenceNr.GetValueOrDefault(name)));
+            var (lane, slot) = _slotOfDomainRef[r.Domain];
+            _schedule.HostResent(lane, slot, r.Window);
         });
         Receive<IotlbActor.Counters>(OnCounters);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
@@ -204,13 +120,19 @@ internal sealed class SimulationCoordinator : ReceiveActor
     /// <summary>Ends the run with one error naming the actor <paramref name="name"/> that failed or stopped.</summary>
     private void Fail(string name)
     {
+        var cause = _childFailure is ActorInitializationException { InnerException: { } inner } ? inner : _childFailure;
+        Stop(new InvalidOperationException(cause is null
+            ? $"actor {name} stopped unexpectedly"
+            : $"actor {name} failed: {OneLine(cause.Message)}"));
+    }
+
+    /// <summary>Ends the run with <paramref name="error"/> (the first error wins).</summary>
+    private void Stop(Exception error)
+    {
         if (_finished)
             return;
         _finished = true;
-        var cause = _childFailure is ActorInitializationException { InnerException: { } inner } ? inner : _childFailure;
-        _done.TrySetException(new InvalidOperationException(cause is null
-            ? $"actor {name} stopped unexpectedly"
-            : $"actor {name} failed: {OneLine(cause.Message)}"));
+        _done.TrySetException(error);
         Context.Stop(Self);
     }
 
@@ -224,240 +146,124 @@ internal sealed class SimulationCoordinator : ReceiveActor
         }
         catch (Exception e)
         {
-            _finished = true;
-            _done.TrySetException(e);
-            Context.Stop(Self);
+            Stop(e);
         }
     }
 
-    private static string DomainName(int d) => SimulationSettings.DomainName(d);
-
     private void Setup()
     {
+        var topology = new RunTopology(_s);
         var unitConfig = UnsafeModes.Apply(_s.Unsafe, new IommuUnitConfig
         {
             Policy = _s.Policy,
             Cpus = _s.Cpus,
             Iotlb = new IotlbConfig(_s.IotlbEntries, Math.Min(8, _s.IotlbEntries)),
         });
-        for (int u = 0; u < _s.Iommus; u++)
+        var hostOrder = new List<int[]>(topology.Lanes.Count);
+        foreach (var plan in topology.Lanes)
         {
-            string name = "iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(name, unitConfig, _pools), name));
-            _units.Add(unit);
-            var lane = new Lane(u, unit);
-            _lanes.Add(lane);
-            _laneOfUnit[name] = lane;
+            var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(plan.UnitName, unitConfig, _pools), plan.UnitName));
+            _laneOfUnit[plan.UnitName] = _lanes.Count;
+            _lanes.Add(new LaneActors(unit));
+            var order = new int[plan.Domains.Count];
+            for (int i = 0; i < order.Length; i++)
+                order[i] = plan.Domains[i].HostIndex;
+            hostOrder.Add(order);
         }
-
-        var devicesOf = new List<int>[_s.Domains];
-        for (int d = 0; d < _s.Domains; d++)
-            devicesOf[d] = new List<int>();
-        for (int dev = 0; dev < _s.Devices; dev++)
-            devicesOf[dev % _s.Domains].Add(dev);
+        _schedule = new LaneSchedule(this, _s.WindowNs, _s.Ops, _s.DurationNs, hostOrder);
 
         var options = new WorkloadOptions { Inflight = _s.Inflight, LateDmaProbability = _s.LateDma };
         options.Validate();
-        _unbound = _s.Domains;
-        for (int d = 0; d < _s.Domains; d++)
+        _unbound = topology.Domains.Count;
+        foreach (var plan in topology.Domains)
         {
-            var lane = _lanes[d % _s.Iommus];
-            var settings = new DomainActor.Settings(_s.RunId, DomainName(d), PtConfig.Default(_s.Format),
+            var lane = _lanes[plan.Lane];
+            int slot = lane.Domains.Count;
+            var settings = new DomainActor.Settings(_s.RunId, plan.Name, PtConfig.Default(_s.Format),
                 MaxOpsPerEvent: _s.MaxOpsPerEvent, SnapshotEvery: _s.SnapshotEvery, Iotlb: lane.Unit,
                 ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools,
-                AckLog: _ackLog, Index: d);
-            var domain = Context.Watch(Context.ActorOf(DomainActor.SupervisedProps(settings), DomainName(d)));
+                AckLog: _ackLog, Index: plan.Index);
+            var domain = Context.Watch(Context.ActorOf(DomainActor.SupervisedProps(settings), plan.Name));
             lane.Domains.Add(domain);
-            lane.DomainNames.Add(DomainName(d));
-            _laneOfDomain[DomainName(d)] = lane;
-            lane.Unit.Tell(new IotlbActor.AttachDevices(DomainName(d), d + 1, domain, devicesOf[d].ToArray()));
+            lane.DomainNames.Add(plan.Name);
+            _slotOfDomain[plan.Name] = (plan.Lane, slot);
+            _slotOfDomainRef[domain] = (plan.Lane, slot);
+            lane.Unit.Tell(new IotlbActor.AttachDevices(plan.Name, plan.Index + 1, domain, plan.Devices.ToArray()));
             var hosted = new List<DeviceHost.HostedDevice>();
-            foreach (int dev in devicesOf[d])
+            foreach (int dev in plan.Devices)
                 hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit));
-            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools), "host" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture)));
+            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools), plan.HostName));
             lane.Hosts.Add(host);
-            lane.HostIndex.Add(_hostCount++);
-            _laneOfHost[host] = lane;
+            lane.Counters.Add(null);
+            _slotOfHost[host] = (plan.Lane, slot);
         }
-        if (_s.Domains == 0)
-            Start();
+        if (_unbound == 0)
+            _schedule.Start();
     }
 
-    private void Start()
+    // ILaneDriver: the schedule's requests, as messages to the lane's actors.
+
+    void ILaneDriver.Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget)
+        => _lanes[lane].Hosts[slot].Tell(new DeviceHost.Generate(window, t0, t1, quiet, budget));
+
+    void ILaneDriver.Commit(int lane, long window)
+    {
+        var commit = new DomainActor.Commit(window);
+        foreach (var d in _lanes[lane].Domains)
+            d.Tell(commit);
+    }
+
+    void ILaneDriver.Committed(int lane, long window) => _ackLog?.Flush();
+
+    void ILaneDriver.Process(int lane, long window, ulong endNs) => _lanes[lane].Unit.Tell(new IotlbActor.Process(window, endNs));
+
+    void ILaneDriver.Drain(int lane, ulong atNs) => _lanes[lane].Unit.Tell(new IotlbActor.Drain(atNs));
+
+    void ILaneDriver.Resend(int lane, int slot, long window)
+        => _lanes[lane].Hosts[slot].Tell(new DeviceHost.Resend(window, _lanes[lane].Domains[slot]));
+
+    void ILaneDriver.Recommit(int lane, int slot, long window, long sequenceNr)
+        => _lanes[lane].Domains[slot].Tell(new DomainActor.Recommit(window, sequenceNr));
+
+    void ILaneDriver.GiveUp(int lane, int slot, int restarts, long window)
+        => Stop(new InvalidOperationException(
+            $"domain {_lanes[lane].DomainNames[slot]} was restarted from its journal {restarts} times while committing window {window} " +
+            "(its journal writes keep failing); the run stops here (everything acknowledged so far is in the journal)"));
+
+    void ILaneDriver.Finished()
+    {
+        _awaitingCounters = _lanes.Count;
+        _unitCounters.Clear();
+        foreach (var lane in _lanes)
+            lane.Unit.Tell(new IotlbActor.GetCounters());
+    }
+
+    private IEnumerable<DeviceHost.HostCounters> HostCounters()
     {
         foreach (var lane in _lanes)
         {
-            if (lane.Domains.Count == 0)
+            foreach (var c in lane.Counters)
             {
-                lane.Done = true;
-                continue;
-            }
-            _lanesRunning++;
-            NextWindow(lane);
-        }
-        if (_lanesRunning == 0)
-            Finish();
-    }
-
-    private void NextWindow(Lane lane)
-    {
-        lane.Window++;
-        ulong t0 = (ulong)(lane.Window - 1) * _s.WindowNs, t1 = (ulong)lane.Window * _s.WindowNs;
-        lane.HostsPending = lane.Hosts.Count;
-        // --ops N: what is left of N after the previous window (every lane has generated it) is shared between
-        // all the run's hosts, the remainder going to the first ones in host order; exactly N calls are issued.
-        long remaining = _s.Ops is { } n ? Math.Max(0, n - IssuedThroughWindow(lane.Window - 1)) : -1;
-        long share = remaining < 0 ? -1 : remaining / Math.Max(1, _hostCount);
-        long extra = remaining < 0 ? 0 : remaining % Math.Max(1, _hostCount);
-        for (int i = 0; i < lane.Hosts.Count; i++)
-            lane.Hosts[i].Tell(new DeviceHost.Generate(lane.Window, t0, t1, lane.Quiet, remaining < 0 ? -1 : share + (lane.HostIndex[i] < extra ? 1 : 0)));
-    }
-
-    /// <summary>Calls issued in the whole run through window <paramref name="w"/>.</summary>
-    private long IssuedThroughWindow(long w)
-    {
-        long sum = 0;
-        foreach (var lane in _lanes)
-            sum += lane.IssuedThroughWindow(w);
-        return sum;
-    }
-
-    /// <summary>Whether every lane still running has generated window <paramref name="w"/>.</summary>
-    private bool AllGenerated(long w)
-    {
-        foreach (var lane in _lanes)
-        {
-            if (!lane.Done && lane.IssuedThrough.Count < w)
-                return false;
-        }
-        return true;
-    }
-
-    private void ResumeLanesWaitingForBudget()
-    {
-        for (int i = 0; i < _waitingForBudget.Count;)
-        {
-            var lane = _waitingForBudget[i];
-            if (AllGenerated(lane.Window))
-            {
-                _waitingForBudget.RemoveAt(i);
-                ContinueOrWindDown(lane);
-            }
-            else
-            {
-                i++;
+                if (c is not null)
+                    yield return c;
             }
         }
     }
 
-    /// <summary>A host counter summed over every lane.</summary>
-    private long SumHosts(Func<DeviceHost.HostCounters, long> counter)
+    private long Acknowledged()
     {
-        long sum = 0;
-        foreach (var lane in _lanes)
-            sum += lane.SumHosts(counter);
-        return sum;
+        long acked = 0;
+        foreach (var c in HostCounters())
+            acked += c.Maps + c.Unmaps;
+        return acked;
     }
 
-    /// <summary>Commits the lane's current window once its hosts have generated it and its unit is idle.</summary>
-    private void TryCommit(Lane lane)
-    {
-        if (lane.HostsPending == 0 && !lane.UnitBusy && lane.CommittedWindow < lane.Window)
-            CommitDomains(lane);
-    }
-
-    private void CommitDomains(Lane lane)
-    {
-        lane.DomainsPending = lane.Domains.Count;
-        foreach (var name in lane.DomainNames)
-            _awaitingCommit.Add(name);
-        foreach (var d in lane.Domains)
-            d.Tell(new DomainActor.Commit(lane.Window));
-    }
-
-    private void ProcessUnit(Lane lane)
-    {
-        lane.UnitBusy = true;
-        lane.Unit.Tell(new IotlbActor.Process(lane.Window, (ulong)lane.Window * _s.WindowNs));
-    }
-
-    private long Acknowledged() => SumHosts(static c => c.Maps + c.Unmaps);
-
-    /// <summary>
-    /// A window is committed (its unit now processes it): go on to the next one. With --ops, whether the run has
-    /// issued everything (and the next window's shares) depends on what every lane generated in this window: a
-    /// lane ahead of the others waits for them here, at most one window ahead.
-    /// </summary>
-    private void AfterCommit(Lane lane)
-    {
-        if (_s.Ops is not null && !AllGenerated(lane.Window))
-        {
-            _waitingForBudget.Add(lane);
-            return;
-        }
-        ContinueOrWindDown(lane);
-    }
-
-    /// <summary>Generate the next window, or wind down once the run has issued what it was asked to or reached its duration.</summary>
-    private void ContinueOrWindDown(Lane lane)
-    {
-        ulong now = (ulong)lane.Window * _s.WindowNs;
-        if ((_s.Ops is { } n && IssuedThroughWindow(lane.Window) >= n) || (_s.DurationNs is { } d && now >= d))
-        {
-            lane.Quiet = true;
-            if (!lane.UnitBusy)
-                Drain(lane);   // otherwise the end of the window being processed starts it
-            return;
-        }
-        NextWindow(lane);
-    }
-
-    /// <summary>The unit processed the lane's committed window.</summary>
-    private void EndWindow(Lane lane)
-    {
-        lane.UnitBusy = false;
-        // The lane's domains do not commit while their unit processes: their tables are as the window left them.
-        lane.PagesAtWindowEnd.Add(LanePages(lane));
-        ReportProgress(Acknowledged(), force: false);
-        if (lane.Quiet)
-            Drain(lane);
-        else
-            TryCommit(lane);
-    }
-
-    /// <summary>
-    /// Winding down: flush what the policy holds so that operations waiting on an unmap's lock can run; once
-    /// nothing is outstanding, one last commit makes the final releases durable.
-    /// </summary>
-    private void Drain(Lane lane)
-    {
-        ulong now = (ulong)lane.Window * _s.WindowNs;
-        lane.FinalDrain = lane.SumHosts(static c => c.Inflight) == 0 || ++lane.QuietWindows > 10_000;
-        lane.UnitBusy = true;
-        lane.Unit.Tell(new IotlbActor.Drain(now));
-    }
-
-    private long LanePages(Lane lane)
+    private long LanePages(LaneActors lane)
     {
         long pages = 0;
         foreach (var name in lane.DomainNames)
             pages += _tables[name].TablePages;
         return pages;
-    }
-
-    private void LaneDone(Lane lane)
-    {
-        lane.Done = true;
-        if (--_lanesRunning == 0)
-            Finish();
-    }
-
-    private long SimWindows()
-    {
-        long windows = 0;
-        foreach (var lane in _lanes)
-            windows = Math.Max(windows, lane.Window);
-        return windows;
     }
 
     private void ReportProgress(long acked, bool force)
@@ -466,18 +272,12 @@ internal sealed class SimulationCoordinator : ReceiveActor
         if (_progress is null || (!force && elapsed - _lastReport < TimeSpan.FromMilliseconds(250)))
             return;
         _lastReport = elapsed;
-        long dmas = SumHosts(static c => c.Dmas);
-        long window = SimWindows();
+        long dmas = 0;
+        foreach (var c in HostCounters())
+            dmas += c.Dmas;
+        long window = _schedule.Windows;
         _progress.Report(new SimulationProgress(window, window * (double)_s.WindowNs / 1e9, acked, _s.Ops ?? 0, dmas,
             acked / Math.Max(elapsed.TotalSeconds, 1e-9)));
-    }
-
-    private void Finish()
-    {
-        _awaitingCounters = _units.Count;
-        _unitCounters.Clear();
-        foreach (var u in _units)
-            u.Tell(new IotlbActor.GetCounters());
     }
 
     private readonly List<IotlbActor.Counters> _unitCounters = new();
@@ -492,10 +292,14 @@ internal sealed class SimulationCoordinator : ReceiveActor
 
         double wall = _wall.Elapsed.TotalSeconds;
         long finalPages = 0;
+        var pages = new List<IReadOnlyList<long>>(_lanes.Count);
         foreach (var lane in _lanes)
+        {
             finalPages += LanePages(lane);
-        var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, _lanes.SelectMany(static l => l.Counters.Values), _unitCounters,
-            _lanes.Select(static l => (IReadOnlyList<long>)l.PagesAtWindowEnd).ToList(), finalPages, _tables, _events, _opsPersisted, SimWindows(), wall));
+            pages.Add(lane.PagesAtWindowEnd);
+        }
+        var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, HostCounters().ToList(), _unitCounters,
+            pages, finalPages, _tables, _events, _opsPersisted, _schedule.Windows, wall));
         ReportProgress(result.Ops, force: true);
         _done.TrySetResult(result);
         _finished = true;
