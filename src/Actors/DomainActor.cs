@@ -50,8 +50,11 @@ public sealed class DomainActor : ReceivePersistentActor
         }
     }
 
-    /// <summary>Every input of the window is in: apply, persist, answer. The sender gets <see cref="Committed"/>.</summary>
-    public sealed record Commit(long Window);
+    /// <summary>
+    /// Every input of the window is in: apply, persist, answer. The sender gets <see cref="Committed"/>.
+    /// <c>Final</c>: the lane's last commit, after its unit's final drain (journalled as such, for replay).
+    /// </summary>
+    public sealed record Commit(long Window, bool Final = false);
 
     /// <summary>
     /// Results of operations a host submitted (durable when sent). <c>Held</c>: results of unmaps the device may
@@ -90,7 +93,7 @@ public sealed class DomainActor : ReceivePersistentActor
     /// <c>SequenceNrBefore</c> events before the window's first (what <see cref="Committed"/> reported last), so
     /// the events of the window the journal already holds are not applied twice. The sender gets <see cref="Committed"/>.
     /// </summary>
-    public sealed record Recommit(long Window, long SequenceNrBefore);
+    public sealed record Recommit(long Window, long SequenceNrBefore, bool Final = false);
 
     /// <summary>
     /// Durable unmaps, and flushes the table asked for, for the IOTLB side; <c>Leaves</c> holds the translations
@@ -193,8 +196,8 @@ public sealed class DomainActor : ReceivePersistentActor
                 _releasedAt = r.AtNs;
         });
         Command<Rebound>(r => _reboundHardware = r.HardwareWrites);
-        Command<Commit>(c => CommitWindow(c.Window, Sender, -1));
-        Command<Recommit>(c => CommitWindow(c.Window, Sender, c.SequenceNrBefore));
+        Command<Commit>(c => CommitWindow(c.Window, c.Final, Sender, -1));
+        Command<Recommit>(c => CommitWindow(c.Window, c.Final, Sender, c.SequenceNrBefore));
         Command<GetSummary>(_ => Sender.Tell(MakeSummary()));
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("Snapshot of {0} failed: {1}", PersistenceId, f.Cause.Message));
@@ -228,7 +231,7 @@ public sealed class DomainActor : ReceivePersistentActor
     /// (a write reported failed may still have been stored, in part or in full) are not applied again: the
     /// recovery replayed them, and their results come from that replay.
     /// </summary>
-    private void CommitWindow(long window, IActorRef coordinator, long sequenceNrBefore)
+    private void CommitWindow(long window, bool final, IActorRef coordinator, long sequenceNrBefore)
     {
         bool redo = sequenceNrBefore >= 0;
         int written = redo ? checked((int)(LastSequenceNr - sequenceNrBefore)) : 0;
@@ -283,7 +286,7 @@ public sealed class DomainActor : ReceivePersistentActor
             else
             {
                 ulong digest = _model.ApplyBatch(hw, rel, _releasedAt, slice.Span, _outcome);
-                events.Add(new DomainBatch(rel, _releasedAt, slice, digest) { HardwareWrites = hw });
+                events.Add(new DomainBatch(rel, _releasedAt, slice, digest) { HardwareWrites = hw, Window = window, Final = final });
             }
             offset += n;
         }

@@ -10,8 +10,11 @@ internal interface ILaneDriver
     /// <summary>Host <paramref name="slot"/> of <paramref name="lane"/> generates and sends window <paramref name="window"/>'s traffic, stamped in [t0, t1); <paramref name="budget"/> map+unmap calls at most (−1: no limit).</summary>
     void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget);
 
-    /// <summary>Every domain of <paramref name="lane"/> applies, persists and answers what it received for <paramref name="window"/>.</summary>
-    void Commit(int lane, long window);
+    /// <summary>
+    /// Every domain of <paramref name="lane"/> applies, persists and answers what it received for
+    /// <paramref name="window"/>; <paramref name="final"/>: the lane's last commit, after its unit's final drain.
+    /// </summary>
+    void Commit(int lane, long window, bool final);
 
     /// <summary>Every domain of <paramref name="lane"/> answered its commit: what they acknowledged is durable.</summary>
     void Committed(int lane, long window);
@@ -26,7 +29,7 @@ internal interface ILaneDriver
     void Resend(int lane, int slot, long window);
 
     /// <summary>Domain <paramref name="slot"/>, restarted from its journal, commits <paramref name="window"/> again from <paramref name="sequenceNr"/>.</summary>
-    void Recommit(int lane, int slot, long window, long sequenceNr);
+    void Recommit(int lane, int slot, long window, long sequenceNr, bool final);
 
     /// <summary>Every lane has finished: the run's figures can be gathered.</summary>
     void Finished();
@@ -85,6 +88,8 @@ internal sealed class LaneSchedule
         public int HostsPending, DomainsPending;
         public bool UnitBusy, Quiet, FinalDrain, Drained, Done;
         public int QuietWindows;
+        /// <summary>The last window generated before winding down, and the window of the final drain (0: not yet).</summary>
+        public long QuietAfter, FinalWindow;
 
         public int Domains => AwaitingCommit.Length;
 
@@ -141,6 +146,13 @@ internal sealed class LaneSchedule
             return windows;
         }
     }
+
+    /// <summary>
+    /// How <paramref name="lane"/> wound down: its unit drained after processing each window from
+    /// <c>QuietAfter</c> through <c>Final</c> (at the window's end), and the final drain's releases were committed
+    /// as window <c>Final</c>. Both 0 for a lane without domains or that has not wound down.
+    /// </summary>
+    public (long QuietAfter, long Final) WindDownOf(int lane) => (_lanes[lane].QuietAfter, _lanes[lane].FinalWindow);
 
     /// <summary>The window <paramref name="lane"/> is in (the latest it was asked to generate).</summary>
     public long WindowOf(int lane) => _lanes[lane].Window;
@@ -233,6 +245,7 @@ internal sealed class LaneSchedule
         {
             // The drain's releases are queued at the domains: one last commit applies and persists them.
             l.Drained = true;
+            l.FinalWindow = l.Window;
             CommitDomains(l);
         }
         else
@@ -264,7 +277,7 @@ internal sealed class LaneSchedule
             return;
         var l = _lanes[lane];
         if (l.AwaitingCommit[slot])
-            _driver.Recommit(l.Index, slot, window, l.SequenceNr[slot]);
+            _driver.Recommit(l.Index, slot, window, l.SequenceNr[slot], l.Drained);
     }
 
     private bool AllDone()
@@ -337,7 +350,7 @@ internal sealed class LaneSchedule
     {
         l.DomainsPending = l.Domains;
         Array.Fill(l.AwaitingCommit, true);
-        _driver.Commit(l.Index, l.Window);
+        _driver.Commit(l.Index, l.Window, l.Drained);
     }
 
     /// <summary>
@@ -362,6 +375,7 @@ internal sealed class LaneSchedule
         if ((_ops is { } n && IssuedThroughWindow(l.Window) >= n) || (_durationNs is { } d && now >= d))
         {
             l.Quiet = true;
+            l.QuietAfter = l.Window;
             if (!l.UnitBusy)
                 Drain(l);   // otherwise the end of the window being processed starts it
             return;

@@ -136,6 +136,8 @@ public sealed record SimulationResult
 {
     /// <summary>Run id.</summary>
     public required string RunId { get; init; }
+    /// <summary>How each lane wound down (what a replay needs to drain where the run did), in unit order.</summary>
+    public PtActors.Engine.Replay.RunWindDown WindDown { get; init; } = PtActors.Engine.Replay.RunWindDown.None;
     /// <summary>The deliberately broken configuration the run used.</summary>
     public UnsafeMode Unsafe { get; init; }
     /// <summary>Acknowledged map and unmap calls.</summary>

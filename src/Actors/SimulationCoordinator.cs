@@ -206,9 +206,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     void ILaneDriver.Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget)
         => _lanes[lane].Hosts[slot].Tell(new DeviceHost.Generate(window, t0, t1, quiet, budget));
 
-    void ILaneDriver.Commit(int lane, long window)
+    void ILaneDriver.Commit(int lane, long window, bool final)
     {
-        var commit = new DomainActor.Commit(window);
+        var commit = new DomainActor.Commit(window, final);
         foreach (var d in _lanes[lane].Domains)
             d.Tell(commit);
     }
@@ -222,8 +222,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     void ILaneDriver.Resend(int lane, int slot, long window)
         => _lanes[lane].Hosts[slot].Tell(new DeviceHost.Resend(window, _lanes[lane].Domains[slot]));
 
-    void ILaneDriver.Recommit(int lane, int slot, long window, long sequenceNr)
-        => _lanes[lane].Domains[slot].Tell(new DomainActor.Recommit(window, sequenceNr));
+    void ILaneDriver.Recommit(int lane, int slot, long window, long sequenceNr, bool final)
+        => _lanes[lane].Domains[slot].Tell(new DomainActor.Recommit(window, sequenceNr, final));
 
     void ILaneDriver.GiveUp(int lane, int slot, int restarts, long window)
         => Stop(new InvalidOperationException(
@@ -300,6 +300,13 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         }
         var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, HostCounters().ToList(), _unitCounters,
             pages, finalPages, _tables, _events, _opsPersisted, _schedule.Windows, wall));
+        var windDown = new PtActors.Engine.Replay.LaneWindDown[_lanes.Count];
+        for (int l = 0; l < windDown.Length; l++)
+        {
+            var (quietAfter, final) = _schedule.WindDownOf(l);
+            windDown[l] = new PtActors.Engine.Replay.LaneWindDown(quietAfter, final);
+        }
+        result = result with { WindDown = new PtActors.Engine.Replay.RunWindDown(windDown) };
         ReportProgress(result.Ops, force: true);
         _done.TrySetResult(result);
         _finished = true;

@@ -54,7 +54,10 @@ public sealed class Simulator : ISimulationRunner
                 await TryRecordEndAsync(registry, new RunEnded(settings.RunId, RunOutcome.Failed, NowMs(), 0, "", "", why)).ConfigureAwait(false);
                 throw;
             }
-            await RecordEndAsync(registry, new RunEnded(settings.RunId, RunOutcome.Completed, NowMs(), result.Ops, result.TableHash, result.MemoryHash, ""))
+            await RecordEndAsync(registry, new RunEnded(settings.RunId, RunOutcome.Completed, NowMs(), result.Ops, result.TableHash, result.MemoryHash, "")
+            {
+                WindDown = result.WindDown.Lanes,
+            })
                 .ConfigureAwait(false);
             return result;
         }

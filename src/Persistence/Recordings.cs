@@ -32,4 +32,24 @@ public static class Recordings
         }
         return (events, ops);
     }
+
+    /// <summary>
+    /// The domain batches the journal of <paramref name="persistenceId"/> holds, in sequence order (a recording's
+    /// operations as the domain applied them). Any other event there is refused: a domain journal holds batches only.
+    /// </summary>
+    public static async Task<List<DomainBatch>> ReadBatchesAsync(ActorSystem system, string persistenceId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(PersistenceConfig.SqlReadJournalId);
+        var batches = new List<DomainBatch>();
+        await journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
+            .RunForeach(envelope =>
+            {
+                if (envelope.Event is not DomainBatch batch)
+                    throw new InvalidDataException($"{persistenceId} event {envelope.SequenceNr} is a {envelope.Event?.GetType().Name ?? "null"}, not a domain batch");
+                batches.Add(batch);
+            }, system.Materializer())
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+        return batches;
+    }
 }

@@ -18,7 +18,7 @@ public sealed class LaneScheduleTests
         public void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget)
             => Log.Add($"gen L{lane}.{slot} w{window} [{t0},{t1}){(quiet ? " quiet" : "")}{(budget >= 0 ? $" budget {budget}" : "")}");
 
-        public void Commit(int lane, long window) => Log.Add($"commit L{lane} w{window}");
+        public void Commit(int lane, long window, bool final) => Log.Add($"commit L{lane} w{window}{(final ? " final" : "")}");
 
         public void Committed(int lane, long window) => Log.Add($"committed L{lane} w{window}");
 
@@ -28,7 +28,8 @@ public sealed class LaneScheduleTests
 
         public void Resend(int lane, int slot, long window) => Log.Add($"resend L{lane}.{slot} w{window}");
 
-        public void Recommit(int lane, int slot, long window, long sequenceNr) => Log.Add($"recommit L{lane}.{slot} w{window} from {sequenceNr}");
+        public void Recommit(int lane, int slot, long window, long sequenceNr, bool final)
+            => Log.Add($"recommit L{lane}.{slot} w{window} from {sequenceNr}{(final ? " final" : "")}");
 
         public void Finished() => Log.Add("finished");
 
@@ -132,10 +133,11 @@ public sealed class LaneScheduleTests
         Assert.False(s.IsFinished);
         s.UnitDrained(0);
         // Nothing in flight: the final drain's releases are committed, then the lane is done.
-        Assert.Equal(["commit L0 w2"], r.Take());
+        Assert.Equal(["commit L0 w2 final"], r.Take());
         s.DomainCommitted(0, 0, 3);
         Assert.Equal(["committed L0 w2", "finished"], r.Take());
         Assert.True(s.IsFinished);
+        Assert.Equal((1, 2), s.WindDownOf(0));
     }
 
     [Fact]
@@ -150,7 +152,7 @@ public sealed class LaneScheduleTests
         s.UnitProcessed(0);
         s.UnitDrained(0);
         s.DomainCommitted(0, 0, 2);
-        Assert.Equal(["drain L0 at 1000", "commit L0 w1", "committed L0 w1", "finished"], r.Take());
+        Assert.Equal(["drain L0 at 1000", "commit L0 w1 final", "committed L0 w1", "finished"], r.Take());
     }
 
     [Fact]
@@ -313,7 +315,7 @@ public sealed class LaneScheduleTests
             });
         }
 
-        public void Commit(int lane, long window)
+        public void Commit(int lane, long window, bool final)
         {
             Assert.False(_unitBusy[lane], $"lane {lane} commits w{window} while its unit walks the tables");
             Assert.All(_generated[lane], g => Assert.Equal(window, g));
@@ -367,7 +369,7 @@ public sealed class LaneScheduleTests
         public void Resend(int lane, int slot, long window)
             => _pending.Add(() => Schedule.HostResent(lane, slot, window));
 
-        public void Recommit(int lane, int slot, long window, long sequenceNr)
+        public void Recommit(int lane, int slot, long window, long sequenceNr, bool final)
         {
             Assert.Equal(_committing[lane], window);
             Assert.Equal(_committedSeq[lane][slot], sequenceNr);

@@ -74,7 +74,7 @@ public sealed class JournalCorruptionTests : IDisposable
         var cases = new List<(string Name, Func<byte[], byte[]>? Payload, string? Manifest, string Expected)>
         {
             ("version0", b => [0, .. b[1..]], null, "format version 0"),
-            ("version4", b => [4, .. b[1..]], null, "format version 4"),
+            ("version5", b => [5, .. b[1..]], null, "format version 5"),
             ("version255", b => [255, .. b[1..]], null, "format version 255"),
             ("truncated", b => b[..(b.Length / 2)], null, "corrupt 'domain-batch' payload at byte"),
             ("trailing", b => [.. b, 0], null, "trailing"),

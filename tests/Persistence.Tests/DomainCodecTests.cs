@@ -188,6 +188,8 @@ internal sealed class DomainDriver
         Assert.Equal(a.ReleasedAtNs, b.ReleasedAtNs);
         Assert.Equal(a.Ops.ToArray(), b.Ops.ToArray());
         Assert.Equal(a.ResultDigest, b.ResultDigest);
+        Assert.Equal(a.Window, b.Window);
+        Assert.Equal(a.Final, b.Final);
     }
 }
 
@@ -217,7 +219,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     {
         var empty = new DomainBatch([], 0, [], 0);
         var bytes = Registry.Serialize(empty);
-        Assert.Equal(13, bytes.Length); // version, ReleasedAtNs, three zero counts, the 8-byte digest
+        Assert.Equal(14, bytes.Length); // version, ReleasedAtNs, window, three zero counts, the 8-byte digest
         DomainDriver.AssertBatchesEqual(empty, RoundTrip(empty));
         var maxed = new DomainBatch([], ulong.MaxValue, [], ulong.MaxValue);
         DomainDriver.AssertBatchesEqual(maxed, RoundTrip(maxed));
@@ -271,11 +273,12 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
             [
                 new DmaOp(105, DmaOp.MakeId(0, 7), DmaOpKind.Map, 0x1000, 0x2000, 0x1000, RW),
                 new DmaOp(103, DmaOp.MakeId(2, 1), DmaOpKind.Unmap, 0x1000, 0, 0x1000, IommuProt.None),
-            ], 0x0102_0304_0506_0708) { HardwareWrites = [HardwareWriteLog.Pack(5, 3)] };
+            ], 0x0102_0304_0506_0708) { HardwareWrites = [HardwareWriteLog.Pack(5, 3)], Window = 10, Final = true };
         byte[] expected =
         [
-            3,                  // version
+            4,                  // version
             100,                // ReleasedAtNs
+            0x15,               // window 10 << 1 | final
             1, 0x83, 0x14,      // one hardware write: page 5 << 9 | item 3 = 2563
             1, 2, 2,            // one released id: device z(1) = 2, sequence 2
             2,                  // two ops
@@ -642,12 +645,14 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(0)]
-    [InlineData(4)]
+    [InlineData(5)]
     [InlineData(255)]
     public void Unknown_version_is_rejected(byte version)
     {
         foreach (var (value, manifest) in new (object, string)[] { (new DomainBatch([], 1, [], 2), Batch), (TinySnapshot(), Snap) })
         {
+            if (manifest == Snap && version == 5)
+                continue; // the snapshot is at version 1: 2 would do, but 5 is the batch's first unknown version
             var bytes = Registry.Serialize(value);
             bytes[0] = version;
             var e = Assert.Throws<SerializationException>(() => Registry.Deserialize(bytes, manifest));
@@ -659,7 +664,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     public void A_version_1_batch_is_refused_because_its_digest_can_no_longer_be_checked()
     {
         var bytes = Registry.Serialize(new DomainBatch([], 1, [], 2));
-        Assert.Equal(3, bytes[0]);
+        Assert.Equal(4, bytes[0]);
         bytes[0] = 1;
         var e = Assert.Throws<SerializationException>(() => Registry.Deserialize(bytes, Batch));
         Assert.Contains("format version 1", e.Message);
@@ -677,11 +682,29 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_version_3_batch_reads_without_a_window_and_version_4_keeps_it()
+    {
+        // v3: ReleasedAtNs, hardware writes, released, ops, digest (no window).
+        byte[] v3 = [3, 100, 1, 7, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1];
+        var back = (DomainBatch)Registry.Deserialize(v3, Batch);
+        Assert.Equal(0, back.Window);
+        Assert.Equal([7L], back.HardwareWrites);
+        Assert.Equal(0x0102_0304_0506_0708UL, back.ResultDigest);
+
+        var batch = new DomainBatch([DmaOp.MakeId(3, 4)], 100, [], 2) { Window = 123_456_789_012, HardwareWrites = [9] };
+        var again = (DomainBatch)Registry.Deserialize(Registry.Serialize(batch), Batch);
+        Assert.Equal(123_456_789_012, again.Window);
+        Assert.Equal(batch.Released, again.Released);
+        Assert.Throws<SerializationException>(() => Registry.Serialize(batch with { Window = -1 }));
+        Assert.True(((DomainBatch)Registry.Deserialize(Registry.Serialize(batch with { Final = true }), Batch)).Final);
+    }
+
+    [Fact]
     public void A_hardware_write_past_the_page_numbers_is_refused_both_ways()
     {
         var bad = new DomainBatch([], 1, [], 2) { HardwareWrites = [-1] };
         Assert.Throws<SerializationException>(() => Registry.Serialize(bad));
-        byte[] corrupt = [3, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        byte[] corrupt = [4, 1, 2, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
         var e = Assert.Throws<SerializationException>(() => Registry.Deserialize(corrupt, Batch));
         Assert.Contains("hardware write", e.Message, StringComparison.Ordinal);
     }
@@ -839,7 +862,7 @@ public sealed class DomainCodecTests(ITestOutputHelper output)
     private static DomainBatch RoundTrip(DomainBatch value)
     {
         var bytes = Registry.Serialize(value);
-        Assert.Equal(3, bytes[0]);
+        Assert.Equal(4, bytes[0]);
         return (DomainBatch)Registry.Deserialize(bytes, Batch);
     }
 

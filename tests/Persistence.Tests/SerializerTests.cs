@@ -1,3 +1,4 @@
+using PtActors.Engine.Replay;
 using System.Buffers;
 using System.Runtime.Serialization;
 using Akka.Actor;
@@ -58,11 +59,30 @@ public sealed class SerializerTests
         {
             new RunEnded("run-1", RunOutcome.Completed, 1_700_000_000_000, 2_000_000, "ab", "cd", ""),
             new RunEnded("run-2", RunOutcome.Failed, -1, 0, "", "", "domain dom0003 failed"),
+            new RunEnded("run-3", RunOutcome.Completed, 7, 8, "ef", "01", "")
+            {
+                WindDown = [new LaneWindDown(1000, 1003), new LaneWindDown(0, 0), new LaneWindDown(long.MaxValue, long.MaxValue)],
+            },
         };
         var withEnds = new RunRegistrySnapshot(many, ends);
         Assert.Equal(withEnds, RoundTrip(withEnds));
         foreach (var end in ends)
             Assert.Equal(end, RoundTrip(end));
+    }
+
+    [Fact]
+    public void A_run_end_keeps_its_lanes_wind_down_and_version_1_reads_without()
+    {
+        var end = new RunEnded("r", RunOutcome.Completed, 1, 2, "h", "m", "") { WindDown = [new LaneWindDown(5, 9)] };
+        var bytes = Registry.Serialize(end);
+        Assert.Equal(2, bytes[0]);
+        Assert.Equal([0x0a, 0x08], bytes[^2..]);   // zigzag(5), zigzag(9 - 5)
+        Assert.Equal(end, RoundTrip(end));
+        Assert.NotEqual(end, end with { WindDown = [new LaneWindDown(5, 10)] });
+        // Version 1 (before lanes were recorded): the same fields without the lane list.
+        var v1 = Registry.Deserialize([1, .. bytes[1..^3]], "run-ended");
+        Assert.Equal(end with { WindDown = [] }, v1);
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => Registry.Serialize(end with { WindDown = [new LaneWindDown(5, 4)] }));
     }
 
     [Fact]

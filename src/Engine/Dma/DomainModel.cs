@@ -111,6 +111,18 @@ public sealed record DomainBatch(long[] Released, ulong ReleasedAtNs, ReadOnlyMe
     /// (<see cref="HardwareWriteLog"/> entries); applied before anything else of the batch.
     /// </summary>
     public long[] HardwareWrites { get; init; } = [];
+
+    /// <summary>
+    /// The simulator window whose commit wrote the batch (1 = the first; 0 = not recorded: journals written before
+    /// version 4 of the batch format). Replay uses it to apply each batch where the run did.
+    /// </summary>
+    public long Window { get; init; }
+
+    /// <summary>
+    /// Written by the final commit of its lane, after the unit's last drain (which has the same window number as
+    /// the commit before it); false for every other batch and for journals written before version 4.
+    /// </summary>
+    public bool Final { get; init; }
 }
 
 /// <summary>A live DMA-API mapping, for snapshots.</summary>

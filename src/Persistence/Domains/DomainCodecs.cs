@@ -81,7 +81,7 @@ public sealed class DomainCodecs : IPtCodecSet
 
     public void Register(PtCodecRegistry registry)
     {
-        registry.Register<DomainBatch>(BatchManifest, 3, WriteBatch, ReadBatch, minVersion: 2);
+        registry.Register<DomainBatch>(BatchManifest, 4, WriteBatch, ReadBatch, minVersion: 2);
         registry.Register<DomainModelSnapshot>(SnapshotManifest, 1, WriteSnapshot, ReadSnapshot);
     }
 
@@ -90,6 +90,9 @@ public sealed class DomainCodecs : IPtCodecSet
     private static void WriteBatch(PtWriter w, DomainBatch b)
     {
         w.WriteVarUInt64(b.ReleasedAtNs);
+        if (b.Window is < 0 or > long.MaxValue / 2)
+            throw new SerializationException($"PtSerializer: cannot write '{BatchManifest}': window {b.Window} is not a window number");
+        w.WriteVarUInt64(((ulong)b.Window << 1) | (b.Final ? 1UL : 0UL));
         w.WriteCount(b.HardwareWrites.Length);
         foreach (long hw in b.HardwareWrites)
         {
@@ -106,6 +109,14 @@ public sealed class DomainCodecs : IPtCodecSet
     private static DomainBatch ReadBatch(ref PtReader r, byte version)
     {
         ulong releasedAt = r.ReadVarUInt64();
+        long window = 0;
+        bool final = false;
+        if (version >= 4)
+        {
+            ulong w = r.ReadVarUInt64();
+            window = (long)(w >> 1);
+            final = (w & 1) != 0;
+        }
         long[] hardware = [];
         if (version >= 3)
         {
@@ -122,7 +133,7 @@ public sealed class DomainCodecs : IPtCodecSet
         for (int i = 0; i < released.Length; i++) released[i] = ReadId(ref r);
         var ops = ReadOps(ref r, releasedAt);
         ulong digest = r.ReadUInt64();
-        return new DomainBatch(released, releasedAt, ops, digest) { HardwareWrites = hardware };
+        return new DomainBatch(released, releasedAt, ops, digest) { HardwareWrites = hardware, Window = window, Final = final };
     }
 
     // ---- domain-snapshot -------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ public sealed class RunCodecs : IPtCodecSet
     public void Register(PtCodecRegistry registry)
     {
         registry.Register<RunStarted>(RunStartedManifest, 2, WriteRun, ReadRun, minVersion: 1);
-        registry.Register<RunEnded>(RunEndedManifest, 1, WriteEnd, (ref PtReader r, byte _) => ReadEnd(ref r));
-        registry.Register<RunRegistrySnapshot>(SnapshotManifest, 2, WriteSnapshot, ReadSnapshot, minVersion: 1);
+        registry.Register<RunEnded>(RunEndedManifest, 2, WriteEnd, ReadEnd, minVersion: 1);
+        registry.Register<RunRegistrySnapshot>(SnapshotManifest, 3, WriteSnapshot, ReadSnapshot, minVersion: 1);
     }
 
     private static void WriteRun(PtWriter w, RunStarted e)
@@ -43,15 +43,35 @@ public sealed class RunCodecs : IPtCodecSet
         w.WriteString(e.TableHash);
         w.WriteString(e.MemoryHash);
         w.WriteString(e.Message);
+        w.WriteCount(e.WindDown.Count);
+        foreach (var lane in e.WindDown)
+        {
+            if (lane.QuietAfter < 0 || lane.Final < lane.QuietAfter)
+                throw new System.Runtime.Serialization.SerializationException(
+                    $"PtSerializer: cannot write '{RunEndedManifest}': lane wind-down {lane.QuietAfter}..{lane.Final} is not a window range");
+            w.WriteVarInt64(lane.QuietAfter);
+            w.WriteVarInt64(lane.Final - lane.QuietAfter);
+        }
     }
 
-    private static RunEnded ReadEnd(ref PtReader r)
+    private static RunEnded ReadEnd(ref PtReader r, byte version)
     {
         string id = r.ReadString();
         byte outcome = r.ReadByte();
         if (outcome is not ((byte)RunOutcome.Completed or (byte)RunOutcome.Failed))
             throw r.Corrupt($"run outcome {outcome} is neither 1 (completed) nor 2 (failed)");
-        return new RunEnded(id, (RunOutcome)outcome, r.ReadVarInt64(), r.ReadVarInt64(), r.ReadString(), r.ReadString(), r.ReadString());
+        var end = new RunEnded(id, (RunOutcome)outcome, r.ReadVarInt64(), r.ReadVarInt64(), r.ReadString(), r.ReadString(), r.ReadString());
+        if (version < 2)
+            return end;
+        var lanes = new PtActors.Engine.Replay.LaneWindDown[r.ReadCount(minItemBytes: 2)];
+        for (int i = 0; i < lanes.Length; i++)
+        {
+            long quietAfter = r.ReadVarInt64(), span = r.ReadVarInt64();
+            if (quietAfter < 0 || span < 0 || quietAfter > long.MaxValue - span)
+                throw r.Corrupt($"lane {i} wind-down {quietAfter}+{span} is not a window range");
+            lanes[i] = new PtActors.Engine.Replay.LaneWindDown(quietAfter, quietAfter + span);
+        }
+        return end with { WindDown = lanes };
     }
 
     private static void WriteSnapshot(PtWriter w, RunRegistrySnapshot s)
@@ -70,9 +90,10 @@ public sealed class RunCodecs : IPtCodecSet
         for (int i = 0; i < count; i++) runs[i] = ReadRun(ref r, version);
         if (version < 2)
             return new RunRegistrySnapshot(runs);
-        // An end body is at least 7 bytes (four empty strings, a byte and two one-byte varints).
-        var ends = new RunEnded[r.ReadCount(minItemBytes: 7)];
-        for (int i = 0; i < ends.Length; i++) ends[i] = ReadEnd(ref r);
+        // An end body is at least 7 bytes (four empty strings, a byte and two one-byte varints; v3 adds a count).
+        var ends = new RunEnded[r.ReadCount(minItemBytes: version >= 3 ? 8 : 7)];
+        // Ends inside a v2 snapshot are v1 ends; from snapshot v3 on they carry their lanes' wind-down.
+        for (int i = 0; i < ends.Length; i++) ends[i] = ReadEnd(ref r, version >= 3 ? (byte)2 : (byte)1);
         return new RunRegistrySnapshot(runs, ends);
     }
 }

@@ -31,7 +31,18 @@ public enum RunOutcome : byte
 /// <param name="MemoryHash">The run's <c>memory_hash</c> (completed runs; empty otherwise).</param>
 /// <param name="Message">Why it failed (failed runs; empty otherwise).</param>
 public sealed record RunEnded(string RunId, RunOutcome Outcome, long EndedUnixMs, long OpsAcknowledged, string TableHash, string MemoryHash, string Message)
-    : IPtPersistable;
+    : IPtPersistable
+{
+    /// <summary>How each lane wound down (completed runs; empty for failed runs and ends recorded before version 2).</summary>
+    public IReadOnlyList<PtActors.Engine.Replay.LaneWindDown> WindDown { get; init; } = [];
+
+    public bool Equals(RunEnded? other)
+        => other is not null && RunId == other.RunId && Outcome == other.Outcome && EndedUnixMs == other.EndedUnixMs
+           && OpsAcknowledged == other.OpsAcknowledged && TableHash == other.TableHash && MemoryHash == other.MemoryHash
+           && Message == other.Message && WindDown.SequenceEqual(other.WindDown);
+
+    public override int GetHashCode() => HashCode.Combine(RunId, Outcome, EndedUnixMs, OpsAcknowledged, TableHash);
+}
 
 /// <summary>Snapshot of <see cref="RunRegistry"/>: every recorded run in recording order (manifest "runs-snapshot").</summary>
 public sealed class RunRegistrySnapshot : IPtPersistable, IEquatable<RunRegistrySnapshot>

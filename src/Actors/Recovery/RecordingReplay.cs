@@ -1,0 +1,115 @@
+using System.Globalization;
+using Akka.Actor;
+using PtActors.Engine;
+using PtActors.Engine.Formats;
+using PtActors.Engine.Hardware;
+using PtActors.Engine.Replay;
+using PtActors.Persistence;
+using PtActors.Persistence.Runs;
+
+namespace PtActors.Actors;
+
+/// <summary>A configuration to replay a recording under: the policy, IOTLB size, format and CPUs of its units and domains.</summary>
+public sealed record ReplayVariant(FlushPolicySpec Policy, int IotlbEntries, PtFormatKind Format, int Cpus)
+{
+    public override string ToString()
+        => string.Create(CultureInfo.InvariantCulture, $"policy={Policy} iotlb={IotlbEntries} format={PtFormatOps.For(Format).Name} cpus={Cpus}");
+}
+
+/// <summary>A recording read from a database: the run, its end (if it ended), its configuration and its journals.</summary>
+public sealed record LoadedRecording(RunStarted Run, RunEnded? End, SimulationSettings Settings, Recording Recording)
+{
+    /// <summary>The configuration the run was recorded with.</summary>
+    public ReplayVariant Recorded => new(Settings.Policy, Settings.IotlbEntries, Settings.Format, Settings.Cpus);
+
+    /// <summary>Map and unmap calls the journals hold.</summary>
+    public long Operations
+    {
+        get
+        {
+            long ops = 0;
+            foreach (var d in Recording.Domains)
+            {
+                foreach (var b in d.Batches)
+                    ops += b.Ops.Length;
+            }
+            return ops;
+        }
+    }
+}
+
+/// <summary>
+/// Reads a <c>simulate</c> recording back from its database (the run registry's configuration and each domain's
+/// journal, through Akka.Persistence.Query) and replays it through the engine's <see cref="Replayer"/>.
+/// </summary>
+public static class RecordingReplay
+{
+    /// <summary>The settings a run was recorded with, from its registry entry.</summary>
+    /// <exception cref="FormatException">The configuration is missing or names something this build does not know.</exception>
+    public static SimulationSettings SettingsOf(RunStarted run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        if (run.Config.Length == 0)
+            throw new FormatException($"run '{run.RunId}' was recorded before runs kept their configuration: it cannot be replayed");
+        string config = run.Config;
+        return new SimulationSettings
+        {
+            RunId = run.RunId,
+            Iommus = Int("iommus", 1),
+            Domains = Int("domains", 0),
+            Devices = Int("devices", 0),
+            Workload = Value("workload"),
+            Format = PtFormatOps.Parse(Value("format")) ?? throw Bad("format"),
+            Policy = FlushPolicySpec.TryParse(Value("policy"), out var policy) ? policy : throw Bad("policy"),
+            IotlbEntries = Int("iotlb", 1),
+            Cpus = Int("cpus", 1),
+            Seed = ulong.TryParse(Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out ulong seed) ? seed : throw Bad("seed"),
+            Unsafe = UnsafeModes.Parse(Value("unsafe")) ?? throw Bad("unsafe"),
+        };
+
+        string Value(string key) => SimulationSettings.ValueOf(config, key) ?? throw new FormatException($"run '{run.RunId}': its configuration has no {key}= ({config})");
+
+        int Int(string key, int min)
+            => int.TryParse(Value(key), NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= min ? v : throw Bad(key);
+
+        FormatException Bad(string key) => new($"run '{run.RunId}': its configuration's {key}={Value(key)} is not one this build knows");
+    }
+
+    /// <summary>Reads run <paramref name="run"/>'s journals.</summary>
+    public static async Task<LoadedRecording> LoadAsync(ActorSystem system, RunStarted run, RunEnded? end, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var settings = SettingsOf(run);
+        var topology = new RunTopology(settings);
+        var domains = new List<RecordedDomain>(topology.Domains.Count);
+        foreach (var plan in topology.Domains)
+        {
+            var batches = await Recordings.ReadBatchesAsync(system, PersistenceIds.For(run.RunId, plan.Name), cancellationToken).ConfigureAwait(false);
+            domains.Add(new RecordedDomain(plan.Name, [.. plan.Devices], batches));
+        }
+        IReadOnlyList<LaneWindDown>? windDown = end is { Outcome: RunOutcome.Completed, WindDown.Count: > 0 } ? end.WindDown : null;
+        var recording = new Recording(settings.Format, settings.Iommus, settings.WindowNs, domains, windDown);
+        return new LoadedRecording(run, end, settings, recording);
+    }
+
+    /// <summary>Whether a replay under <paramref name="variant"/> builds the same tables as the run (so the journalled hardware writes apply).</summary>
+    public static bool SameTables(LoadedRecording recording, ReplayVariant variant)
+    {
+        var r = recording.Recorded;
+        return variant.Format == r.Format && variant.Policy == r.Policy && variant.Cpus == r.Cpus;
+    }
+
+    /// <summary>Replays <paramref name="recording"/> under <paramref name="variant"/> (the run's deliberately broken behaviour, if any, kept).</summary>
+    public static ReplayReport Replay(LoadedRecording recording, ReplayVariant variant, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(recording);
+        ArgumentNullException.ThrowIfNull(variant);
+        var unit = UnsafeModes.Apply(recording.Settings.Unsafe, new IommuUnitConfig
+        {
+            Policy = variant.Policy,
+            Cpus = variant.Cpus,
+            Iotlb = new IotlbConfig(variant.IotlbEntries, Math.Min(8, variant.IotlbEntries)),
+        });
+        return Replayer.Run(recording.Recording, new ReplayConfig(variant.Format, unit, SameTables(recording, variant)), cancellationToken);
+    }
+}
