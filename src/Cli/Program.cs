@@ -130,6 +130,7 @@ internal static class Program
             simulate.Command,
             recordings.Runs,
             recordings.Verify,
+            recordings.Replay,
         };
         // No @response-file expansion: a scenario path is taken as given.
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
@@ -142,6 +143,14 @@ internal static class Program
                 ScriptIo.Report(stderr, $"ptactors script: {error.Message}");
             ScriptIo.Report(stderr, "Try 'ptactors script --help'.");
             return ScriptRunner.ExitMalformed;
+        }
+        if (parse.Errors.Count > 0 && parse.CommandResult.Command == recordings.Replay)
+        {
+            // A bad replay option: each error names it, nothing is read, exit 2.
+            foreach (var error in parse.Errors)
+                ScriptIo.Report(stderr, $"ptactors replay: {error.Message}");
+            ScriptIo.Report(stderr, "Try 'ptactors replay --help'.");
+            return Recordings.RecordingCommands.ExitUsage;
         }
         int rc = parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
         try

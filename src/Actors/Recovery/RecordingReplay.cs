@@ -99,6 +99,13 @@ public static class RecordingReplay
         return variant.Format == r.Format && variant.Policy == r.Policy && variant.Cpus == r.Cpus;
     }
 
+    /// <summary>The <paramref name="q"/> quantile of a replay's lock waits in µs, as <c>simulate</c> computes its own.</summary>
+    public static double LockWaitPercentile(ReplayReport report, double q)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        return RunFigures.Percentile(report.LockWaitHistogram, q);
+    }
+
     /// <summary>Replays <paramref name="recording"/> under <paramref name="variant"/> (the run's deliberately broken behaviour, if any, kept).</summary>
     public static ReplayReport Replay(LoadedRecording recording, ReplayVariant variant, CancellationToken cancellationToken = default)
     {

@@ -16,7 +16,7 @@ namespace PtActors.Cli.Recordings;
 /// that is missing or not a ptactors database, an unknown run id or an unreadable ack log (nothing is read further);
 /// 70 the database could not be read.
 /// </remarks>
-internal sealed class RecordingCommands
+internal sealed partial class RecordingCommands
 {
     public const int ExitUsage = 2;
     public const int ExitNotVerified = 1;

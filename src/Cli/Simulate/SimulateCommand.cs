@@ -555,7 +555,7 @@ internal sealed class SimulateCommand
     /// An option of one value, parsed by <paramref name="parse"/>: a bad value is a parse error that names the
     /// option, the value and what is expected.
     /// </summary>
-    private static Option<T> Valued<T>(string name, string helpName, string description, ValueParser<T> parse) => new(name)
+    internal static Option<T> Valued<T>(string name, string helpName, string description, ValueParser<T> parse) => new(name)
     {
         Description = description,
         HelpName = helpName,
@@ -575,5 +575,5 @@ internal sealed class SimulateCommand
     private static ValueParser<int?> CountUpTo(int max) => (string text, out string expected) => SimulateValues.Count(text, max, out expected);
 
     /// <summary>Parses an option's text: null (and what was expected) when it is bad.</summary>
-    private delegate T ValueParser<T>(string text, out string expected);
+    internal delegate T ValueParser<T>(string text, out string expected);
 }

@@ -53,31 +53,38 @@ internal static class SimulationFigures
         {
             json.WriteStartObject();
             foreach (var (key, value) in Of(result))
-            {
-                switch (value)
-                {
-                    case string s:
-                        json.WriteString(key, s);
-                        break;
-                    case long l:
-                        json.WriteNumber(key, l);
-                        break;
-                    case ulong u:
-                        json.WriteNumber(key, u);
-                        break;
-                    case double d when double.IsFinite(d):
-                        json.WriteNumber(key, d);
-                        break;
-                    case double:
-                        json.WriteNull(key);
-                        break;
-                    default:
-                        throw new InvalidOperationException($"figure {key} has an unexpected type");
-                }
-            }
+                WriteValue(json, key, value);
             json.WriteEndObject();
         }
         stream.WriteByte((byte)'\n');
+    }
+
+    /// <summary>One figure: a string, a JSON number, or null (a value that is absent, or a double that is not finite).</summary>
+    public static void WriteValue(Utf8JsonWriter json, string key, object? value)
+    {
+        switch (value)
+        {
+            case null:
+                json.WriteNull(key);
+                break;
+            case string s:
+                json.WriteString(key, s);
+                break;
+            case long l:
+                json.WriteNumber(key, l);
+                break;
+            case ulong u:
+                json.WriteNumber(key, u);
+                break;
+            case double d when double.IsFinite(d):
+                json.WriteNumber(key, d);
+                break;
+            case double:
+                json.WriteNull(key);
+                break;
+            default:
+                throw new InvalidOperationException($"figure {key} has an unexpected type");
+        }
     }
 
     /// <summary>A figure as the summary table shows it (invariant; integers in full, doubles to a useful precision).</summary>

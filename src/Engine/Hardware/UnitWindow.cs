@@ -41,6 +41,9 @@ public sealed class UnitWindow : IPreStateOracle
         unit.PreState = this;
     }
 
+    /// <summary>Whether nothing waits to run in the window (no DMA, unmap notice or flush).</summary>
+    public bool IsEmpty => _dmas.Count == 0 && _unmaps.Count == 0 && _flushes.Count == 0;
+
     /// <summary>DMAs run so far, over every window.</summary>
     public long DmasRun { get; private set; }
 

@@ -1,0 +1,352 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using PtActors.Actors;
+using PtActors.Cli.Simulate;
+using PtActors.Engine;
+using PtActors.Engine.Formats;
+using PtActors.Engine.Hardware;
+using PtActors.Engine.Replay;
+using PtActors.Persistence.Runs;
+
+namespace PtActors.Cli.Recordings;
+
+/// <summary>
+/// <c>ptactors replay</c>: a recording replayed open-loop under other flush policies, IOTLB sizes, formats or CPU
+/// counts, compared side by side; the recorded configuration is always replayed too and must give the run's
+/// answers and tables.
+/// </summary>
+/// <remarks>
+/// Exit codes: 0 every configuration replayed and the recorded one is identical to the run; 1 the recorded
+/// configuration is not (the first differing operation is named); 2 a bad option, database or run, or a recording
+/// that cannot be replayed (nothing is written); 70 the database could not be read; 74 the --json file could not be
+/// written.
+/// </remarks>
+internal sealed partial class RecordingCommands
+{
+    /// <summary>Configurations one replay compares at most (the cross product of --policy and --iotlb).</summary>
+    public const int MaxReplayConfigurations = 64;
+
+    private Command? _replay;
+
+    public Command Replay => _replay ??= BuildReplay();
+
+    private Command BuildReplay()
+    {
+        var db = DbOption();
+        var run = new Option<string?>("--run") { Description = "The run to replay [default: the database's only run]", HelpName = "ID" };
+        var policies = SimulateCommand.Valued<Listed<FlushPolicySpec>?>("--policy", "P[,P...]",
+            $"Flush policies to replay under: strict, lazy, lazy-single, batch:N (N at most {SimulateValues.MaxBatch}) [default: the recorded one]", List(SimulateValues.Policy));
+        var iotlbs = SimulateCommand.Valued<Listed<int>?>("--iotlb", "N[,N...]",
+            $"IOTLB entries per unit, each a multiple of 8 up to {SimulateValues.MaxIotlbEntries} [default: the recorded size]", List(SimulateValues.IotlbEntries));
+        var format = SimulateCommand.Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64", "Page-table format of the replay's domains [default: the recorded one]", SimulateValues.Format);
+        var cpus = SimulateCommand.Valued<int?>("--cpus", "N", $"CPUs for the per-CPU flush queues, at most {SimulateValues.MaxCpus} [default: the recorded number]",
+            (string text, out string expected) => SimulateValues.Count(text, SimulateValues.MaxCpus, out expected));
+        var json = SimulateCommand.Valued<string?>("--json", "FILE", "Also write every configuration's figures to FILE as JSON", SimulateValues.FilePath);
+        var command = new Command("replay",
+            "Replay a recorded run open-loop (each operation in its recorded window and order) through fresh domains and units, " +
+            "once per configuration (the cross product of the lists), without persisting; compare them side by side.")
+        {
+            db, run, policies, iotlbs, format, cpus, json,
+        };
+        command.Validators.Add(result =>
+        {
+            // Values with errors of their own are left to those errors.
+            var policyList = result.GetResult(policies) is { Tokens: [var pt] } ? List(SimulateValues.Policy)(pt.Value, out _) : null;
+            var iotlbList = result.GetResult(iotlbs) is { Tokens: [var it] } ? List(SimulateValues.IotlbEntries)(it.Value, out _) : null;
+            long p = policyList?.Items.Length ?? 1, i = iotlbList?.Items.Length ?? 1;
+            if (p * i > MaxReplayConfigurations)
+                result.AddError($"--policy x --iotlb make {p * i} configurations: at most {MaxReplayConfigurations}");
+        });
+        command.SetAction((parse, ct) => ReplayAsync(parse.GetValue(db)!, parse.GetValue(run), parse.GetValue(policies)?.Items, parse.GetValue(iotlbs)?.Items,
+            parse.GetValue(format), parse.GetValue(cpus), parse.GetValue(json), ct));
+        return command;
+    }
+
+    /// <summary>The values of a comma-separated option (a class: System.CommandLine gives array-typed options arity rules of their own).</summary>
+    private sealed record Listed<T>(T[] Items);
+
+    /// <summary>A comma-separated list of values each <paramref name="one"/> accepts, without repeats.</summary>
+    private static SimulateCommand.ValueParser<Listed<T>?> List<T>(SimulateCommand.ValueParser<T?> one) where T : struct
+        => (string text, out string expected) =>
+        {
+            var values = new List<T>();
+            expected = "";
+            foreach (string item in text.Split(','))
+            {
+                if (one(item, out expected) is not T value)
+                {
+                    expected = $"'{Shorten(item)}': {expected}";
+                    return null;
+                }
+                if (values.Contains(value))
+                {
+                    expected = $"'{Shorten(item)}' is listed twice";
+                    return null;
+                }
+                values.Add(value);
+            }
+            return new Listed<T>([.. values]);
+        };
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
+
+    private async Task<int> ReplayAsync(string db, string? runId, FlushPolicySpec[]? policies, int[]? iotlbs, PtFormatKind? format, int? cpus,
+        string? jsonPath, CancellationToken ct)
+    {
+        if (!IsPtactorsDatabase(db, out string? why))
+            return Usage("replay", $"--db '{db}': {why}");
+        if (jsonPath is not null)
+        {
+            // Checked before anything is replayed; the file itself is written through a temporary one at the end.
+            string full = Path.GetFullPath(jsonPath);
+            if (Directory.Exists(full))
+                return Usage("replay", $"--json '{jsonPath}': it is a directory");
+            if (!Directory.Exists(Path.GetDirectoryName(full)))
+                return Usage("replay", $"--json '{jsonPath}': no such directory");
+        }
+        return await WithSystemAsync("replay", db, async system =>
+        {
+            var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
+            RunStarted? run;
+            if (runId is not null)
+            {
+                run = list.Runs.FirstOrDefault(r => r.RunId == runId);
+                if (run is null)
+                    return Usage("replay", $"--run '{runId}': no such run in '{db}' (ptactors runs --db lists them)");
+            }
+            else if (list.Runs.Count == 1)
+            {
+                run = list.Runs[0];
+            }
+            else
+            {
+                return Usage("replay", list.Runs.Count == 0
+                    ? $"'{db}' holds no run"
+                    : $"'{db}' holds {list.Runs.Count} runs: choose one with --run ({string.Join(", ", list.Runs.Take(8).Select(r => r.RunId))}{(list.Runs.Count > 8 ? ", ..." : "")})");
+            }
+
+            LoadedRecording recording;
+            try
+            {
+                recording = await RecordingReplay.LoadAsync(system, run, list.EndOf(run.RunId), ct).ConfigureAwait(false);
+            }
+            catch (FormatException e)
+            {
+                return Usage("replay", e.Message);
+            }
+            var recorded = recording.Recorded;
+            var variants = new List<ReplayVariant>();
+            foreach (var policy in policies ?? [recorded.Policy])
+            {
+                foreach (int iotlb in iotlbs ?? [recorded.IotlbEntries])
+                    variants.Add(new ReplayVariant(policy, iotlb, format ?? recorded.Format, cpus ?? recorded.Cpus));
+            }
+
+            var end = recording.End;
+            string recordedHash = end is { Outcome: RunOutcome.Completed } ? end.TableHash : "";
+            _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"replaying {run.RunId} ({(end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed")}, " +
+                $"{recording.Operations} operations in {recording.Recording.Domains.Count} domains) recorded with {recorded}"));
+
+            // The recorded configuration first: it must give the run's answers and tables, whatever else is asked.
+            var check = Timed(recording, recorded, ct);
+            var results = new List<(ReplayVariant Variant, ReplayReport Report, double WallS)>();
+            foreach (var v in variants)
+                results.Add(v == recorded ? check : Timed(recording, v, ct));
+
+            string checkHash = DomainHashes.Canonical(check.Report.Tables);
+            bool identical = Identical(check.Report, checkHash, recordedHash);
+            _stdout.WriteLine(identical
+                ? $"recorded configuration: identical (every answer as recorded{(recordedHash.Length > 0 ? ", table_hash " + checkHash : "; the run did not complete, so there is no final table_hash to compare")})"
+                : $"recorded configuration: NOT identical: {Why(check.Report, checkHash, recordedHash)}");
+
+            var rows = new List<string[]>();
+            var header = new List<string> { "" };
+            foreach (var (v, _, _) in results)
+                header.Add(Label(v, recorded));
+            rows.Add([.. header]);
+            Row("invalidation commands", r => r.Stats.Invalidations.ToString(CultureInfo.InvariantCulture));
+            Row("per unmap", r => (r.Unmaps == 0 ? 0 : (double)r.Stats.Invalidations / r.Unmaps).ToString("0.###", CultureInfo.InvariantCulture));
+            Row("over-invalidated bytes", r => r.Stats.OverInvalidatedBytes.ToString(CultureInfo.InvariantCulture));
+            Row("IOTLB hit rate", _ => "-");
+            Row("stale hits in window", _ => "-");
+            Row("violations", _ => "-");
+            Row("use-after-free walks", _ => "-");
+            Row("lock waits", r => r.LockWaits.ToString(CultureInfo.InvariantCulture));
+            Row("table pages high-water", r => r.TablePagesMax.ToString(CultureInfo.InvariantCulture));
+            Row("IOVA reused before flush", r => r.IovaReusedBeforeFlush.ToString(CultureInfo.InvariantCulture));
+            Row("unmaps of nothing", r => r.UnmapNotMapped.ToString(CultureInfo.InvariantCulture));
+            Row("maps refused", r => r.MapRefused.ToString(CultureInfo.InvariantCulture));
+            Row("answers differing", r => r.ResultsDiffer.ToString(CultureInfo.InvariantCulture));
+            Row("  of which IOVA only", r => r.IovaPlacedElsewhere.ToString(CultureInfo.InvariantCulture));
+            rows.Add(["identical", .. results.Select(x => Identical(x.Report, DomainHashes.Canonical(x.Report.Tables), recordedHash) ? "yes" : "no")]);
+            WriteColumns(rows);
+            _stdout.WriteLine("(- : no DMAs were replayed: the recording has none, so DMA figures are absent, not zero)");
+            foreach (var (v, r, _) in results)
+            {
+                foreach (var (what, first) in new[] { ("IOVA reused before flush", r.FirstIovaReusedBeforeFlush), ("unmap of nothing", r.FirstUnmapNotMapped), ("map refused", r.FirstMapRefused) })
+                {
+                    if (first is { } f)
+                        _stdout.WriteLine($"{Label(v, recorded)}: first {what}: {f}");
+                }
+            }
+
+            if (jsonPath is not null)
+            {
+                string? failure = WriteReplayJson(jsonPath, run, recording, recordedHash, results);
+                if (failure is not null)
+                {
+                    _stdout.Flush();
+                    _stderr.WriteLine($"ptactors replay: cannot write --json file '{jsonPath}': {failure}");
+                    return Program.ExitOutputError;
+                }
+            }
+            return identical ? 0 : ExitNotVerified;
+
+            void Row(string name, Func<ReplayReport, string> value)
+            {
+                var row = new List<string> { name };
+                foreach (var (_, r, _) in results)
+                    row.Add(value(r));
+                rows.Add([.. row]);
+            }
+        }).ConfigureAwait(false);
+    }
+
+    private static (ReplayVariant Variant, ReplayReport Report, double WallS) Timed(LoadedRecording recording, ReplayVariant variant, CancellationToken ct)
+    {
+        var wall = Stopwatch.StartNew();
+        var report = RecordingReplay.Replay(recording, variant, ct);
+        return (variant, report, wall.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>A column title: what differs from the recorded configuration (or "recorded").</summary>
+    private static string Label(ReplayVariant v, ReplayVariant recorded)
+    {
+        var parts = new List<string>();
+        if (v.Policy != recorded.Policy || v == recorded)
+            parts.Add(v.Policy.ToString());
+        if (v.IotlbEntries != recorded.IotlbEntries)
+            parts.Add("iotlb=" + v.IotlbEntries.ToString(CultureInfo.InvariantCulture));
+        if (v.Format != recorded.Format)
+            parts.Add(PtFormatOps.For(v.Format).Name);
+        if (v.Cpus != recorded.Cpus)
+            parts.Add("cpus=" + v.Cpus.ToString(CultureInfo.InvariantCulture));
+        return string.Join(' ', parts) + (v == recorded ? " (recorded)" : "");
+    }
+
+    private static bool Identical(ReplayReport r, string tableHash, string recordedHash)
+        => r.ResultsDiffer == 0 && r.Unmatched == 0 && (recordedHash.Length == 0 || tableHash == recordedHash);
+
+    private static string Why(ReplayReport r, string tableHash, string recordedHash)
+    {
+        var why = new List<string>();
+        if (r.FirstDifference is { } first)
+            why.Add($"{r.ResultsDiffer} answers differ, the first: {first}");
+        if (r.Unmatched > 0)
+            why.Add($"{r.Unmatched} operations answered in one and not the other");
+        if (recordedHash.Length > 0 && tableHash != recordedHash)
+            why.Add($"table_hash {tableHash} (recorded {recordedHash})");
+        return string.Join("; ", why);
+    }
+
+    /// <summary>Writes the comparison as JSON (through a temporary file renamed over <paramref name="path"/>); the failure, or null.</summary>
+    private static string? WriteReplayJson(string path, RunStarted run, LoadedRecording recording, string recordedHash,
+        List<(ReplayVariant Variant, ReplayReport Report, double WallS)> results)
+    {
+        string full = Path.GetFullPath(path);
+        string temp = Path.Combine(Path.GetDirectoryName(full) ?? ".", "." + Path.GetFileName(full) + "." +
+            Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "." + System.Security.Cryptography.RandomNumberGenerator.GetHexString(8, lowercase: true) + ".tmp");
+        try
+        {
+            if (Directory.Exists(full))
+                return "it is a directory";
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+                {
+                    json.WriteStartObject();
+                    json.WriteString("run_id", run.RunId);
+                    json.WriteString("recorded_config", run.Config);
+                    if (recordedHash.Length > 0)
+                        json.WriteString("recorded_table_hash", recordedHash);
+                    else
+                        json.WriteNull("recorded_table_hash");
+                    json.WriteStartArray("runs");
+                    foreach (var (v, r, wall) in results)
+                    {
+                        string hash = DomainHashes.Canonical(r.Tables);
+                        json.WriteStartObject();
+                        json.WriteString("policy", v.Policy.ToString());
+                        json.WriteNumber("iotlb", v.IotlbEntries);
+                        json.WriteString("format", PtFormatOps.For(v.Format).Name);
+                        json.WriteNumber("cpus", v.Cpus);
+                        json.WriteBoolean("identical", Identical(r, hash, recordedHash));
+                        json.WriteNumber("answers_differing", r.ResultsDiffer);
+                        json.WriteNumber("answers_differing_in_iova_only", r.IovaPlacedElsewhere);
+                        json.WriteNumber("iova_reused_before_flush", r.IovaReusedBeforeFlush);
+                        json.WriteNumber("unmaps_of_nothing", r.UnmapNotMapped);
+                        json.WriteNumber("maps_refused", r.MapRefused);
+                        foreach (var (key, value) in SimulationFigures.Of(Figures(recording, v, r, hash, wall)))
+                        {
+                            if (key is "run_id")
+                                continue;
+                            SimulationFigures.WriteValue(json, key, NoDmas.Contains(key) ? null : value);
+                        }
+                        json.WriteEndObject();
+                    }
+                    json.WriteEndArray();
+                    json.WriteEndObject();
+                }
+                stream.WriteByte((byte)'\n');
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // The temporary file stays; the error below is what matters.
+            }
+            return e.Message;
+        }
+    }
+
+    /// <summary>Keys that only DMAs produce: null in a replay without DMAs (absent, not zero).</summary>
+    private static readonly HashSet<string> NoDmas = new(StringComparer.Ordinal)
+    {
+        "dmas", "iotlb_hit_rate", "stale_in_window", "stale_violations", "use_after_free", "isolation_breaches", "faults",
+    };
+
+    /// <summary>A replay's figures under the keys <c>simulate --json</c> writes.</summary>
+    private static SimulationResult Figures(LoadedRecording recording, ReplayVariant v, ReplayReport r, string tableHash, double wall) => new()
+    {
+        RunId = recording.Run.RunId,
+        Unsafe = recording.Settings.Unsafe,
+        Ops = r.Ops,
+        OpsPerSec = r.Ops / Math.Max(wall, 1e-9),
+        WallS = wall,
+        SimS = r.Windows * (double)recording.Recording.WindowNs / 1e9,
+        Maps = r.Maps,
+        Unmaps = r.Unmaps,
+        BytesMapped = r.BytesMapped,
+        Invalidations = r.Stats.Invalidations,
+        InvalidationsPerUnmap = r.Unmaps == 0 ? 0 : (double)r.Stats.Invalidations / r.Unmaps,
+        OverInvalidatedBytes = r.Stats.OverInvalidatedBytes,
+        LockWaitP50Us = RecordingReplay.LockWaitPercentile(r, 0.50),
+        LockWaitP99Us = RecordingReplay.LockWaitPercentile(r, 0.99),
+        LockWaits = r.LockWaits,
+        TablePagesMax = r.TablePagesMax,
+        TableHash = tableHash,
+        MemoryHash = DomainHashes.Memory(r.Tables),
+        Errors = r.Errors,
+    };
+}

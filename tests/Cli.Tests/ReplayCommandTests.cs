@@ -1,0 +1,129 @@
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Xunit;
+
+namespace PtActors.Cli.Tests;
+
+/// <summary><c>ptactors replay</c> end to end: a simulate recording replayed under its own and other configurations.</summary>
+public sealed class ReplayCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("ptactors-replay-").FullName;
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static (int Exit, string Stdout, string Stderr) Ptactors(params string[] args) => EndToEndTests.Ptactors(args);
+
+    private string Record(string runId, string workload, string policy, string format = "x86_64", string db = "r.db")
+    {
+        string path = Path.Combine(_dir, db);
+        var r = Ptactors("simulate", "--db", path, "--run-id", runId, "--workload", workload, "--policy", policy, "--format", format,
+            "--ops", "4000", "--iommus", "2", "--domains", "4", "--devices", "16", "--cpus", "2");
+        Assert.True(r.Exit == 0, r.Stderr);
+        return path;
+    }
+
+    [Theory]
+    [InlineData("amdv1", "mixed", "lazy")]
+    [InlineData("vtdss", "random", "strict")]
+    [InlineData("riscv64", "nvme", "batch:8")]
+    public void TheRecordedConfigurationIsIdenticalAndTheTableComparesTheOthers(string format, string workload, string policy)
+    {
+        string db = Record("rec", workload, policy, format);
+        string json = Path.Combine(_dir, "replay.json");
+        var r = Ptactors("replay", "--db", db, "--policy", "strict,lazy,batch:32", "--iotlb", "64,1024", "--json", json);
+        Assert.Equal("", r.Stderr);
+        Assert.Equal(0, r.Exit);
+        Assert.Contains("recorded configuration: identical (every answer as recorded, table_hash ", r.Stdout);
+        Assert.Matches(@"\ninvalidation commands +[0-9]+( +[0-9]+){5}\n", r.Stdout);
+        Assert.Contains("(- : no DMAs were replayed", r.Stdout);
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var root = doc.RootElement;
+        Assert.Equal("rec", root.GetProperty("run_id").GetString());
+        string recordedHash = root.GetProperty("recorded_table_hash").GetString()!;
+        var runs = root.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(6, runs.Count);
+        Assert.Equal(["strict", "strict", "lazy", "lazy", "batch:32", "batch:32"], runs.Select(x => x.GetProperty("policy").GetString()));
+        Assert.Equal([64, 1024, 64, 1024, 64, 1024], runs.Select(x => x.GetProperty("iotlb").GetInt32()));
+        foreach (var run in runs)
+        {
+            // DMA figures are absent, not zero.
+            foreach (string key in new[] { "dmas", "iotlb_hit_rate", "stale_in_window", "stale_violations", "use_after_free", "isolation_breaches", "faults" })
+                Assert.Equal(JsonValueKind.Null, run.GetProperty(key).ValueKind);
+            Assert.Equal(format, run.GetProperty("format").GetString());
+            Assert.Equal(4000, run.GetProperty("ops").GetInt64());
+        }
+        // The recorded policy (any IOTLB size: without DMAs the IOTLB changes nothing) gives the run's tables.
+        foreach (var run in runs.Where(x => x.GetProperty("policy").GetString() == policy))
+        {
+            Assert.True(run.GetProperty("identical").GetBoolean());
+            Assert.Equal(recordedHash, run.GetProperty("table_hash").GetString());
+            Assert.Equal(0, run.GetProperty("answers_differing").GetInt64());
+        }
+        long Inv(string p) => runs.First(x => x.GetProperty("policy").GetString() == p).GetProperty("invalidations").GetInt64();
+        Assert.True(Inv("strict") > Inv("batch:32"), "strict issues the most invalidation commands");
+        Assert.True(Inv("batch:32") > Inv("lazy"), "lazy issues the fewest");
+    }
+
+    [Fact]
+    public void BadOptionsAndRunsAreRefusedWithExit2()
+    {
+        string db = Record("a", "nic", "lazy");
+        Record("b", "nvme", "strict");
+        var cases = new (string[] Args, string Expected)[]
+        {
+            (["replay", "--db", db], "holds 2 runs: choose one with --run (a, b)"),
+            (["replay", "--db", db, "--run", "c"], "--run 'c': no such run in"),
+            (["replay", "--db", db, "--run", "a", "--policy", "strict,bogus"], "bad value 'strict,bogus' for --policy ('bogus': "),
+            (["replay", "--db", db, "--run", "a", "--policy", "lazy,lazy"], "('lazy' is listed twice)"),
+            (["replay", "--db", db, "--run", "a", "--iotlb", "12"], "bad value '12' for --iotlb"),
+            (["replay", "--db", db, "--run", "a", "--format", "arm"], "bad value 'arm' for --format"),
+            (["replay", "--db", db, "--run", "a", "--cpus", "0"], "bad value '0' for --cpus"),
+            (["replay", "--db", db, "--run", "a", "--iotlb", "8,16,24,32,40,48,56,64,72", "--policy", "strict,lazy,lazy-single,batch:2,batch:3,batch:4,batch:5,batch:6"],
+                "--policy x --iotlb make 72 configurations: at most 64"),
+            (["replay", "--db", Path.Combine(_dir, "missing.db")], "no such file"),
+            (["replay", "--db", db, "--run", "a", "--json", _dir], "it is a directory"),
+            (["replay"], "Option '--db' is required"),
+        };
+        // The runs' WAL content is checkpointed into the file first: a reader that closes the database last may
+        // checkpoint it (the same pages, rewritten), which is SQLite's business, not a change of what is stored.
+        SqliteConnection.ClearAllPools();
+        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            conn.Open();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
+            cmd.ExecuteNonQuery();
+        }
+        byte[] before = File.ReadAllBytes(db);
+        foreach (var (args, expected) in cases)
+        {
+            var r = Ptactors(args);
+            Assert.True(r.Exit == 2, $"{string.Join(' ', args)}: exit {r.Exit}\n{r.Stderr}");
+            Assert.Contains(expected, r.Stderr);
+            Assert.StartsWith("ptactors replay: ", r.Stderr);
+            Assert.DoesNotContain("   at ", r.Stderr);
+        }
+        SqliteConnection.ClearAllPools();
+        Assert.Equal(before, File.ReadAllBytes(db));
+    }
+
+    [Fact]
+    public void AnotherFormatReplaysTheSameOperations()
+    {
+        string db = Record("x", "nvme", "lazy", "x86_64");
+        var r = Ptactors("replay", "--db", db, "--format", "amdv1", "--json", Path.Combine(_dir, "f.json"));
+        Assert.Equal(0, r.Exit);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "f.json")));
+        var run = Assert.Single(doc.RootElement.GetProperty("runs").EnumerateArray());
+        Assert.Equal("amdv1", run.GetProperty("format").GetString());
+        Assert.Equal(0, run.GetProperty("maps_refused").GetInt64());
+        Assert.Equal(0, run.GetProperty("unmaps_of_nothing").GetInt64());
+        Assert.Equal(4000, run.GetProperty("ops").GetInt64());
+        Assert.NotEqual(doc.RootElement.GetProperty("recorded_table_hash").GetString(), run.GetProperty("table_hash").GetString());
+    }
+}
