@@ -105,26 +105,6 @@ internal static class RunFigures
         return Math.Pow(2, histogram.Length);
     }
 
-    /// <summary>
-    /// The most table pages held at once: at the end of each window, summed over the lanes (a lane that has
-    /// finished counts with what it held at its end), or <paramref name="finalPages"/> if that is more.
-    /// </summary>
-    public static long TablePagesMax(IReadOnlyList<IReadOnlyList<long>> lanes, long finalPages)
-    {
-        long windows = 0;
-        foreach (var pages in lanes)
-            windows = Math.Max(windows, pages.Count);
-        long max = 0;
-        for (int w = 0; w < windows; w++)
-        {
-            long sum = 0;
-            foreach (var pages in lanes)
-            {
-                if (pages.Count > 0)
-                    sum += pages[Math.Min(w, pages.Count - 1)];
-            }
-            max = Math.Max(max, sum);
-        }
-        return Math.Max(max, finalPages);
-    }
+    /// <summary>The most table pages held at once (<see cref="PtActors.Engine.Replay.TablePages.Max"/>).</summary>
+    public static long TablePagesMax(IReadOnlyList<IReadOnlyList<long>> lanes, long finalPages) => PtActors.Engine.Replay.TablePages.Max(lanes, finalPages);
 }

@@ -81,12 +81,33 @@ public static class RecordingReplay
         ArgumentNullException.ThrowIfNull(system);
         var settings = SettingsOf(run);
         var topology = new RunTopology(settings);
-        var domains = new List<RecordedDomain>(topology.Domains.Count);
-        foreach (var plan in topology.Domains)
+        // The journals are read a few at a time: each query's round trips overlap the others' decoding.
+        var reads = new Task<List<PtActors.Engine.Dma.DomainBatch>>[topology.Domains.Count];
+        using (var gate = new SemaphoreSlim(4))
         {
-            var batches = await Recordings.ReadBatchesAsync(system, PersistenceIds.For(run.RunId, plan.Name), cancellationToken).ConfigureAwait(false);
-            domains.Add(new RecordedDomain(plan.Name, [.. plan.Devices], batches));
+            for (int d = 0; d < reads.Length; d++)
+            {
+                string id = PersistenceIds.For(run.RunId, topology.Domains[d].Name);
+                reads[d] = ReadAsync(id);
+            }
+            await Task.WhenAll(reads).ConfigureAwait(false);
+
+            async Task<List<PtActors.Engine.Dma.DomainBatch>> ReadAsync(string id)
+            {
+                await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await Recordings.ReadBatchesAsync(system, id, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }
         }
+        var domains = new List<RecordedDomain>(topology.Domains.Count);
+        for (int d = 0; d < reads.Length; d++)
+            domains.Add(new RecordedDomain(topology.Domains[d].Name, [.. topology.Domains[d].Devices], reads[d].Result));
         IReadOnlyList<LaneWindDown>? windDown = end is { Outcome: RunOutcome.Completed, WindDown.Count: > 0 } ? end.WindDown : null;
         var recording = new Recording(settings.Format, settings.Iommus, settings.WindowNs, domains, windDown);
         return new LoadedRecording(run, end, settings, recording);

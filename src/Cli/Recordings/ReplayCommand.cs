@@ -128,6 +128,7 @@ internal sealed partial class RecordingCommands
             }
 
             LoadedRecording recording;
+            var reading = Stopwatch.StartNew();
             try
             {
                 recording = await RecordingReplay.LoadAsync(system, run, list.EndOf(run.RunId), ct).ConfigureAwait(false);
@@ -148,7 +149,7 @@ internal sealed partial class RecordingCommands
             string recordedHash = end is { Outcome: RunOutcome.Completed } ? end.TableHash : "";
             _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"replaying {run.RunId} ({(end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed")}, " +
-                $"{recording.Operations} operations in {recording.Recording.Domains.Count} domains) recorded with {recorded}"));
+                $"{recording.Operations} operations in {recording.Recording.Domains.Count} domains, read in {reading.Elapsed.TotalSeconds:0.00} s) recorded with {recorded}"));
 
             // The recorded configuration first: it must give the run's answers and tables, whatever else is asked.
             var check = Timed(recording, recorded, ct);

@@ -50,6 +50,32 @@ public sealed class IommuUnitStats
     /// <summary>A copy of the counters as they are now (for handing to another thread).</summary>
     public IommuUnitStats Snapshot() => (IommuUnitStats)MemberwiseClone();
 
+    /// <summary>Adds <paramref name="other"/>'s counts (the longest stale window is the larger one; the firsts stay this one's unless unset).</summary>
+    public void Add(IommuUnitStats other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        Hits += other.Hits;
+        Misses += other.Misses;
+        Faults += other.Faults;
+        Invalidations += other.Invalidations;
+        DomainInvalidations += other.DomainInvalidations;
+        GlobalInvalidations += other.GlobalInvalidations;
+        InvalidatedBytes += other.InvalidatedBytes;
+        OverInvalidatedBytes += other.OverInvalidatedBytes;
+        InvalidationBusyNs += other.InvalidationBusyNs;
+        Flushes += other.Flushes;
+        TimedFlushes += other.TimedFlushes;
+        StaleInWindow += other.StaleInWindow;
+        StaleViolations += other.StaleViolations;
+        MaxStaleWindowNs = Math.Max(MaxStaleWindowNs, other.MaxStaleWindowNs);
+        UseAfterFree += other.UseAfterFree;
+        IsolationBreaches += other.IsolationBreaches;
+        FirstStaleInWindow ??= other.FirstStaleInWindow;
+        FirstStaleViolation ??= other.FirstStaleViolation;
+        FirstUseAfterFree ??= other.FirstUseAfterFree;
+        FirstIsolationBreach ??= other.FirstIsolationBreach;
+    }
+
     /// <summary>IOTLB hit rate (0 when nothing was translated).</summary>
     public double HitRate => Hits + Misses == 0 ? 0 : (double)Hits / (Hits + Misses);
 

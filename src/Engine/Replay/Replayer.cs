@@ -36,6 +36,15 @@ public sealed record ReplayConfig(PtFormatKind Format, IommuUnitConfig Unit, boo
 /// <param name="Replayed">What the replay answered.</param>
 public readonly record struct ReplayDifference(string Domain, DmaOpResult Recorded, DmaOpResult Replayed)
 {
+    /// <summary>The domain's index in the run (orders differences found by lanes replayed in parallel).</summary>
+    public int DomainIndex { get; init; }
+
+    /// <summary>The window of the batch being applied when the difference showed.</summary>
+    public long Window { get; init; }
+
+    /// <summary>Whether this difference comes before <paramref name="other"/> (by window, then domain).</summary>
+    public bool Before(in ReplayDifference other) => Window != other.Window ? Window < other.Window : DomainIndex < other.DomainIndex;
+
     /// <summary>One line: the operation (device and sequence number), its kind and both answers.</summary>
     public override string ToString()
     {
@@ -93,104 +102,121 @@ public sealed class ReplayReport
     public ReplayDifference? FirstMapRefused { get; internal set; }
     /// <summary>Operations answered in one and not (yet) in the other when the replay ended.</summary>
     public long Unmatched { get; internal set; }
+
+    /// <summary>Counts the replay's answers.</summary>
+    internal void Count(ReadOnlySpan<DmaOpResult> results)
+    {
+        foreach (ref readonly var r in results)
+        {
+            if (r.Kind is DmaOpKind.DmaMap or DmaOpKind.Map)
+            {
+                Maps++;
+                if (r.Error == Errno.None)
+                    BytesMapped += r.Bytes;
+            }
+            else if (r.Kind == DmaOpKind.Unmap)
+            {
+                Unmaps++;
+            }
+            if (r.Kind is DmaOpKind.DmaMap or DmaOpKind.Map or DmaOpKind.Unmap)
+                Ops++;
+            if (r.Error != Errno.None)
+                Errors++;
+            if (r.Kind == DmaOpKind.DmaMap)
+                continue;   // a DMA-API map allocates its IOVA and takes no range lock
+            if (r.LockWaitNs > 0)
+                LockWaits++;
+            ulong us = r.LockWaitNs / 1000;
+            LockWaitHistogram[us == 0 ? 0 : Math.Min(LockWaitBuckets - 1, 64 - System.Numerics.BitOperations.LeadingZeroCount(us))]++;
+        }
+    }
+
+    /// <summary>Counts an answer that differs from the run's, by what it means.</summary>
+    internal void Differ(in ReplayDifference difference)
+    {
+        var r = difference.Recorded;
+        var p = difference.Replayed;
+        ResultsDiffer++;
+        First(FirstDifference, difference, v => FirstDifference = v);
+        switch (r.Kind)
+        {
+            case DmaOpKind.DmaMap or DmaOpKind.Map when r.Error == Errno.None && p.Error != Errno.None:
+                MapRefused++;
+                First(FirstMapRefused, difference, v => FirstMapRefused = v);
+                break;
+            case DmaOpKind.DmaMap when p.Error == Errno.None && r.Iova != p.Iova && r with { Iova = p.Iova } == p:
+                IovaPlacedElsewhere++;
+                break;
+            case DmaOpKind.Map when p.Error == Errno.None && p.LockWaitNs > r.LockWaitNs:
+                IovaReusedBeforeFlush++;
+                First(FirstIovaReusedBeforeFlush, difference, v => FirstIovaReusedBeforeFlush = v);
+                break;
+            case DmaOpKind.Unmap when r.Bytes > 0 && p.Bytes == 0:
+                UnmapNotMapped++;
+                First(FirstUnmapNotMapped, difference, v => FirstUnmapNotMapped = v);
+                break;
+        }
+    }
+
+    private static void First(ReplayDifference? current, in ReplayDifference candidate, Action<ReplayDifference> set)
+    {
+        if (current is not { } c || candidate.Before(c))
+            set(candidate);
+    }
+
+    /// <summary>Adds another lane's report (tables, counts, firsts).</summary>
+    internal void Add(ReplayReport lane)
+    {
+        Ops += lane.Ops;
+        Maps += lane.Maps;
+        Unmaps += lane.Unmaps;
+        BytesMapped += lane.BytesMapped;
+        Errors += lane.Errors;
+        LockWaits += lane.LockWaits;
+        for (int i = 0; i < LockWaitBuckets; i++)
+            LockWaitHistogram[i] += lane.LockWaitHistogram[i];
+        Stats.Add(lane.Stats);
+        Windows = Math.Max(Windows, lane.Windows);
+        foreach (var (name, table) in lane.Tables)
+            Tables[name] = table;
+        ResultsDiffer += lane.ResultsDiffer;
+        IovaPlacedElsewhere += lane.IovaPlacedElsewhere;
+        IovaReusedBeforeFlush += lane.IovaReusedBeforeFlush;
+        UnmapNotMapped += lane.UnmapNotMapped;
+        MapRefused += lane.MapRefused;
+        Unmatched += lane.Unmatched;
+        if (lane.FirstDifference is { } a) First(FirstDifference, a, v => FirstDifference = v);
+        if (lane.FirstIovaReusedBeforeFlush is { } b) First(FirstIovaReusedBeforeFlush, b, v => FirstIovaReusedBeforeFlush = v);
+        if (lane.FirstUnmapNotMapped is { } c) First(FirstUnmapNotMapped, c, v => FirstUnmapNotMapped = v);
+        if (lane.FirstMapRefused is { } m) First(FirstMapRefused, m, v => FirstMapRefused = v);
+    }
 }
 
 /// <summary>
 /// Replays a recording open-loop through fresh domains and units: each domain's journalled operations are
 /// applied in the windows the run applied them in, in their journal order, and the units run the notices, flush
 /// policies and timeouts as the simulator's units do; releases come from the replay's own units, not from the
-/// journal. Alongside, a second model per domain recovers the journal as recorded, which gives the run's answer to
-/// every operation (checked against the journal's digests) to compare the replay's with. With the recorded
-/// configuration the two agree operation for operation and the tables end byte-identical; with another one the
-/// report counts what the recorded order cannot do under it.
+/// journal. A lane (a unit and its domains) shares nothing with another, so lanes replay in parallel.
+/// <para>
+/// The run's answers: when the replay builds the run's tables (same format, policy and CPUs), each batch's answers
+/// are compared through the digest the journal recorded for it; at the first batch whose digest differs, the
+/// replay starts again comparing answer by answer. Under any other configuration a second model per domain
+/// recovers the journal in lockstep and gives the run's answer to every operation, and the report counts what
+/// the recorded order cannot do under the replay's configuration.
+/// </para>
 /// <para>
 /// DMA-API maps take their IOVA from the replay's allocator; an unmap of a buffer whose IOVA the replay placed
 /// elsewhere is sent to the replay's IOVA (a driver unmaps the handle it got). No DMAs are replayed: the DMA
 /// figures of a replay are absent, not zero.
 /// </para>
 /// </summary>
-public sealed class Replayer
+public static class Replayer
 {
     private const ulong IovaStart = 0x1000, IovaLimit = 0xffff_ffff;
     private const int BootDomainId = int.MaxValue;
 
-    private readonly Recording _rec;
-    private readonly ReplayConfig _cfg;
-    private readonly ReplayReport _report = new();
-    private readonly IommuUnit[] _units;
-    private readonly UnitWindow[] _windows;
-    private readonly DomainState[] _domains;
-    private readonly BatchOutcome _outcome = new(), _recorded = new();
-    private readonly List<DmaOp> _rewritten = new();
-
-    private sealed class DomainState(RecordedDomain recorded, DomainModel model, DomainModel recovery, int unit)
-    {
-        public readonly RecordedDomain Recorded = recorded;
-        public readonly DomainModel Model = model;
-        public readonly DomainModel Recovery = recovery;
-        public readonly int Unit = unit;
-        public readonly List<long> Released = new();
-        public ulong ReleasedAt;
-        public int Next;   // the next batch of the journal to apply
-        /// <summary>Where the replay placed each DMA-API buffer the run placed elsewhere (run IOVA → replay IOVA).</summary>
-        public readonly Dictionary<ulong, ulong> Moved = new();
-        public readonly Dictionary<long, DmaOpResult> RecordedPending = new(), ReplayedPending = new();
-    }
-
-    private Replayer(Recording rec, ReplayConfig cfg)
-    {
-        _rec = rec;
-        _cfg = cfg;
-        if (rec.Iommus <= 0)
-            throw new ArgumentException($"a recording needs at least one IOMMU unit, not {rec.Iommus}");
-        _units = new IommuUnit[rec.Iommus];
-        _windows = new UnitWindow[rec.Iommus];
-        for (int u = 0; u < rec.Iommus; u++)
-        {
-            _units[u] = new IommuUnit("iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture), cfg.Unit, new SimClock());
-            _windows[u] = new UnitWindow(_units[u]);
-        }
-        _domains = new DomainState[rec.Domains.Count];
-        var byTable = new Dictionary<IommuDomain, DomainState>(ReferenceEqualityComparer.Instance);
-        IommuDomain? boot = null;
-        for (int d = 0; d < _domains.Length; d++)
-        {
-            var r = rec.Domains[d];
-            var model = NewModel(r.Name, cfg.Format, "replay");
-            var recovery = NewModel(r.Name, rec.Format, "recorded");
-            recovery.RecordHardwareWrites();
-            int u = d % rec.Iommus;
-            var state = new DomainState(r, model, recovery, u);
-            _domains[d] = state;
-            byTable[model.Domain] = state;
-            _report.Tables[r.Name] = model.Domain;
-            // As the simulator's unit attaches them: through the unit's boot domain first (its context cached),
-            // then to the domain; the k-th device of a domain unmaps on CPU k mod cpus.
-            for (int i = 0; i < r.Devices.Length; i++)
-            {
-                int dev = r.Devices[i];
-                var device = _units[u].Device("dev" + dev.ToString(System.Globalization.CultureInfo.InvariantCulture));
-                _windows[u].Bind(dev, device, i % Math.Max(1, cfg.Unit.Cpus));
-                if (boot is null && IommuDomain.Create(PtConfig.Default(cfg.Format), new TableMemory(), out boot) != Errno.None)
-                    throw new ArgumentException($"the {cfg.Format} format refuses its default configuration");
-                var err = _units[u].Attach(device, boot!, splitMode: true, domainId: BootDomainId);
-                if (err == Errno.None)
-                    err = _units[u].Attach(device, model.Domain, splitMode: true, domainId: d + 1);
-                if (err != Errno.None)
-                    throw new ArgumentException($"attaching dev{dev} to {r.Name} failed: {err}");
-            }
-        }
-        foreach (var unit in _units)
-            unit.UnmapReleased = (table, id) => byTable[table].Released.Add(id);
-    }
-
-    private static DomainModel NewModel(string name, PtFormatKind format, string which)
-    {
-        if (DomainModel.Create(PtConfig.Default(format), IovaStart, IovaLimit, out var model) != Errno.None)
-            throw new ArgumentException($"{name}: the {which} format {format} refuses its default configuration");
-        model!.DeferFlushes();
-        return model;
-    }
+    /// <summary>Windows a replay winds down at most after the recorded ones, as the simulator's lanes do.</summary>
+    public const int MaxQuietWindows = 10_000;
 
     /// <summary>Replays <paramref name="recording"/> under <paramref name="config"/>.</summary>
     /// <exception cref="ReplayException">The recording cannot be replayed (named: domain and event).</exception>
@@ -198,285 +224,374 @@ public sealed class Replayer
     {
         ArgumentNullException.ThrowIfNull(recording);
         ArgumentNullException.ThrowIfNull(config);
-        return new Replayer(recording, config).Run(cancellationToken);
+        if (recording.Iommus <= 0)
+            throw new ArgumentException($"a recording needs at least one IOMMU unit, not {recording.Iommus}");
+        long last = LastWindow(recording);
+        if (config.ApplyRecordedHardwareWrites)
+        {
+            try
+            {
+                return RunLanes(recording, config, last, byDigest: true, cancellationToken);
+            }
+            catch (DigestMismatch)
+            {
+                // Not the run's answers: replay again, answer by answer, to say which differ and how.
+            }
+        }
+        return RunLanes(recording, config, last, byDigest: false, cancellationToken);
     }
 
-    private ReplayReport Run(CancellationToken ct)
+    /// <summary>The last window any domain's journal has a batch in (checking that every batch has one, in order).</summary>
+    private static long LastWindow(Recording rec)
     {
         long last = 0;
-        foreach (var d in _domains)
+        foreach (var d in rec.Domains)
         {
             long previous = 0;
-            for (int i = 0; i < d.Recorded.Batches.Count; i++)
+            for (int i = 0; i < d.Batches.Count; i++)
             {
-                long w = d.Recorded.Batches[i].Window;
+                long w = d.Batches[i].Window;
                 if (w <= 0)
-                    throw new ReplayException($"{d.Recorded.Name} event {i + 1} has no window: it was recorded before batches carried theirs (domain-batch version 4), so it cannot be replayed");
+                    throw new ReplayException($"{d.Name} event {i + 1} has no window: it was recorded before batches carried theirs (domain-batch version 4), so it cannot be replayed");
                 if (w < previous)
-                    throw new ReplayException($"{d.Recorded.Name} event {i + 1} is of window {w}, after an event of window {previous}");
+                    throw new ReplayException($"{d.Name} event {i + 1} is of window {w}, after an event of window {previous}");
                 previous = w;
             }
             last = Math.Max(last, previous);
         }
-        var windDown = new LaneWindDown[_units.Length];
-        for (int u = 0; u < windDown.Length; u++)
-        {
-            windDown[u] = _rec.WindDown is { } recorded && u < recorded.Count && recorded[u].Final > 0
-                ? recorded[u]
-                : new LaneWindDown(last, last);
-            last = Math.Max(last, windDown[u].Final);
-        }
-
-        ulong ns = _rec.WindowNs;
-        for (long w = 1; w <= last; w++)
-        {
-            if ((w & 255) == 0)
-                ct.ThrowIfCancellationRequested();
-            foreach (var d in _domains)
-                Commit(d, w, final: false);
-            ulong end = (ulong)w * ns;
-            for (int u = 0; u < _units.Length; u++)
-            {
-                _windows[u].Run(end);
-                StampReleases(u);
-                if (w >= windDown[u].QuietAfter && w <= windDown[u].Final)
-                {
-                    _units[u].Clock.AdvanceTo(end);
-                    _units[u].Drain();
-                    StampReleases(u);
-                }
-            }
-            long pages = 0;
-            foreach (var d in _domains)
-                pages += d.Model.Domain.TablePages;
-            _report.TablePagesMax = Math.Max(_report.TablePagesMax, pages);
-            foreach (var d in _domains)
-            {
-                if (windDown[d.Unit].Final == w)
-                    Commit(d, w, final: true);
-            }
-        }
-        // Under another policy, operations the run answered before its end may still wait for a flush when the
-        // recorded windows are over (an unmap's lock held longer): wind down as the simulator does, a drain and a
-        // commit of its releases per window, until nothing is left (at most MaxQuietWindows more).
-        long w2 = last;
-        while (w2 - last < MaxQuietWindows && !Idle())
-        {
-            w2++;
-            ulong end = (ulong)w2 * ns;
-            for (int u = 0; u < _units.Length; u++)
-            {
-                _windows[u].Run(end);
-                _units[u].Clock.AdvanceTo(end);
-                _units[u].Drain();
-                StampReleases(u);
-            }
-            foreach (var d in _domains)
-                Commit(d, w2, final: true);
-        }
-        _report.Windows = w2;
-        foreach (var d in _domains)
-        {
-            if (d.Next < d.Recorded.Batches.Count)
-                throw new ReplayException($"{d.Recorded.Name} event {d.Next + 1} (window {d.Recorded.Batches[d.Next].Window}) was not applied: its lane had wound down");
-            _report.Unmatched += d.RecordedPending.Count + d.ReplayedPending.Count;
-        }
-        for (int u = 0; u < _units.Length; u++)
-            Add(_report.Stats, _units[u].Stats);
-        return _report;
+        return last;
     }
 
-    /// <summary>Windows a replay winds down at most after the recorded ones, as the simulator's lanes do.</summary>
-    public const int MaxQuietWindows = 10_000;
-
-    /// <summary>Whether no unit has anything to run and no domain anything released to apply.</summary>
-    private bool Idle()
+    private static ReplayReport RunLanes(Recording rec, ReplayConfig cfg, long last, bool byDigest, CancellationToken ct)
     {
-        foreach (var w in _windows)
+        var lanes = new LaneReplay[rec.Iommus];
+        for (int u = 0; u < lanes.Length; u++)
         {
-            if (!w.IsEmpty)
-                return false;
+            var windDown = rec.WindDown is { } recorded && u < recorded.Count && recorded[u].Final > 0 ? recorded[u] : new LaneWindDown(last, last);
+            lanes[u] = new LaneReplay(rec, cfg, u, windDown, byDigest);
         }
-        foreach (var d in _domains)
-        {
-            if (d.Released.Count > 0)
-                return false;
-        }
-        return true;
-    }
-
-    /// <summary>
-    /// The releases unit <paramref name="u"/> made are sent when it finishes a window or a drain, stamped with its
-    /// clock then (as the simulator's unit sends them); a domain applies them with the latest such stamp.
-    /// </summary>
-    private void StampReleases(int u)
-    {
-        ulong now = _units[u].Clock.NowNs;
-        foreach (var d in _domains)
-        {
-            if (d.Unit == u && d.Released.Count > 0)
-                d.ReleasedAt = Math.Max(d.ReleasedAt, now);
-        }
-    }
-
-    /// <summary>Applies the domain's journalled batches of window <paramref name="w"/> (the regular or the final commit), with the releases its unit sent since its last commit.</summary>
-    private void Commit(DomainState d, long w, bool final)
-    {
-        var batches = d.Recorded.Batches;
-        bool any = false;
-        while (d.Next < batches.Count && batches[d.Next].Window == w && batches[d.Next].Final == final)
-        {
-            var batch = batches[d.Next];
-            Apply(d, batch, any ? [] : CollectionsMarshal.AsSpan(d.Released));
-            d.Next++;
-            any = true;
-        }
-        if (!any && d.Released.Count > 0)
-            Apply(d, null, CollectionsMarshal.AsSpan(d.Released));
-        d.Released.Clear();
-    }
-
-    private void Apply(DomainState d, DomainBatch? batch, ReadOnlySpan<long> released)
-    {
-        var ops = batch is null ? [] : Rewrite(d, batch.Ops.Span);
-        var hardware = batch is not null && _cfg.ApplyRecordedHardwareWrites ? batch.HardwareWrites : [];
-        _outcome.Clear();
-        d.Model.ApplyBatch(hardware, released, d.ReleasedAt, ops, _outcome);
-        if (batch is not null)
+        var failures = new Exception?[lanes.Length];
+        Parallel.For(0, lanes.Length, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, u =>
         {
             try
             {
-                d.Recovery.Replay(batch, _recorded);
+                lanes[u].Run(ct);
             }
-            catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+            catch (Exception e) when (e is DigestMismatch or ReplayException or OperationCanceledException)
             {
-                throw new ReplayException($"{d.Recorded.Name} event {d.Next + 1} does not replay as recorded: {e.Message}");
+                failures[u] = e;
             }
-            Compare(d, CollectionsMarshal.AsSpan(_recorded.Results), CollectionsMarshal.AsSpan(_outcome.Results));
-        }
-        else
+        });
+        foreach (var f in failures)
         {
-            Compare(d, [], CollectionsMarshal.AsSpan(_outcome.Results));
+            if (f is not null)
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(f).Throw();
         }
-        Count(CollectionsMarshal.AsSpan(_outcome.Results));
-        var window = _windows[d.Unit];
-        var leaves = CollectionsMarshal.AsSpan(_outcome.Leaves);
-        foreach (var notice in _outcome.Notices)
-            window.AddUnmap(notice, d.Model.Domain, leaves);
-        foreach (var f in _outcome.Flushes)
-            window.AddFlush(f, d.Model.Domain);
+
+        var report = new ReplayReport();
+        var pages = new List<IReadOnlyList<long>>(lanes.Length);
+        foreach (var lane in lanes)
+        {
+            report.Add(lane.Report);
+            pages.Add(lane.PagesAtWindowEnd);
+        }
+        report.TablePagesMax = TablePages.Max(pages, 0);
+        return report;
     }
 
-    /// <summary>The batch's operations, unmaps of buffers the replay placed elsewhere sent to where it placed them.</summary>
-    private ReadOnlySpan<DmaOp> Rewrite(DomainState d, ReadOnlySpan<DmaOp> ops)
-    {
-        if (d.Moved.Count == 0)
-            return ops;
-        _rewritten.Clear();
-        foreach (var op in ops)
-        {
-            if (op.Kind == DmaOpKind.Unmap && d.Moved.Remove(op.Iova, out ulong moved))
-                _rewritten.Add(op with { Iova = moved });
-            else
-                _rewritten.Add(op);
-        }
-        return CollectionsMarshal.AsSpan(_rewritten);
-    }
+    /// <summary>The replay's answers differ from a batch's recorded digest (the by-digest pass gives way to the answer-by-answer one).</summary>
+    private sealed class DigestMismatch : Exception;
 
-    private void Count(ReadOnlySpan<DmaOpResult> results)
+    /// <summary>One unit and its domains, replayed window by window.</summary>
+    private sealed class LaneReplay
     {
-        foreach (ref readonly var r in results)
+        private readonly Recording _rec;
+        private readonly ReplayConfig _cfg;
+        private readonly IommuUnit _unit;
+        private readonly UnitWindow _window;
+        private readonly List<DomainState> _domains = new();
+        private readonly LaneWindDown _windDown;
+        private readonly bool _byDigest;
+        private readonly BatchOutcome _outcome = new(), _recorded = new();
+        private readonly List<DmaOp> _rewritten = new();
+        public readonly ReplayReport Report = new();
+        public readonly List<long> PagesAtWindowEnd = new();
+
+        public LaneReplay(Recording rec, ReplayConfig cfg, int u, LaneWindDown windDown, bool byDigest)
         {
-            if (r.Kind is DmaOpKind.DmaMap or DmaOpKind.Map)
+            _rec = rec;
+            _cfg = cfg;
+            _windDown = windDown;
+            _byDigest = byDigest;
+            _unit = new IommuUnit("iommu" + u.ToString(System.Globalization.CultureInfo.InvariantCulture), cfg.Unit, new SimClock());
+            _window = new UnitWindow(_unit);
+            var byTable = new Dictionary<IommuDomain, DomainState>(ReferenceEqualityComparer.Instance);
+            IommuDomain? boot = null;
+            for (int d = u; d < rec.Domains.Count; d += rec.Iommus)
             {
-                _report.Maps++;
-                if (r.Error == Errno.None)
-                    _report.BytesMapped += r.Bytes;
+                var r = rec.Domains[d];
+                var model = NewModel(r.Name, cfg.Format, "replay");
+                DomainModel? recovery = null;
+                if (!byDigest)
+                {
+                    recovery = NewModel(r.Name, rec.Format, "recorded");
+                    recovery.RecordHardwareWrites();
+                }
+                var state = new DomainState(r, d, model, recovery);
+                _domains.Add(state);
+                byTable[model.Domain] = state;
+                Report.Tables[r.Name] = model.Domain;
+                // As the simulator's unit attaches them: through the unit's boot domain first (its context cached),
+                // then to the domain; the k-th device of a domain unmaps on CPU k mod cpus.
+                for (int i = 0; i < r.Devices.Length; i++)
+                {
+                    int dev = r.Devices[i];
+                    var device = _unit.Device("dev" + dev.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    _window.Bind(dev, device, i % Math.Max(1, cfg.Unit.Cpus));
+                    if (boot is null && IommuDomain.Create(PtConfig.Default(cfg.Format), new TableMemory(), out boot) != Errno.None)
+                        throw new ArgumentException($"the {cfg.Format} format refuses its default configuration");
+                    var err = _unit.Attach(device, boot!, splitMode: true, domainId: BootDomainId);
+                    if (err == Errno.None)
+                        err = _unit.Attach(device, model.Domain, splitMode: true, domainId: d + 1);
+                    if (err != Errno.None)
+                        throw new ArgumentException($"attaching dev{dev} to {r.Name} failed: {err}");
+                }
             }
-            else if (r.Kind == DmaOpKind.Unmap)
+            _unit.UnmapReleased = (table, id) => byTable[table].Released.Add(id);
+        }
+
+        public void Run(CancellationToken ct)
+        {
+            if (_domains.Count == 0)
+                return;
+            ulong ns = _rec.WindowNs;
+            long last = _windDown.Final;
+            for (long w = 1; w <= last; w++)
             {
-                _report.Unmaps++;
-            }            if (r.Kind is DmaOpKind.DmaMap or DmaOpKind.Map or DmaOpKind.Unmap)
-                _report.Ops++;
-            if (r.Error != Errno.None)
-                _report.Errors++;
-            if (r.Kind == DmaOpKind.DmaMap)
-                continue;
-            if (r.LockWaitNs > 0)
-                _report.LockWaits++;
-            ulong us = r.LockWaitNs / 1000;
-            _report.LockWaitHistogram[us == 0 ? 0 : Math.Min(ReplayReport.LockWaitBuckets - 1, 64 - System.Numerics.BitOperations.LeadingZeroCount(us))]++;
+                if ((w & 255) == 0)
+                    ct.ThrowIfCancellationRequested();
+                foreach (var d in _domains)
+                    Commit(d, w, final: false);
+                ulong end = (ulong)w * ns;
+                _window.Run(end);
+                StampReleases();
+                if (w >= _windDown.QuietAfter)
+                {
+                    _unit.Clock.AdvanceTo(end);
+                    _unit.Drain();
+                    StampReleases();
+                }
+                long pages = 0;
+                foreach (var d in _domains)
+                    pages += d.Model.Domain.TablePages;
+                PagesAtWindowEnd.Add(pages);
+                if (w == last)
+                {
+                    foreach (var d in _domains)
+                        Commit(d, w, final: true);
+                }
+            }
+            // Under another policy, operations the run answered before its end may still wait for a flush when the
+            // recorded windows are over (an unmap's lock held longer): wind down as the simulator does, a drain and
+            // a commit of its releases per window, until nothing is left.
+            long w2 = last;
+            while (w2 - last < MaxQuietWindows && !Idle())
+            {
+                w2++;
+                ulong end = (ulong)w2 * ns;
+                _window.Run(end);
+                _unit.Clock.AdvanceTo(end);
+                _unit.Drain();
+                StampReleases();
+                foreach (var d in _domains)
+                    Commit(d, w2, final: true);
+            }
+            Report.Windows = w2;
+            foreach (var d in _domains)
+            {
+                if (d.Next < d.Recorded.Batches.Count)
+                    throw new ReplayException($"{d.Recorded.Name} event {d.Next + 1} (window {d.Recorded.Batches[d.Next].Window}) was not applied: its lane had wound down");
+                Report.Unmatched += d.RecordedPending.Count + d.ReplayedPending.Count;
+            }
+            Report.Stats.Add(_unit.Stats);
         }
-    }
 
-    /// <summary>Matches the replay's answers with the run's (in order when they agree, by id when they do not).</summary>
-    private void Compare(DomainState d, ReadOnlySpan<DmaOpResult> recorded, ReadOnlySpan<DmaOpResult> replayed)
-    {
-        if (recorded.SequenceEqual(replayed) && d.RecordedPending.Count == 0 && d.ReplayedPending.Count == 0)
-            return;
-        foreach (ref readonly var r in recorded)
+        private bool Idle()
         {
-            if (d.ReplayedPending.Remove(r.Id, out var p))
-                Differ(d, r, p);
-            else
-                d.RecordedPending[r.Id] = r;
+            if (!_window.IsEmpty)
+                return false;
+            foreach (var d in _domains)
+            {
+                if (d.Released.Count > 0)
+                    return false;
+            }
+            return true;
         }
-        foreach (ref readonly var p in replayed)
-        {
-            if (d.RecordedPending.Remove(p.Id, out var r))
-                Differ(d, r, p);
-            else
-                d.ReplayedPending[p.Id] = p;
-        }
-    }
 
-    private void Differ(DomainState d, in DmaOpResult r, in DmaOpResult p)
-    {
-        if (r == p)
-            return;
-        var difference = new ReplayDifference(d.Recorded.Name, r, p);
-        _report.ResultsDiffer++;
-        _report.FirstDifference ??= difference;
-        switch (r.Kind)
+        /// <summary>
+        /// The releases the unit made are sent when it finishes a window or a drain, stamped with its clock then
+        /// (as the simulator's unit sends them); a domain applies them with the latest such stamp.
+        /// </summary>
+        private void StampReleases()
         {
-            case DmaOpKind.DmaMap or DmaOpKind.Map when r.Error == Errno.None && p.Error != Errno.None:
-                _report.MapRefused++;
-                _report.FirstMapRefused ??= difference;
-                break;
-            case DmaOpKind.DmaMap when p.Error == Errno.None && r.Iova != p.Iova:
+            ulong now = _unit.Clock.NowNs;
+            foreach (var d in _domains)
+            {
+                if (d.Released.Count > 0)
+                    d.ReleasedAt = Math.Max(d.ReleasedAt, now);
+            }
+        }
+
+        /// <summary>Applies the domain's journalled batches of window <paramref name="w"/> (the regular or the final commit), with the releases its unit sent since its last commit.</summary>
+        private void Commit(DomainState d, long w, bool final)
+        {
+            var batches = d.Recorded.Batches;
+            bool any = false;
+            while (d.Next < batches.Count && batches[d.Next].Window == w && batches[d.Next].Final == final)
+            {
+                Apply(d, batches[d.Next], any ? [] : CollectionsMarshal.AsSpan(d.Released));
+                d.Next++;
+                any = true;
+            }
+            if (!any && d.Released.Count > 0)
+                Apply(d, null, CollectionsMarshal.AsSpan(d.Released));
+            d.Released.Clear();
+        }
+
+        private void Apply(DomainState d, DomainBatch? batch, ReadOnlySpan<long> released)
+        {
+            var ops = batch is null ? [] : Rewrite(d, batch.Ops.Span);
+            var hardware = batch is not null && _cfg.ApplyRecordedHardwareWrites ? batch.HardwareWrites : [];
+            _outcome.Clear();
+            ulong digest = d.Model.ApplyBatch(hardware, released, d.ReleasedAt, ops, _outcome);
+            if (_byDigest)
+            {
+                if (batch is not null && digest != batch.ResultDigest)
+                    throw new DigestMismatch();
+            }
+            else if (batch is not null)
+            {
+                try
+                {
+                    d.Recovery!.Replay(batch, _recorded);
+                }
+                catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+                {
+                    throw new ReplayException($"{d.Recorded.Name} event {d.Next + 1} does not replay as recorded: {e.Message}");
+                }
+                Compare(d, CollectionsMarshal.AsSpan(_recorded.Results), CollectionsMarshal.AsSpan(_outcome.Results));
+            }
+            else
+            {
+                Compare(d, [], CollectionsMarshal.AsSpan(_outcome.Results));
+            }
+            Report.Count(CollectionsMarshal.AsSpan(_outcome.Results));
+            var leaves = CollectionsMarshal.AsSpan(_outcome.Leaves);
+            foreach (var notice in _outcome.Notices)
+                _window.AddUnmap(notice, d.Model.Domain, leaves);
+            foreach (var f in _outcome.Flushes)
+                _window.AddFlush(f, d.Model.Domain);
+        }
+
+        /// <summary>The batch's operations, unmaps of buffers the replay placed elsewhere sent to where it placed them.</summary>
+        private ReadOnlySpan<DmaOp> Rewrite(DomainState d, ReadOnlySpan<DmaOp> ops)
+        {
+            if (d.Moved.Count == 0)
+                return ops;
+            _rewritten.Clear();
+            foreach (var op in ops)
+            {
+                if (op.Kind == DmaOpKind.Unmap && d.Moved.Remove(op.Iova, out ulong moved))
+                    _rewritten.Add(op with { Iova = moved });
+                else
+                    _rewritten.Add(op);
+            }
+            return CollectionsMarshal.AsSpan(_rewritten);
+        }
+
+        /// <summary>Matches the replay's answers with the run's (in order when they agree, by id when they do not).</summary>
+        private void Compare(DomainState d, ReadOnlySpan<DmaOpResult> recorded, ReadOnlySpan<DmaOpResult> replayed)
+        {
+            if (recorded.SequenceEqual(replayed) && d.RecordedPending.Count == 0 && d.ReplayedPending.Count == 0)
+                return;
+            foreach (ref readonly var r in recorded)
+            {
+                if (d.ReplayedPending.Remove(r.Id, out var p))
+                    Differ(d, r, p);
+                else
+                    d.RecordedPending[r.Id] = r;
+            }
+            foreach (ref readonly var p in replayed)
+            {
+                if (d.RecordedPending.Remove(p.Id, out var r))
+                    Differ(d, r, p);
+                else
+                    d.ReplayedPending[p.Id] = p;
+            }
+        }
+
+        private void Differ(DomainState d, in DmaOpResult r, in DmaOpResult p)
+        {
+            if (r == p)
+                return;
+            var difference = new ReplayDifference(d.Recorded.Name, r, p) { DomainIndex = d.Index, Window = CurrentWindow(d) };
+            Report.Differ(difference);
+            if (r.Kind == DmaOpKind.DmaMap && p.Error == Errno.None && r.Error == Errno.None && r.Iova != p.Iova)
                 d.Moved[r.Iova] = p.Iova;
-                if (r with { Iova = p.Iova } == p)
-                    _report.IovaPlacedElsewhere++;
-                break;
-            case DmaOpKind.Map when p.Error == Errno.None && p.LockWaitNs > r.LockWaitNs:
-                _report.IovaReusedBeforeFlush++;
-                _report.FirstIovaReusedBeforeFlush ??= difference;
-                break;
-            case DmaOpKind.Unmap when r.Bytes > 0 && p.Bytes == 0:
-                _report.UnmapNotMapped++;
-                _report.FirstUnmapNotMapped ??= difference;
-                break;
+        }
+
+        private static long CurrentWindow(DomainState d)
+            => d.Next < d.Recorded.Batches.Count ? d.Recorded.Batches[d.Next].Window : long.MaxValue;
+
+        private static DomainModel NewModel(string name, PtFormatKind format, string which)
+        {
+            if (DomainModel.Create(PtConfig.Default(format), IovaStart, IovaLimit, out var model) != Errno.None)
+                throw new ArgumentException($"{name}: the {which} format {format} refuses its default configuration");
+            model!.DeferFlushes();
+            return model;
         }
     }
 
-    private static void Add(IommuUnitStats sum, IommuUnitStats s)
+    private sealed class DomainState(RecordedDomain recorded, int index, DomainModel model, DomainModel? recovery)
     {
-        sum.Hits += s.Hits;
-        sum.Misses += s.Misses;
-        sum.Faults += s.Faults;
-        sum.Invalidations += s.Invalidations;
-        sum.DomainInvalidations += s.DomainInvalidations;
-        sum.GlobalInvalidations += s.GlobalInvalidations;
-        sum.InvalidatedBytes += s.InvalidatedBytes;
-        sum.OverInvalidatedBytes += s.OverInvalidatedBytes;
-        sum.InvalidationBusyNs += s.InvalidationBusyNs;
-        sum.Flushes += s.Flushes;
-        sum.TimedFlushes += s.TimedFlushes;
-        sum.StaleInWindow += s.StaleInWindow;
-        sum.StaleViolations += s.StaleViolations;
-        sum.MaxStaleWindowNs = Math.Max(sum.MaxStaleWindowNs, s.MaxStaleWindowNs);
-        sum.UseAfterFree += s.UseAfterFree;
-        sum.IsolationBreaches += s.IsolationBreaches;
+        public readonly RecordedDomain Recorded = recorded;
+        public readonly int Index = index;
+        public readonly DomainModel Model = model;
+        public readonly DomainModel? Recovery = recovery;
+        public readonly List<long> Released = new();
+        public ulong ReleasedAt;
+        public int Next;   // the next batch of the journal to apply
+        /// <summary>Where the replay placed each DMA-API buffer the run placed elsewhere (run IOVA → replay IOVA).</summary>
+        public readonly Dictionary<ulong, ulong> Moved = new();
+        public readonly Dictionary<long, DmaOpResult> RecordedPending = new(), ReplayedPending = new();
+    }
+}
+
+/// <summary>Table pages held at once, over lanes that advance through their windows independently.</summary>
+public static class TablePages
+{
+    /// <summary>
+    /// The most table pages held at once: at the end of each window, summed over the lanes (a lane that has
+    /// finished counts with what it held at its end), or <paramref name="finalPages"/> if that is more.
+    /// </summary>
+    public static long Max(IReadOnlyList<IReadOnlyList<long>> lanes, long finalPages)
+    {
+        ArgumentNullException.ThrowIfNull(lanes);
+        long windows = 0;
+        foreach (var pages in lanes)
+            windows = Math.Max(windows, pages.Count);
+        long max = 0;
+        for (int w = 0; w < windows; w++)
+        {
+            long sum = 0;
+            foreach (var pages in lanes)
+            {
+                if (pages.Count > 0)
+                    sum += pages[Math.Min(w, pages.Count - 1)];
+            }
+            max = Math.Max(max, sum);
+        }
+        return Math.Max(max, finalPages);
     }
 }
 
