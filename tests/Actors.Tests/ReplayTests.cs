@@ -77,6 +77,31 @@ public class ReplayTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task TheJournalAReplayWouldWriteIsTheRunsJournal()
+    {
+        Assert.True(FlushPolicySpec.TryParse("lazy", out var lazy));
+        using var db = new TempDb();
+        var (_, recording) = await RecordAsync(db, Small(PtFormatKind.Amdv1, "mixed", lazy, "j"));
+        var journal = recording.Recording.Domains.Select(_ => new List<PtActors.Engine.Dma.DomainBatch>()).ToArray();
+        var unit = new IommuUnitConfig { Policy = lazy, Cpus = 2, Iotlb = new IotlbConfig(1024, 8) };
+        var report = Replayer.Run(recording.Recording, new ReplayConfig(PtFormatKind.Amdv1, unit, ApplyRecordedHardwareWrites: true, Journal: journal));
+        Assert.Equal(0, report.ResultsDiffer);
+        for (int d = 0; d < journal.Length; d++)
+        {
+            var recorded = recording.Recording.Domains[d].Batches;
+            Assert.Equal(recorded.Count, journal[d].Count);
+            for (int i = 0; i < recorded.Count; i++)
+            {
+                var (a, b) = (recorded[i], journal[d][i]);
+                Assert.Equal((a.Window, a.Final, a.ReleasedAtNs, a.ResultDigest), (b.Window, b.Final, b.ReleasedAtNs, b.ResultDigest));
+                Assert.Equal(a.Released, b.Released);
+                Assert.Equal(a.HardwareWrites, b.HardwareWrites);
+                Assert.Equal(a.Ops.ToArray(), b.Ops.ToArray());
+            }
+        }
+    }
+
+    [Fact]
     public async Task AnotherPolicyIsReportedNotSilentlyDiverging()
     {
         Assert.True(FlushPolicySpec.TryParse("lazy", out var lazy));

@@ -28,7 +28,10 @@ public sealed record Recording(PtFormatKind Format, int Iommus, ulong WindowNs, 
 /// Apply the accessed/dirty bits the run's DMAs wrote (journalled with each batch). Only meaningful when the
 /// replay's tables evolve as the run's did (same format, policy and CPUs: the writes name table pages by number).
 /// </param>
-public sealed record ReplayConfig(PtFormatKind Format, IommuUnitConfig Unit, bool ApplyRecordedHardwareWrites);
+/// <param name="CompareWithRecording">Compare every answer with the run's (false: the recording's batches carry no answers to compare with, e.g. an imported trace).</param>
+/// <param name="Journal">If set, one list per domain receives the batches the replay applied, as a domain actor would journal them (window, final flag, releases, operations, digest).</param>
+public sealed record ReplayConfig(PtFormatKind Format, IommuUnitConfig Unit, bool ApplyRecordedHardwareWrites, bool CompareWithRecording = true,
+    List<DomainBatch>[]? Journal = null);
 
 /// <summary>An operation whose replay differs from the recording.</summary>
 /// <param name="Domain">The domain's name.</param>
@@ -227,7 +230,9 @@ public static class Replayer
         if (recording.Iommus <= 0)
             throw new ArgumentException($"a recording needs at least one IOMMU unit, not {recording.Iommus}");
         long last = LastWindow(recording);
-        if (config.ApplyRecordedHardwareWrites)
+        if (config.Journal is { } journal && journal.Length != recording.Domains.Count)
+            throw new ArgumentException($"the journal has {journal.Length} lists for {recording.Domains.Count} domains");
+        if (config.ApplyRecordedHardwareWrites && config.CompareWithRecording)
         {
             try
             {
@@ -264,6 +269,11 @@ public static class Replayer
 
     private static ReplayReport RunLanes(Recording rec, ReplayConfig cfg, long last, bool byDigest, CancellationToken ct)
     {
+        if (cfg.Journal is { } journal)
+        {
+            foreach (var list in journal)
+                list.Clear();
+        }
         var lanes = new LaneReplay[rec.Iommus];
         for (int u = 0; u < lanes.Length; u++)
         {
@@ -332,7 +342,7 @@ public static class Replayer
                 var r = rec.Domains[d];
                 var model = NewModel(r.Name, cfg.Format, "replay");
                 DomainModel? recovery = null;
-                if (!byDigest)
+                if (!byDigest && cfg.CompareWithRecording)
                 {
                     recovery = NewModel(r.Name, rec.Format, "recorded");
                     recovery.RecordHardwareWrites();
@@ -449,22 +459,32 @@ public static class Replayer
             bool any = false;
             while (d.Next < batches.Count && batches[d.Next].Window == w && batches[d.Next].Final == final)
             {
-                Apply(d, batches[d.Next], any ? [] : CollectionsMarshal.AsSpan(d.Released));
+                Apply(d, batches[d.Next], any ? [] : CollectionsMarshal.AsSpan(d.Released), w, final);
                 d.Next++;
                 any = true;
             }
             if (!any && d.Released.Count > 0)
-                Apply(d, null, CollectionsMarshal.AsSpan(d.Released));
+                Apply(d, null, CollectionsMarshal.AsSpan(d.Released), w, final);
             d.Released.Clear();
         }
 
-        private void Apply(DomainState d, DomainBatch? batch, ReadOnlySpan<long> released)
+        private void Apply(DomainState d, DomainBatch? batch, ReadOnlySpan<long> released, long window, bool final)
         {
             var ops = batch is null ? [] : Rewrite(d, batch.Ops.Span);
             var hardware = batch is not null && _cfg.ApplyRecordedHardwareWrites ? batch.HardwareWrites : [];
             _outcome.Clear();
             ulong digest = d.Model.ApplyBatch(hardware, released, d.ReleasedAt, ops, _outcome);
-            if (_byDigest)
+            _cfg.Journal?[d.Index].Add(new DomainBatch(released.ToArray(), d.ReleasedAt, ops.ToArray(), digest)
+            {
+                HardwareWrites = hardware.Length == 0 ? [] : (long[])hardware.Clone(),
+                Window = window,
+                Final = final,
+            });
+            if (!_cfg.CompareWithRecording)
+            {
+                // Nothing to compare with.
+            }
+            else if (_byDigest)
             {
                 if (batch is not null && digest != batch.ResultDigest)
                     throw new DigestMismatch();
