@@ -16,7 +16,7 @@ public sealed class Simulator : ISimulationRunner
         "akka.loglevel = OFF\nakka.stdout-loglevel = OFF\nakka.log-dead-letters = off\nakka.log-dead-letters-during-shutdown = off\n" +
         "akka.actor.default-dispatcher.throughput = 64");
 
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
+    internal static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
     /// <inheritdoc/>
     public Task<SimulationResult> RunAsync(SimulationSettings settings, PersistenceBackend backend,
@@ -67,10 +67,10 @@ public sealed class Simulator : ISimulationRunner
         }
     }
 
-    private static long NowMs() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    internal static long NowMs() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     /// <summary>Records the run's start (durable when this returns); throws <see cref="RunIdTakenException"/> for a run id in use.</summary>
-    private static async Task RecordStartAsync(IActorRef registry, SimulationSettings settings)
+    internal static async Task RecordStartAsync(IActorRef registry, SimulationSettings settings)
     {
         string config = settings.Describe();
         string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(config)))[..16];
@@ -79,7 +79,7 @@ public sealed class Simulator : ISimulationRunner
             throw new RunIdTakenException(settings.RunId, rejected.Reason);
     }
 
-    private static async Task RecordEndAsync(IActorRef registry, RunEnded end)
+    internal static async Task RecordEndAsync(IActorRef registry, RunEnded end)
     {
         var reply = await registry.Ask<object>(new RecordRunEnd(end), ReadyTimeout).ConfigureAwait(false);
         if (reply is RunRejected rejected)

@@ -30,8 +30,9 @@ public sealed record Recording(PtFormatKind Format, int Iommus, ulong WindowNs, 
 /// </param>
 /// <param name="CompareWithRecording">Compare every answer with the run's (false: the recording's batches carry no answers to compare with, e.g. an imported trace).</param>
 /// <param name="Journal">If set, one list per domain receives the batches the replay applied, as a domain actor would journal them (window, final flag, releases, operations, digest).</param>
+/// <param name="Results">If set, one list per domain receives the replay's answers, in the order the domain gave them.</param>
 public sealed record ReplayConfig(PtFormatKind Format, IommuUnitConfig Unit, bool ApplyRecordedHardwareWrites, bool CompareWithRecording = true,
-    List<DomainBatch>[]? Journal = null);
+    List<DomainBatch>[]? Journal = null, List<DmaOpResult>[]? Results = null);
 
 /// <summary>An operation whose replay differs from the recording.</summary>
 /// <param name="Domain">The domain's name.</param>
@@ -232,6 +233,8 @@ public static class Replayer
         long last = LastWindow(recording);
         if (config.Journal is { } journal && journal.Length != recording.Domains.Count)
             throw new ArgumentException($"the journal has {journal.Length} lists for {recording.Domains.Count} domains");
+        if (config.Results is { } results && results.Length != recording.Domains.Count)
+            throw new ArgumentException($"the results have {results.Length} lists for {recording.Domains.Count} domains");
         if (config.ApplyRecordedHardwareWrites && config.CompareWithRecording)
         {
             try
@@ -272,6 +275,11 @@ public static class Replayer
         if (cfg.Journal is { } journal)
         {
             foreach (var list in journal)
+                list.Clear();
+        }
+        if (cfg.Results is { } answers)
+        {
+            foreach (var list in answers)
                 list.Clear();
         }
         var lanes = new LaneReplay[rec.Iommus];
@@ -480,6 +488,7 @@ public static class Replayer
                 Window = window,
                 Final = final,
             });
+            _cfg.Results?[d.Index].AddRange(_outcome.Results);
             if (!_cfg.CompareWithRecording)
             {
                 // Nothing to compare with.
