@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace PtActors.Persistence.Traces;
 
 /// <summary>What one line of an ftrace / <c>trace-cmd report</c> text is.</summary>
@@ -130,9 +128,9 @@ public static class FtraceLine
     public static FtraceEvent Parse(ReadOnlySpan<char> line)
     {
         int len = line.Length;
-        while (len > 0 && char.IsWhiteSpace(line[len - 1])) len--;
+        while (len > 0 && IsBlank(line[len - 1])) len--;
         int start = 0;
-        while (start < len && char.IsWhiteSpace(line[start])) start++;
+        while (start < len && IsBlank(line[start])) start++;
         if (start == len || line[start] == '#') return default;   // Kind = Skip
         line = line[..len];
 
@@ -147,7 +145,7 @@ public static class FtraceLine
         if (open >= 0)
         {
             int close = prefix[open..].IndexOf(']');
-            if (close < 0 || !int.TryParse(prefix[(open + 1)..(open + close)], NumberStyles.None, CultureInfo.InvariantCulture, out cpu))
+            if (close < 0 || !Int(prefix[(open + 1)..(open + close)], out cpu))
                 return FtraceEvent.Bad("cpu: not a number in [...]");
             taskPidEnd = open;
         }
@@ -158,7 +156,7 @@ public static class FtraceLine
             var lat = prefix[(sp + 1)..];
             int d = 0;
             while (d < lat.Length && char.IsAsciiDigit(lat[d])) d++;
-            if (d == 0 || !int.TryParse(lat[..d], NumberStyles.None, CultureInfo.InvariantCulture, out cpu))
+            if (d == 0 || !Int(lat[..d], out cpu))
                 return FtraceEvent.Bad("cpu: missing");
             taskPidEnd = sp;
         }
@@ -171,7 +169,7 @@ public static class FtraceLine
         }
         int dash = taskPid.LastIndexOf('-');
         if (dash < 0) return FtraceEvent.Bad("task-pid: no '-PID'");
-        if (!int.TryParse(taskPid[(dash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+        if (!Int(taskPid[(dash + 1)..], out int pid))
             return FtraceEvent.Bad("pid: not a number");
         int taskStart = start;
         if (taskStart > dash) return FtraceEvent.Bad("task-pid: no task name");
@@ -228,6 +226,8 @@ public static class FtraceLine
         return ev;
     }
 
+    private static bool IsBlank(char c) => c is ' ' or '\t' or '\r' or '\n' or '\f' or '\v';
+
     /// <summary>The dma event names the import uses, by kind (others stay <see cref="FtraceKind.Other"/>).</summary>
     private static FtraceKind DmaKind(ReadOnlySpan<char> name, out bool before, out bool sg)
     {
@@ -283,11 +283,11 @@ public static class FtraceLine
     {
         ns = 0;
         int dot = t.IndexOf('.');
-        if (dot < 0) return ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out ns);
+        if (dot < 0) return Dec(t, out ns);
         var frac = t[(dot + 1)..];
         if (frac.Length > 9) return false;
-        if (!ulong.TryParse(t[..dot], NumberStyles.None, CultureInfo.InvariantCulture, out ulong sec)
-            || !ulong.TryParse(frac, NumberStyles.None, CultureInfo.InvariantCulture, out ulong f)) return false;
+        if (!Dec(t[..dot], out ulong sec)
+            || !Dec(frac, out ulong f)) return false;
         for (int k = frac.Length; k < 9; k++) f *= 10;
         if (sec > (ulong.MaxValue - f) / 1_000_000_000UL) return false;
         ns = sec * 1_000_000_000UL + f;
@@ -299,7 +299,7 @@ public static class FtraceLine
     private static FtraceEvent ParseMap(FtraceEvent ev, ReadOnlySpan<char> f)
     {
         f = f[6..].TrimStart();   // after "IOMMU:"
-        if (!Field(ref f, "iova=", hex: true, out ulong iova, out string? why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref f, "iova=", "iova", hex: true, out ulong iova, out string? why)) return FtraceEvent.Bad(why!);
         var layout = IommuLayout.Legacy;
         ulong end = 0;
         if (f.StartsWith("- "))
@@ -308,8 +308,8 @@ public static class FtraceLine
             if (!Value(ref f, "end", hex: true, out end, out why)) return FtraceEvent.Bad(why!);
             layout = IommuLayout.Range;
         }
-        if (!Field(ref f, "paddr=", hex: true, out ulong paddr, out why)) return FtraceEvent.Bad(why!);
-        if (!Field(ref f, "size=", hex: false, out ulong size, out why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref f, "paddr=", "paddr", hex: true, out ulong paddr, out why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref f, "size=", "size", hex: false, out ulong size, out why)) return FtraceEvent.Bad(why!);
         if (!f.IsEmpty) return FtraceEvent.Bad($"map: unexpected '{First(f)}' after size");
         var bad = CheckRange("map", iova, size, layout, end);
         if (bad is not null) return FtraceEvent.Bad(bad);
@@ -319,7 +319,7 @@ public static class FtraceLine
     private static FtraceEvent ParseUnmap(FtraceEvent ev, ReadOnlySpan<char> f)
     {
         f = f[6..].TrimStart();
-        if (!Field(ref f, "iova=", hex: true, out ulong iova, out string? why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref f, "iova=", "iova", hex: true, out ulong iova, out string? why)) return FtraceEvent.Bad(why!);
         var layout = IommuLayout.Legacy;
         ulong end = 0;
         if (f.StartsWith("- "))
@@ -328,8 +328,8 @@ public static class FtraceLine
             if (!Value(ref f, "end", hex: true, out end, out why)) return FtraceEvent.Bad(why!);
             layout = IommuLayout.Range;
         }
-        if (!Field(ref f, "size=", hex: false, out ulong size, out why)) return FtraceEvent.Bad(why!);
-        if (!Field(ref f, "unmapped_size=", hex: false, out ulong unmapped, out why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref f, "size=", "size", hex: false, out ulong size, out why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref f, "unmapped_size=", "unmapped_size", hex: false, out ulong unmapped, out why)) return FtraceEvent.Bad(why!);
         if (!f.IsEmpty) return FtraceEvent.Bad($"unmap: unexpected '{First(f)}' after unmapped_size");
         var bad = CheckRange("unmap", iova, size, layout, end);
         if (bad is not null) return FtraceEvent.Bad(bad);
@@ -370,8 +370,8 @@ public static class FtraceLine
         }
         if (names.IsEmpty) return FtraceEvent.Bad("io_page_fault: missing device");
         var rest = f[(iovaAt + 1)..];
-        if (!Field(ref rest, "iova=", hex: true, out ulong iova, out string? why)) return FtraceEvent.Bad(why!);
-        if (!Field(ref rest, "flags=", hex: true, out ulong flags, out why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref rest, "iova=", "iova", hex: true, out ulong iova, out string? why)) return FtraceEvent.Bad(why!);
+        if (!Field(ref rest, "flags=", "flags", hex: true, out ulong flags, out why)) return FtraceEvent.Bad(why!);
         if (flags > int.MaxValue) return FtraceEvent.Bad("flags: out of range");
         return ev with { Kind = FtraceKind.IoPageFault, Iova = iova, Flags = (int)flags, Device = device, Driver = driver };
     }
@@ -407,7 +407,7 @@ public static class FtraceLine
                     haveAddr = true;
                     break;
                 case "size":
-                    if (!ulong.TryParse(val, NumberStyles.None, CultureInfo.InvariantCulture, out size)) return FtraceEvent.Bad("size: not a decimal number");
+                    if (!Dec(val, out size)) return FtraceEvent.Bad("size: not a decimal number");
                     haveSize = true;
                     break;
                 case "phys_addr":
@@ -473,16 +473,16 @@ public static class FtraceLine
     // ---- field helpers ------------------------------------------------------------------------------------
 
     /// <summary>Reads <c>key</c> then a value up to the next blank, and skips the blanks after it.</summary>
-    private static bool Field(ref ReadOnlySpan<char> f, string key, bool hex, out ulong value, out string? why)
+    private static bool Field(ref ReadOnlySpan<char> f, string key, string name, bool hex, out ulong value, out string? why)
     {
         value = 0;
         if (!f.StartsWith(key))
         {
-            why = $"{key[..^1]}: missing";
+            why = $"{name}: missing";
             return false;
         }
         f = f[key.Length..];
-        return Value(ref f, key[..^1], hex, out value, out why);
+        return Value(ref f, name, hex, out value, out why);
     }
 
     private static bool Value(ref ReadOnlySpan<char> f, string name, bool hex, out ulong value, out string? why)
@@ -491,19 +491,55 @@ public static class FtraceLine
         var tok = e < 0 ? f : f[..e];
         f = e < 0 ? default : f[e..].TrimStart();
         why = null;
-        if (hex ? Hex(tok, out value) : ulong.TryParse(tok, NumberStyles.None, CultureInfo.InvariantCulture, out value)) return true;
+        if (hex ? Hex(tok, out value) : Dec(tok, out value)) return true;
         why = hex ? $"{name}: not a hex number" : $"{name}: not a decimal number";
         return false;
     }
 
+    /// <summary>Hex digits (an optional <c>0x</c>), at most 16 significant; no sign, no blanks.</summary>
     private static bool Hex(ReadOnlySpan<char> t, out ulong v)
     {
-        if (t.StartsWith("0x") || t.StartsWith("0X")) t = t[2..];
-        return ulong.TryParse(t, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out v);
+        if (t.Length > 2 && t[0] == '0' && (t[1] | 0x20) == 'x') t = t[2..];
+        v = 0;
+        if (t.IsEmpty) return false;
+        int i = 0;
+        while (i < t.Length - 1 && t[i] == '0') i++;
+        if (t.Length - i > 16) return false;
+        for (; i < t.Length; i++)
+        {
+            int c = t[i], d;
+            if ((uint)(c - '0') <= 9) d = c - '0';
+            else if ((uint)((c | 0x20) - 'a') <= 5) d = (c | 0x20) - 'a' + 10;
+            else return false;
+            v = (v << 4) | (uint)d;
+        }
+        return true;
+    }
+
+    /// <summary>Decimal digits, no sign, no blanks, no overflow past 2^64 − 1.</summary>
+    private static bool Dec(ReadOnlySpan<char> t, out ulong v)
+    {
+        v = 0;
+        if (t.IsEmpty) return false;
+        foreach (char c in t)
+        {
+            uint d = (uint)(c - '0');
+            if (d > 9) return false;
+            if (v > (ulong.MaxValue - d) / 10) return false;
+            v = v * 10 + d;
+        }
+        return true;
+    }
+
+    private static bool Int(ReadOnlySpan<char> t, out int v)
+    {
+        bool ok = Dec(t, out ulong u) && u <= int.MaxValue;
+        v = ok ? (int)u : 0;
+        return ok;
     }
 
     private static bool Number(ReadOnlySpan<char> t, out ulong v) =>
-        t.StartsWith("0x") || t.StartsWith("0X") ? Hex(t, out v) : ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out v);
+        t.StartsWith("0x") || t.StartsWith("0X") ? Hex(t, out v) : Dec(t, out v);
 
     private static string First(ReadOnlySpan<char> f)
     {

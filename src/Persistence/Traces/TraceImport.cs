@@ -59,6 +59,7 @@ public sealed class TraceImport
     private readonly List<string> _malformed = new();
     private int _lines, _headers, _others, _dma, _bad;
     private bool _sorted = true;
+    private ulong _lastTs;
 
     private TraceImport(string source)
     {
@@ -132,7 +133,8 @@ public sealed class TraceImport
                 _nameIndex.Add(s, name);
             }
         }
-        if (_recs.Count > 0 && ev.TimestampNs < _recs[^1].Ts) _sorted = false;
+        if (ev.TimestampNs < _lastTs) _sorted = false;
+        _lastTs = ev.TimestampNs;
         _recs.Add(new Rec
         {
             Ts = ev.TimestampNs, Iova = ev.Iova, End = ev.End, Paddr = ev.Paddr, Size = ev.Size, Unmapped = ev.UnmappedSize,
