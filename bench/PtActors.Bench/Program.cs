@@ -7,7 +7,8 @@ namespace PtActors.Bench;
 /// Runs the benchmarks: <c>dotnet run -c Release --project bench/PtActors.Bench -- --filter '*'</c>;
 /// <c>-- nic [PACKETS]</c> runs the NIC loop under each flush policy and prints its invalidation counters;
 /// <c>-- direct [WORKLOAD] [OPS]</c> runs the simulator's work in one thread without actors (the baseline of
-/// the actor overhead).
+/// the actor overhead); <c>-- ftrace [LINES]</c> times <c>TraceImport</c> on a generated trace (a quick check of
+/// <c>FtraceImportBenchmarks</c>).
 /// </summary>
 public static class Program
 {
@@ -30,6 +31,12 @@ public static class Program
             string workload = args.Length > 1 ? args[1] : "nic";
             long ops = args.Length > 2 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
             DirectSim.Run(workload, 4, 64, 1024, ops, Console.Out);
+            return;
+        }
+        if (args.Length > 0 && args[0] == "ftrace")
+        {
+            int lines = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : FtraceImportBenchmarks.Lines;
+            FtraceQuick.Run(lines, Console.Out);
             return;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
