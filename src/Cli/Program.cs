@@ -131,6 +131,7 @@ internal static class Program
             recordings.Runs,
             recordings.Verify,
             recordings.Replay,
+            recordings.ImportFtrace,
         };
         // No @response-file expansion: a scenario path is taken as given.
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
@@ -144,12 +145,13 @@ internal static class Program
             ScriptIo.Report(stderr, "Try 'ptactors script --help'.");
             return ScriptRunner.ExitMalformed;
         }
-        if (parse.Errors.Count > 0 && parse.CommandResult.Command == recordings.Replay)
+        if (parse.Errors.Count > 0 && (parse.CommandResult.Command == recordings.Replay || parse.CommandResult.Command == recordings.ImportFtrace))
         {
-            // A bad replay option: each error names it, nothing is read, exit 2.
+            // A bad replay or import option: each error names it, nothing is read or written, exit 2.
+            string name = parse.CommandResult.Command.Name;
             foreach (var error in parse.Errors)
-                ScriptIo.Report(stderr, $"ptactors replay: {error.Message}");
-            ScriptIo.Report(stderr, "Try 'ptactors replay --help'.");
+                ScriptIo.Report(stderr, $"ptactors {name}: {error.Message}");
+            ScriptIo.Report(stderr, $"Try 'ptactors {name} --help'.");
             return Recordings.RecordingCommands.ExitUsage;
         }
         int rc = parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
