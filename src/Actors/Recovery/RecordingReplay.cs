@@ -128,7 +128,9 @@ public static class RecordingReplay
     }
 
     /// <summary>Replays <paramref name="recording"/> under <paramref name="variant"/> (the run's deliberately broken behaviour, if any, kept).</summary>
-    public static ReplayReport Replay(LoadedRecording recording, ReplayVariant variant, CancellationToken cancellationToken = default)
+    /// <param name="journal">If set (one list per domain), receives the events a recording of this replay keeps.</param>
+    public static ReplayReport Replay(LoadedRecording recording, ReplayVariant variant, CancellationToken cancellationToken = default,
+        List<PtActors.Engine.Dma.DomainBatch>[]? journal = null)
     {
         ArgumentNullException.ThrowIfNull(recording);
         ArgumentNullException.ThrowIfNull(variant);
@@ -138,6 +140,6 @@ public static class RecordingReplay
             Cpus = variant.Cpus,
             Iotlb = new IotlbConfig(variant.IotlbEntries, Math.Min(8, variant.IotlbEntries)),
         });
-        return Replayer.Run(recording.Recording, new ReplayConfig(variant.Format, unit, SameTables(recording, variant)), cancellationToken);
+        return Replayer.Run(recording.Recording, new ReplayConfig(variant.Format, unit, SameTables(recording, variant), Journal: journal), cancellationToken);
     }
 }

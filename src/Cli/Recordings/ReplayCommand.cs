@@ -44,11 +44,13 @@ internal sealed partial class RecordingCommands
         var cpus = SimulateCommand.Valued<int?>("--cpus", "N", $"CPUs for the per-CPU flush queues, at most {SimulateValues.MaxCpus} [default: the recorded number]",
             (string text, out string expected) => SimulateValues.Count(text, SimulateValues.MaxCpus, out expected));
         var json = SimulateCommand.Valued<string?>("--json", "FILE", "Also write every configuration's figures to FILE as JSON", SimulateValues.FilePath);
+        var save = SimulateCommand.Valued<string?>("--save", "RUNID",
+            "Record the replay (one configuration) in the database as run RUNID: listed by runs, checked by verify, replayable", SimulateValues.RunId);
         var command = new Command("replay",
             "Replay a recorded run open-loop (each operation in its recorded window and order) through fresh domains and units, " +
             "once per configuration (the cross product of the lists), without persisting; compare them side by side.")
         {
-            db, run, policies, iotlbs, format, cpus, json,
+            db, run, policies, iotlbs, format, cpus, json, save,
         };
         command.Validators.Add(result =>
         {
@@ -58,9 +60,11 @@ internal sealed partial class RecordingCommands
             long p = policyList?.Items.Length ?? 1, i = iotlbList?.Items.Length ?? 1;
             if (p * i > MaxReplayConfigurations)
                 result.AddError($"--policy x --iotlb make {p * i} configurations: at most {MaxReplayConfigurations}");
+            if (p * i > 1 && result.GetResult(save) is { Implicit: false })
+                result.AddError($"--save records one configuration: --policy x --iotlb make {p * i}");
         });
         command.SetAction((parse, ct) => ReplayAsync(parse.GetValue(db)!, parse.GetValue(run), parse.GetValue(policies)?.Items, parse.GetValue(iotlbs)?.Items,
-            parse.GetValue(format), parse.GetValue(cpus), parse.GetValue(json), ct));
+            parse.GetValue(format), parse.GetValue(cpus), parse.GetValue(json), parse.GetValue(save), ct));
         return command;
     }
 
@@ -93,8 +97,9 @@ internal sealed partial class RecordingCommands
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     private async Task<int> ReplayAsync(string db, string? runId, FlushPolicySpec[]? policies, int[]? iotlbs, PtFormatKind? format, int? cpus,
-        string? jsonPath, CancellationToken ct)
+        string? jsonPath, string? saveId, CancellationToken ct)
     {
+        (SimulationSettings Settings, List<PtActors.Engine.Dma.DomainBatch>[] Journal, RunEnded End)? toSave = null;
         if (!IsPtactorsDatabase(db, out string? why))
             return Usage("replay", $"--db '{db}': {why}");
         if (jsonPath is not null)
@@ -106,7 +111,7 @@ internal sealed partial class RecordingCommands
             if (!Directory.Exists(Path.GetDirectoryName(full)))
                 return Usage("replay", $"--json '{jsonPath}': no such directory");
         }
-        return await WithSystemAsync("replay", db, async system =>
+        int rc = await WithSystemAsync("replay", db, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             RunStarted? run;
@@ -204,6 +209,20 @@ internal sealed partial class RecordingCommands
                     return Program.ExitOutputError;
                 }
             }
+            if (saveId is not null)
+            {
+                if (list.Runs.Any(r => r.RunId == saveId))
+                    return Usage("replay", $"--save '{saveId}': run id '{saveId}' is already in the database: choose another; nothing was written");
+                var v = variants[0];
+                var journal = new List<PtActors.Engine.Dma.DomainBatch>[recording.Recording.Domains.Count];
+                for (int d = 0; d < journal.Length; d++)
+                    journal[d] = new List<PtActors.Engine.Dma.DomainBatch>();
+                var saved = RecordingReplay.Replay(recording, v, ct, journal);
+                var settings = recording.Settings with { RunId = saveId, Policy = v.Policy, IotlbEntries = v.IotlbEntries, Format = v.Format, Cpus = v.Cpus, AckLogPath = null };
+                var savedEnd = new RunEnded(saveId, RunOutcome.Completed, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), saved.Ops,
+                    DomainHashes.Canonical(saved.Tables), DomainHashes.Memory(saved.Tables), "") { WindDown = saved.WindDown };
+                toSave = (settings, journal, savedEnd);
+            }
             return identical ? 0 : ExitNotVerified;
 
             void Row(string name, Func<ReplayReport, string> value)
@@ -214,6 +233,48 @@ internal sealed partial class RecordingCommands
                 rows.Add([.. row]);
             }
         }).ConfigureAwait(false);
+        if (toSave is not { } save || rc is not (0 or ExitNotVerified))
+            return rc;
+        // The reading system is gone: the database is opened for writing only now, for the saved run.
+        int saveRc = await SaveReplayAsync(db, save.Settings, save.Journal, save.End, ct).ConfigureAwait(false);
+        return saveRc != 0 ? saveRc : rc;
+    }
+
+    private async Task<int> SaveReplayAsync(string db, SimulationSettings settings, List<PtActors.Engine.Dma.DomainBatch>[] journal, RunEnded end, CancellationToken ct)
+    {
+        Akka.Actor.ActorSystem? system = null;
+        try
+        {
+            system = PtActors.Persistence.PersistentActorSystem.Create("ptactors-replay-save", PtActors.Persistence.PersistenceBackend.Sqlite(db),
+                Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"));
+            await RecordingStore.SaveAsync(system, settings, journal, end, ct).ConfigureAwait(false);
+        }
+        catch (RunIdTakenException e)
+        {
+            return Usage("replay", e.Message);
+        }
+        catch (OperationCanceledException)
+        {
+            _stderr.WriteLine($"ptactors replay: cancelled (run {settings.RunId} is listed as interrupted)");
+            return 130;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _stdout.Flush();
+            _stderr.WriteLine($"ptactors replay: cannot save run {settings.RunId} to '{db}': {OneLine(e)}");
+            return Program.ExitInternalError;
+        }
+        finally
+        {
+            if (system is not null)
+                await system.Terminate().ConfigureAwait(false);
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        }
+        long events = 0;
+        foreach (var j in journal)
+            events += j.Count;
+        _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved as run {settings.RunId} ({settings.Describe()}): {events} events, table_hash {end.TableHash}"));
+        return 0;
     }
 
     private static (ReplayVariant Variant, ReplayReport Report, double WallS) Timed(LoadedRecording recording, ReplayVariant variant, CancellationToken ct)

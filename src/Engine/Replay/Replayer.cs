@@ -107,6 +107,9 @@ public sealed class ReplayReport
     /// <summary>Operations answered in one and not (yet) in the other when the replay ended.</summary>
     public long Unmatched { get; internal set; }
 
+    /// <summary>Where each lane drained (the recorded wind-down, or after the last recorded window): what a recording of this replay keeps.</summary>
+    public IReadOnlyList<LaneWindDown> WindDown { get; internal set; } = [];
+
     /// <summary>Counts the replay's answers.</summary>
     internal void Count(ReadOnlySpan<DmaOpResult> results)
     {
@@ -307,6 +310,10 @@ public static class Replayer
         }
 
         var report = new ReplayReport();
+        var windDowns = new LaneWindDown[lanes.Length];
+        for (int u = 0; u < lanes.Length; u++)
+            windDowns[u] = lanes[u].WindDown;
+        report.WindDown = windDowns;
         var pages = new List<IReadOnlyList<long>>(lanes.Length);
         foreach (var lane in lanes)
         {
@@ -329,6 +336,8 @@ public static class Replayer
         private readonly UnitWindow _window;
         private readonly List<DomainState> _domains = new();
         private readonly LaneWindDown _windDown;
+
+        public LaneWindDown WindDown => _domains.Count == 0 ? default : _windDown;
         private readonly bool _byDigest;
         private readonly BatchOutcome _outcome = new(), _recorded = new();
         private readonly List<DmaOp> _rewritten = new();
