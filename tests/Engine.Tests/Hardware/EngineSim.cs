@@ -17,10 +17,11 @@ namespace PtActors.Engine.Tests.Hardware;
 internal sealed class EngineSim
 {
     public sealed record Settings(string Workload, FlushPolicySpec Policy, int Iommus = 2, int Domains = 8, int Devices = 32,
-        ulong Seed = 1, double? LateDma = null, int Cpus = 1, int IotlbEntries = 1024, PtFormatKind Format = PtFormatKind.X86_64);
+        ulong Seed = 1, double? LateDma = null, int Cpus = 1, int IotlbEntries = 1024, PtFormatKind Format = PtFormatKind.X86_64,
+        WorkloadOptions? Options = null, ulong IovaLimit = 0xffff_ffff);
 
-    /// <summary>What a run did: DMA-API calls answered, DMAs translated, and the units' findings.</summary>
-    public readonly record struct Figures(long Ops, long Dmas, long Faults, long StaleInWindow, long StaleViolations, long UseAfterFree, long IsolationBreaches, long Windows);
+    /// <summary>What a run did: DMA-API calls answered (<c>Errors</c> of them refused), DMAs translated, and the units' findings.</summary>
+    public readonly record struct Figures(long Ops, long Dmas, long Faults, long StaleInWindow, long StaleViolations, long UseAfterFree, long IsolationBreaches, long Windows, long Errors = 0);
 
     private sealed class Sink : IWorkloadSink
     {
@@ -43,6 +44,7 @@ internal sealed class EngineSim
     private readonly uint[] _dmaSeq;
     private readonly Dictionary<long, DmaOpResult> _held = new();
     private readonly bool _holdUnmaps;
+    private long _errors;
 
     public EngineSim(Settings s)
     {
@@ -60,7 +62,7 @@ internal sealed class EngineSim
         var domainOf = new Dictionary<IommuDomain, int>(ReferenceEqualityComparer.Instance);
         for (int d = 0; d < s.Domains; d++)
         {
-            if (DomainModel.Create(PtConfig.Default(s.Format), 0x1000, 0xffff_ffff, out var m) != Errno.None)
+            if (DomainModel.Create(PtConfig.Default(s.Format), 0x1000, s.IovaLimit, out var m) != Errno.None)
                 throw new InvalidOperationException("domain refused");
             m!.DeferFlushes();
             _models[d] = m;
@@ -69,7 +71,7 @@ internal sealed class EngineSim
         }
         foreach (var unit in _units)
             unit.UnmapReleased = (table, id) => _released[domainOf[table]].Add(id);
-        var options = new WorkloadOptions { LateDmaProbability = s.LateDma };
+        var options = (s.Options ?? new WorkloadOptions()) with { LateDmaProbability = s.LateDma };
         _devices = new IDeviceWorkload[s.Devices];
         _dmaSeq = new uint[s.Devices];
         var perDomain = new int[s.Domains];
@@ -138,7 +140,7 @@ internal sealed class EngineSim
             uaf += st.UseAfterFree;
             breaches += st.IsolationBreaches;
         }
-        return new Figures(done, dmas, faults, inWindow, violations, uaf, breaches, w);
+        return new Figures(done, dmas, faults, inWindow, violations, uaf, breaches, w, _errors);
     }
 
     /// <summary>One domain's commit; returns the map and unmap calls it answered.</summary>
@@ -180,6 +182,10 @@ internal sealed class EngineSim
     private long Answer(in DmaOpResult r)
     {
         _devices[(int)(r.Id >> 32)].OnResult(r);
-        return r.Kind is DmaOpKind.DmaMap or DmaOpKind.Map or DmaOpKind.Unmap ? 1 : 0;
+        if (r.Kind is not (DmaOpKind.DmaMap or DmaOpKind.Map or DmaOpKind.Unmap))
+            return 0;
+        if (r.Error != Errno.None)
+            _errors++;
+        return 1;
     }
 }
