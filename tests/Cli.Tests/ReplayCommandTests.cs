@@ -113,6 +113,28 @@ public sealed class ReplayCommandTests : IDisposable
     }
 
     [Fact]
+    public void ASavedReplayIsARecordingThatVerifiesAndReplaysIdentically()
+    {
+        string db = Record("orig", "random", "strict");
+        var r = Ptactors("replay", "--db", db, "--policy", "lazy", "--save", "relazy");
+        Assert.Equal(0, r.Exit);
+        Assert.Matches(@"\nsaved as run relazy \(iommus=2 domains=4 devices=16 workload=random format=x86_64 policy=lazy [^)]*\): [0-9]+ events, table_hash [0-9a-f]{64}\n$", r.Stdout);
+        var again = Ptactors("replay", "--db", db, "--run", "relazy");
+        Assert.Equal(0, again.Exit);
+        Assert.Contains("recorded configuration: identical", again.Stdout);
+        var verify = Ptactors("verify", "--db", db);
+        Assert.Equal(0, verify.Exit);
+        Assert.Matches(@"\nrelazy completed domains=4 events=[0-9]+ ops=[0-9]+ table_hash=[0-9a-f]{64} ok\n", "\n" + verify.Stdout);
+
+        var taken = Ptactors("replay", "--db", db, "--run", "orig", "--save", "relazy");
+        Assert.Equal(2, taken.Exit);
+        Assert.Contains("--save 'relazy': run id 'relazy' is already in the database", taken.Stderr);
+        var two = Ptactors("replay", "--db", db, "--run", "orig", "--policy", "lazy,strict", "--save", "x");
+        Assert.Equal(2, two.Exit);
+        Assert.Contains("--save records one configuration: --policy x --iotlb make 2", two.Stderr);
+    }
+
+    [Fact]
     public void AnotherFormatReplaysTheSameOperations()
     {
         string db = Record("x", "nvme", "lazy", "x86_64");
