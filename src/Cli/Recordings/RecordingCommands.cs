@@ -63,9 +63,10 @@ internal sealed class RecordingCommands
 
     private async Task<int> ListAsync(string db, CancellationToken ct)
     {
-        if (!IsPtactorsDatabase(db, out string? why))
+        using var file = DatabaseFile.Open(db, out string? why);
+        if (file is null)
             return Usage("runs", $"--db '{db}': {why}");
-        return await WithSystemAsync("runs", db, async system =>
+        return await WithSystemAsync("runs", db, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             var rows = new List<string[]> { new[] { "RUN ID", "STARTED (UTC)", "STATUS", "OPS ACKED", "CONFIGURATION" } };
@@ -94,7 +95,8 @@ internal sealed class RecordingCommands
 
     private async Task<int> VerifyAsync(string db, string? runId, string? ackLogPath, CancellationToken ct)
     {
-        if (!IsPtactorsDatabase(db, out string? why))
+        using var file = DatabaseFile.Open(db, out string? why);
+        if (file is null)
             return Usage("verify", $"--db '{db}': {why}");
         List<AckLog.Section>? sections = null;
         long torn = 0;
@@ -106,10 +108,11 @@ internal sealed class RecordingCommands
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
             {
-                return Usage("verify", $"--ack-log '{ackLogPath}': {e.Message}");
+                string message = e.Message.StartsWith(ackLogPath + ": ", StringComparison.Ordinal) ? e.Message[(ackLogPath.Length + 2)..] : e.Message;
+                return Usage("verify", $"--ack-log '{ackLogPath}': {message.ReplaceLineEndings(" ")}");
             }
         }
-        return await WithSystemAsync("verify", db, async system =>
+        return await WithSystemAsync("verify", db, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             var runs = runId is null ? list.Runs : list.Runs.Where(r => r.RunId == runId).ToList();
@@ -118,6 +121,18 @@ internal sealed class RecordingCommands
             if (runs.Count == 0)
                 _stdout.WriteLine("(no runs)");
             bool allOk = true;
+            if (sections is not null && runId is null)
+            {
+                // Operations acknowledged in a run the database does not hold are lost too (or the log is damaged).
+                foreach (var s in sections)
+                {
+                    if (list.Runs.Any(r => r.RunId == s.RunId) || s.Count == 0)
+                        continue;
+                    allOk = false;
+                    _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"ack log '{ackLogPath}': byte {s.Offset}: run '{Printable(s.RunId)}' is not in the database ({s.Count} operations acknowledged) FAILED"));
+                }
+            }
             foreach (var run in runs)
             {
                 ct.ThrowIfCancellationRequested();
@@ -147,7 +162,8 @@ internal sealed class RecordingCommands
                     (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems)));
             }
             if (torn > 0)
-                _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ack log: the last {torn} bytes were a record cut short by the crash (not counted)"));
+                _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"ack log '{ackLogPath}': the last {torn} bytes (from byte {new FileInfo(ackLogPath!).Length - torn}) were a record cut short by the crash (not counted)"));
             return allOk ? 0 : ExitNotVerified;
         }).ConfigureAwait(false);
     }
@@ -161,12 +177,12 @@ internal sealed class RecordingCommands
     }
 
     /// <summary>An actor system on <paramref name="db"/>, ready, for <paramref name="body"/>; a failure to read is exit 70 with one line.</summary>
-    private async Task<int> WithSystemAsync(string command, string db, Func<ActorSystem, Task<int>> body)
+    private async Task<int> WithSystemAsync(string command, string db, DatabaseFile file, Func<ActorSystem, Task<int>> body)
     {
         ActorSystem? system = null;
         try
         {
-            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(db),
+            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(file.ReadPath),
                 Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"), forReading: true);
             await PersistentActorSystem.ReadyAsync(system, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return await body(system).ConfigureAwait(false);
@@ -190,63 +206,18 @@ internal sealed class RecordingCommands
         }
     }
 
+    private static string Printable(string s)
+    {
+        var sb = new System.Text.StringBuilder(s.Length);
+        foreach (char c in s.Length > 64 ? s[..64] + "..." : s)
+            sb.Append(char.IsControl(c) || char.IsSurrogate(c) || c == '\uFFFD' ? '?' : c);
+        return sb.ToString();
+    }
+
     private static string OneLine(Exception e)
     {
         var inner = e is AggregateException { InnerException: { } i } ? i : e;
         return inner.Message.ReplaceLineEndings(" ");
-    }
-
-    /// <summary>
-    /// The file exists and is an SQLite database with a journal table, checked read-only: a missing, foreign or
-    /// corrupt file is named as such, and nothing is created or written.
-    /// </summary>
-    internal static bool IsPtactorsDatabase(string path, out string? why)
-    {
-        why = null;
-        if (string.IsNullOrEmpty(path))
-        {
-            why = "empty path";
-            return false;
-        }
-        if (Directory.Exists(path))
-        {
-            why = "it is a directory";
-            return false;
-        }
-        if (!File.Exists(path))
-        {
-            why = "no such file";
-            return false;
-        }
-        try
-        {
-            using var conn = new SqliteConnection(new SqliteConnectionStringBuilder
-            {
-                DataSource = Path.GetFullPath(path),
-                Mode = SqliteOpenMode.ReadOnly,
-                Pooling = false,
-            }.ToString());
-            conn.Open();
-            using var cmd = conn.CreateCommand();
-            cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'snapshot')";
-            long tables = (long)(cmd.ExecuteScalar() ?? 0L);
-            if (tables != 2)
-            {
-                why = "not a ptactors database (it has no journal and snapshot tables)";
-                return false;
-            }
-            return true;
-        }
-        catch (SqliteException e)
-        {
-            why = $"not a readable SQLite database ({e.Message.ReplaceLineEndings(" ")})";
-            return false;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            why = e.Message;
-            return false;
-        }
     }
 
     private int Usage(string command, string message)
