@@ -398,3 +398,121 @@ public sealed class DatabaseFileFuzzTests(ITestOutputHelper output) : IDisposabl
         }
     }
 }
+
+/// <summary>One small checkpointed run database shared by <see cref="DamagedDatabaseFileTests"/>.</summary>
+public sealed class GoodDatabase : IDisposable
+{
+    public GoodDatabase()
+    {
+        Dir = Directory.CreateTempSubdirectory("ptactors-damaged-").FullName;
+        string db = Path.Combine(Dir, "good.db");
+        var r = EndToEndTests.Ptactors(["simulate", "--db", db, "--run-id", "good", "--iommus", "1", "--domains", "2", "--devices", "8",
+            "--ops", "2000", "--format", "amdv1", "--workload", "random"]);
+        Assert.True(r.Exit == 0, r.Stdout + r.Stderr);
+        SqliteConnection.ClearAllPools();
+        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            conn.Open();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
+            cmd.ExecuteNonQuery();
+            cmd.CommandText = "SELECT rootpage FROM sqlite_master WHERE name = 'journal'";
+            JournalRoot = (long)cmd.ExecuteScalar()!;
+        }
+        SqliteConnection.ClearAllPools();
+        Bytes = File.ReadAllBytes(db);
+    }
+
+    public string Dir { get; }
+
+    public byte[] Bytes { get; }
+
+    public long JournalRoot { get; }
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(Dir, recursive: true);
+    }
+}
+
+/// <summary>Hand-made damaged files with the exact message each gives (<see cref="DatabaseFileFuzzTests"/> has the random ones).</summary>
+public sealed class DamagedDatabaseFileTests(GoodDatabase good) : IClassFixture<GoodDatabase>
+{
+    private (string Db, (int Exit, string Stdout, string Stderr) Runs, (int Exit, string Stdout, string Stderr) Verify) Both(string name, byte[] bytes)
+    {
+        string db = Path.Combine(good.Dir, name);
+        File.WriteAllBytes(db, bytes);
+        var runs = EndToEndTests.Ptactors(["runs", "--db", db]);
+        var verify = EndToEndTests.Ptactors(["verify", "--db", db]);
+        Assert.Equal(bytes, File.ReadAllBytes(db));
+        Assert.False(File.Exists(db + "-wal") || File.Exists(db + "-shm"));
+        Assert.Equal("", runs.Stdout + verify.Stdout);
+        Assert.Equal(2, runs.Exit);
+        Assert.Equal(2, verify.Exit);
+        return (db, runs, verify);
+    }
+
+    [Fact]
+    public void ATruncatedFileNamesThePageItEndsIn()
+    {
+        int pages = good.Bytes.Length / 4096;
+        var (db, runs, verify) = Both("truncated.db", good.Bytes[..(3 * 4096 + 100)]);
+        string why = $"truncated: the file is 12388 bytes, its header says {pages} pages of 4096 bytes ({pages * 4096} bytes); it ends in page 4";
+        Assert.Equal($"ptactors runs: --db '{db}': {why}\n", runs.Stderr);
+        Assert.Equal($"ptactors verify: --db '{db}': {why}\n", verify.Stderr);
+
+        (db, runs, _) = Both("header-only.db", good.Bytes[..60]);
+        Assert.Equal($"ptactors runs: --db '{db}': truncated: the file is 60 bytes, shorter than the 100-byte SQLite header\n", runs.Stderr);
+    }
+
+    [Fact]
+    public void AZeroedHeaderOrGarbageIsNotAnSqliteDatabase()
+    {
+        var zeroed = (byte[])good.Bytes.Clone();
+        Array.Clear(zeroed, 0, 100);
+        var (db, runs, _) = Both("zeroed.db", zeroed);
+        Assert.Equal($"ptactors runs: --db '{db}': not a readable SQLite database (bytes 0-15 are not the SQLite header string 'SQLite format 3')\n", runs.Stderr);
+
+        var garbage = new byte[10_000];
+        new Random(7).NextBytes(garbage);
+        (db, _, var verify) = Both("garbage.db", garbage);
+        Assert.Equal($"ptactors verify: --db '{db}': not a readable SQLite database (bytes 0-15 are not the SQLite header string 'SQLite format 3')\n", verify.Stderr);
+
+        var pageSize = (byte[])good.Bytes.Clone();
+        pageSize[16] = 0x12;
+        (db, runs, _) = Both("page-size.db", pageSize);
+        Assert.Equal($"ptactors runs: --db '{db}': damaged header: bytes 16-17 give page size 4608, not a power of two from 512 to 65536\n", runs.Stderr);
+    }
+
+    [Fact]
+    public void ADamagedBtreePageIsNamedByQuickCheck()
+    {
+        // The journal's root page says it is of b-tree page type 0 (no such type).
+        var flipped = (byte[])good.Bytes.Clone();
+        flipped[(good.JournalRoot - 1) * 4096] = 0;
+        var (db, runs, verify) = Both("btree.db", flipped);
+        long root = good.JournalRoot;
+        Assert.StartsWith($"ptactors runs: --db '{db}': damaged: PRAGMA quick_check reports "
+            + $"'Tree {root} page {root}: btreeInitPage() returns error code 11 (tree {root} is journal)'; 'Page ", runs.Stderr, StringComparison.Ordinal);
+        Assert.Equal(runs.Stderr.Replace("runs:", "verify:", StringComparison.Ordinal), verify.Stderr);
+    }
+
+    [Fact]
+    public void AGarbageAckLogIsNamedWithItsByte()
+    {
+        string db = Path.Combine(good.Dir, "ack.db");
+        File.WriteAllBytes(db, good.Bytes);
+        string ack = Path.Combine(good.Dir, "garbage.ack");
+        File.WriteAllBytes(ack, [5, 1, 2, 3]);
+        var r = EndToEndTests.Ptactors(["verify", "--db", db, "--ack-log", ack]);
+        Assert.Equal(2, r.Exit);
+        Assert.Equal($"ptactors verify: --ack-log '{ack}': byte 0: a record before any run section (not an ack log?)\n", r.Stderr);
+
+        File.WriteAllBytes(ack, [0, 1, (byte)'x', 1, 1, 2]);
+        r = EndToEndTests.Ptactors(["verify", "--db", db, "--ack-log", ack]);
+        Assert.Equal(1, r.Exit);
+        Assert.Contains($"ack log '{ack}': byte 0: run 'x' is not in the database (1 operations acknowledged) FAILED\n", r.Stdout, StringComparison.Ordinal);
+        Assert.Equal([0, 1, (byte)'x', 1, 1, 2], File.ReadAllBytes(ack));
+    }
+}

@@ -266,11 +266,11 @@ internal sealed class DatabaseFile : IDisposable
     private static string Describe(List<string> problems, Dictionary<string, long> roots)
     {
         var parts = new List<string>();
-        foreach (string p in problems)
+        var lines = problems.SelectMany(p => p.Replace("*** in database main ***", "", StringComparison.Ordinal).ReplaceLineEndings("\n").Split('\n'))
+            .Select(l => l.Trim()).Where(l => l.Length > 0).Take(3);
+        foreach (string l in lines)
         {
-            string line = p.Replace("*** in database main ***", "", StringComparison.Ordinal).ReplaceLineEndings(" ").Trim();
-            if (line.Length == 0)
-                continue;
+            string line = l;
             var tree = System.Text.RegularExpressions.Regex.Match(line, @"^Tree ([0-9]+) ");
             if (tree.Success && long.TryParse(tree.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out long root))
             {
