@@ -144,6 +144,7 @@ public sealed class DatabaseFileFuzzTests(ITestOutputHelper output) : IDisposabl
         var watch = System.Diagnostics.Stopwatch.StartNew();
         int leftoverCopies = CopiesInTemp();
         var failures = new List<string>();
+        string? log = Environment.GetEnvironmentVariable("PTACTORS_FUZZ_LOG");
         for (int i = 0; i < cases; i++)
         {
             var kind = cycle[i % cycle.Length];
@@ -250,9 +251,17 @@ public sealed class DatabaseFileFuzzTests(ITestOutputHelper output) : IDisposabl
               catch (Xunit.Sdk.XunitException e)
               {
                   failures.Add(e.Message);
+                  if (log is not null && failures.Count <= 40)
+                      File.AppendAllText(log, "FAILURE " + e.Message[..Math.Min(e.Message.Length, 2000)] + "\n");
               }
             }
             Directory.Delete(dir, recursive: true);
+            if (log is not null && (i + 1) % 50 == 0)
+            {
+                // Progress for a long run by hand: what was done so far survives an interrupted run.
+                File.AppendAllText(log, $"{i + 1} cases {watch.Elapsed.TotalSeconds:0} s deep={deep} failures={failures.Count} "
+                    + string.Join(" ", byKind.OrderBy(kv => kv.Key.Item1).ThenBy(kv => kv.Key.Item2).Select(kv => $"{kv.Key.Item1}:{kv.Key.Item2}={kv.Value}")) + "\n");
+            }
         }
         output.WriteLine($"{cases} cases (seed {seed}) in {watch.Elapsed.TotalSeconds:0.0} s; {deep} command runs reached the journal layer; {failures.Count} broken rules");
         foreach (var kind in kinds)
