@@ -85,7 +85,8 @@ public sealed class AckLog : IDisposable
 
     /// <summary>What an ack log holds for one run: per domain index, the acknowledged ids.</summary>
     /// <param name="Offset">The byte offset of the section's start in the file.</param>
-    public sealed record Section(string RunId, Dictionary<int, List<long>> ByDomain, long Count, long Offset = 0);
+    /// <param name="FirstRecord">Per domain index, the byte offset of its first record in the section.</param>
+    public sealed record Section(string RunId, Dictionary<int, List<long>> ByDomain, long Count, long Offset = 0, Dictionary<int, long>? FirstRecord = null);
 
     /// <summary>
     /// Reads every section of <paramref name="path"/>. A record cut short at the end (a crash while writing) is
@@ -121,7 +122,7 @@ public sealed class AckLog : IDisposable
                     tornBytes = data.Length - start;
                     break;
                 }
-                current = new Section(Encoding.UTF8.GetString(data, pos, (int)len), new Dictionary<int, List<long>>(), 0, start);
+                current = new Section(Encoding.UTF8.GetString(data, pos, (int)len), new Dictionary<int, List<long>>(), 0, start, new Dictionary<int, long>());
                 sections.Add(current);
                 pos += (int)len;
                 continue;
@@ -161,7 +162,10 @@ public sealed class AckLog : IDisposable
             }
             int domain = (int)(head - 1);
             if (!current.ByDomain.TryGetValue(domain, out var list))
+            {
                 current.ByDomain[domain] = list = new List<long>();
+                current.FirstRecord?.TryAdd(domain, start);
+            }
             list.AddRange(ids);
             sections[^1] = current = current with { Count = current.Count + ids.Count };
         }
