@@ -306,7 +306,13 @@ internal sealed class DatabaseFile : IDisposable
             }
             parts.Add("'" + Printable(line, 160) + "'");
         }
-        return parts.Count == 0 ? "a problem without a message" : string.Join("; ", parts);
+        if (parts.Count == 0)
+            return "a problem without a message";
+        // The first problem in full, the next while the line stays short.
+        string all = parts[0];
+        for (int i = 1; i < parts.Count && all.Length + parts[i].Length < 240; i++)
+            all += "; " + parts[i];
+        return all;
     }
 
     private static string Printable(string s, int max)

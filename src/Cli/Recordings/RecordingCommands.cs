@@ -253,6 +253,13 @@ internal sealed class RecordingCommands
             _stderr.WriteLine($"ptactors {command}: cancelled");
             return 130;
         }
+        catch (InvalidDataException e)
+        {
+            // Damaged content the journal layer found (e.g. the run registry's events): a bad input, not a crash.
+            _stdout.Flush();
+            _stderr.WriteLine($"ptactors {command}: cannot read '{db}': {OneLine(e)}");
+            return ExitUsage;
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             _stdout.Flush();
