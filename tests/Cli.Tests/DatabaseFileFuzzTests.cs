@@ -236,7 +236,12 @@ public sealed class DatabaseFileFuzzTests(ITestOutputHelper output) : IDisposabl
                     foreach (string line in stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
                     {
                         if (line.Contains(" FAILED: ", StringComparison.Ordinal))
-                            Assert.True(Position.IsMatch(line) || line.Contains("acknowledged operations", StringComparison.Ordinal), context);
+                        {
+                            // Known gap: rows that still decode but make a different table are found by the run's
+                            // hashes; verify names the journal row only when the rows are not gap-free.
+                            Assert.True(Position.IsMatch(line) || line.Contains("acknowledged operations", StringComparison.Ordinal)
+                                || line.Contains(" differs from the run's ", StringComparison.Ordinal), context);
+                        }
                     }
                     Assert.Contains(" FAILED: ", stdout, StringComparison.Ordinal);
                 }

@@ -198,6 +198,18 @@ internal sealed class DatabaseFile : IDisposable
                 return "not a ptactors database (it has no journal and snapshot tables; the schema on page 1 has: "
                     + (tables.Count == 0 ? "no tables" : string.Join(", ", tables.Order(StringComparer.Ordinal).Select(t => Printable(t, 40)))) + ")";
             }
+            // Rows of runs without the registry's own (its persistence id damaged): not "no runs".
+            using (var cmd = conn.CreateCommand())
+            {
+                cmd.CommandText = "SELECT (SELECT count(*) FROM journal WHERE persistence_id = $r), (SELECT min(ordering) FROM journal)";
+                cmd.Parameters.AddWithValue("$r", PtActors.Persistence.Runs.RunRegistry.Id);
+                using var reader = cmd.ExecuteReader();
+                if (reader.Read() && reader.GetInt64(0) == 0 && !reader.IsDBNull(1))
+                {
+                    return string.Create(CultureInfo.InvariantCulture,
+                        $"damaged: the journal holds rows (the first: journal row {reader.GetInt64(1)}) but none of the run registry (persistence id '{PtActors.Persistence.Runs.RunRegistry.Id}')");
+                }
+            }
             return null;
         }
         catch (SqliteException e)
