@@ -306,10 +306,12 @@ internal sealed class DatabaseFile : IDisposable
             }
             else
             {
-                // Messages naming an index or table but no page ("wrong # of entries in index X"): add its root page.
+                // Messages naming an index or table but no page ("wrong # of entries in index X", "NUMERIC value
+                // in journal.writer_uuid"): add its root page.
+                var column = System.Text.RegularExpressions.Regex.Match(line, @" in ([A-Za-z_][A-Za-z0-9_]*)\.[A-Za-z0-9_]+$");
                 foreach (var (name, r) in roots)
                 {
-                    if (name.Length > 0 && line.EndsWith(" " + name, StringComparison.Ordinal))
+                    if (name.Length > 0 && (line.EndsWith(" " + name, StringComparison.Ordinal) || (column.Success && column.Groups[1].Value == name)))
                     {
                         line = string.Create(CultureInfo.InvariantCulture, $"{line} (root page {r})");
                         break;
