@@ -59,8 +59,17 @@ public static class PersistenceConfig
     public static Config Sqlite(string dbPath)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(dbPath);
-        string cs = SqliteDatabase.ConnectionString(Path.GetFullPath(dbPath));
-        return Parse(FillConnectionString(Template(SqliteTemplate), cs));
+        return SqliteConnection(SqliteDatabase.ConnectionString(Path.GetFullPath(dbPath)));
+    }
+
+    /// <summary>
+    /// Journal, snapshot store and read journal on SQLite through <paramref name="connectionString"/> (e.g. a
+    /// read-only one, <see cref="SqliteDatabase.ReadOnlyConnectionString"/>).
+    /// </summary>
+    public static Config SqliteConnection(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        return Parse(FillConnectionString(Template(SqliteTemplate), connectionString));
     }
 
     /// <summary>Journal, snapshot store and read journal on PostgreSQL (provider PostgreSQL.15; needs Npgsql at run time).</summary>

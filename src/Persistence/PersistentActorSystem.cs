@@ -21,9 +21,20 @@ public static class PersistentActorSystem
         ArgumentNullException.ThrowIfNull(backend);
         if (backend.Kind == PersistenceBackendKind.Sqlite)
         {
-            // A reader (runs, verify) must not change the file: no preparing write, no mode switch (a ptactors
-            // database is already in WAL mode; the caller checked that it is one).
-            string full = forReading ? Path.GetFullPath(backend.Target!) : SqliteDatabase.Prepare(backend.Target!);
+            // A reader (runs, verify) must not change the file nor anything beside it: no preparing write, no mode
+            // switch, no table creation, a read-only connection (immutable when no -wal lies beside the file; the
+            // caller checked that it is a ptactors database and reads a private copy of one with a -wal).
+            if (forReading)
+            {
+                string readOnly = SqliteDatabase.ReadOnlyConnectionString(backend.Target!);
+                var readerConfig = WithExtra(PersistenceConfig.SqliteConnection(readOnly),
+                    ConfigurationFactory.ParseString(
+                        $"{PersistenceConfig.SqlJournalId}.auto-initialize = off\n{PersistenceConfig.SqlSnapshotStoreId}.auto-initialize = off"));
+                return ActorSystemSetup.Create(
+                    BootstrapSetup.Create().WithConfig(WithExtra(readerConfig, extra)),
+                    SqliteDatabase.DataOptionsSetupFor(readOnly, interceptor ?? new SqlitePragmaInterceptor()));
+            }
+            string full = SqliteDatabase.Prepare(backend.Target!);
             var config = WithExtra(PersistenceConfig.Sqlite(full), extra);
             return ActorSystemSetup.Create(
                 BootstrapSetup.Create().WithConfig(config),

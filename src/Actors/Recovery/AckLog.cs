@@ -84,7 +84,9 @@ public sealed class AckLog : IDisposable
     }
 
     /// <summary>What an ack log holds for one run: per domain index, the acknowledged ids.</summary>
-    public sealed record Section(string RunId, Dictionary<int, List<long>> ByDomain, long Count);
+    /// <param name="Offset">The byte offset of the section's start in the file.</param>
+    /// <param name="FirstRecord">Per domain index, the byte offset of its first record in the section.</param>
+    public sealed record Section(string RunId, Dictionary<int, List<long>> ByDomain, long Count, long Offset = 0, Dictionary<int, long>? FirstRecord = null);
 
     /// <summary>
     /// Reads every section of <paramref name="path"/>. A record cut short at the end (a crash while writing) is
@@ -108,12 +110,19 @@ public sealed class AckLog : IDisposable
             }
             if (head == 0)
             {
-                if (!TryReadU(data, ref pos, out ulong len) || len > 256 || pos + (int)len > data.Length)
+                if (!TryReadU(data, ref pos, out ulong len))
                 {
                     tornBytes = data.Length - start;
                     break;
                 }
-                current = new Section(Encoding.UTF8.GetString(data, pos, (int)len), new Dictionary<int, List<long>>(), 0);
+                if (len > MaxRunIdBytes)
+                    throw new InvalidDataException($"{path}: byte {start}: a run section whose id is {len} bytes long (at most {MaxRunIdBytes})");
+                if (pos + (int)len > data.Length)
+                {
+                    tornBytes = data.Length - start;
+                    break;
+                }
+                current = new Section(Encoding.UTF8.GetString(data, pos, (int)len), new Dictionary<int, List<long>>(), 0, start, new Dictionary<int, long>());
                 sections.Add(current);
                 pos += (int)len;
                 continue;
@@ -153,12 +162,18 @@ public sealed class AckLog : IDisposable
             }
             int domain = (int)(head - 1);
             if (!current.ByDomain.TryGetValue(domain, out var list))
+            {
                 current.ByDomain[domain] = list = new List<long>();
+                current.FirstRecord?.TryAdd(domain, start);
+            }
             list.AddRange(ids);
             sections[^1] = current = current with { Count = current.Count + ids.Count };
         }
         return sections;
     }
+
+    /// <summary>The longest run id a section can hold (longer lengths are damage, not a record cut short).</summary>
+    public const int MaxRunIdBytes = 256;
 
     private static bool TryReadU(byte[] data, ref int pos, out ulong value)
     {

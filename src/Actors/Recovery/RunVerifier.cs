@@ -36,10 +36,14 @@ public static class RunVerifier
     /// <summary>Every run the registry of <paramref name="system"/>'s journal holds, with the ends recorded.</summary>
     public static async Task<RunList> ListRunsAsync(ActorSystem system)
     {
-        var registry = system.ActorOf(RunRegistry.Props(snapshotEvery: 0));
+        var failed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registry = system.ActorOf(RunRegistry.ReaderProps(m => failed.TrySetResult(m)));
         try
         {
-            return await registry.Ask<RunList>(GetRuns.Instance, Timeout).ConfigureAwait(false);
+            var asked = registry.Ask<RunList>(GetRuns.Instance, Timeout);
+            if (await Task.WhenAny(asked, failed.Task).ConfigureAwait(false) == failed.Task)
+                throw new InvalidDataException(await failed.Task.ConfigureAwait(false));
+            return await asked.ConfigureAwait(false);
         }
         finally
         {

@@ -63,9 +63,10 @@ internal sealed partial class RecordingCommands
 
     private async Task<int> ListAsync(string db, CancellationToken ct)
     {
-        if (!IsPtactorsDatabase(db, out string? why))
+        using var file = DatabaseFile.Open(db, out string? why);
+        if (file is null)
             return Usage("runs", $"--db '{db}': {why}");
-        return await WithSystemAsync("runs", db, async system =>
+        return await WithSystemAsync("runs", db, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             var rows = new List<string[]> { new[] { "RUN ID", "STARTED (UTC)", "STATUS", "OPS ACKED", "CONFIGURATION" } };
@@ -94,7 +95,8 @@ internal sealed partial class RecordingCommands
 
     private async Task<int> VerifyAsync(string db, string? runId, string? ackLogPath, CancellationToken ct)
     {
-        if (!IsPtactorsDatabase(db, out string? why))
+        using var file = DatabaseFile.Open(db, out string? why);
+        if (file is null)
             return Usage("verify", $"--db '{db}': {why}");
         List<AckLog.Section>? sections = null;
         long torn = 0;
@@ -106,10 +108,11 @@ internal sealed partial class RecordingCommands
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
             {
-                return Usage("verify", $"--ack-log '{ackLogPath}': {e.Message}");
+                string message = e.Message.StartsWith(ackLogPath + ": ", StringComparison.Ordinal) ? e.Message[(ackLogPath.Length + 2)..] : e.Message;
+                return Usage("verify", $"--ack-log '{ackLogPath}': {message.ReplaceLineEndings(" ")}");
             }
         }
-        return await WithSystemAsync("verify", db, async system =>
+        return await WithSystemAsync("verify", db, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             var runs = runId is null ? list.Runs : list.Runs.Where(r => r.RunId == runId).ToList();
@@ -118,19 +121,40 @@ internal sealed partial class RecordingCommands
             if (runs.Count == 0)
                 _stdout.WriteLine("(no runs)");
             bool allOk = true;
+            if (sections is not null && runId is null)
+            {
+                // Operations acknowledged in a run the database does not hold are lost too (or the log is damaged).
+                foreach (var s in sections)
+                {
+                    if (list.Runs.Any(r => r.RunId == s.RunId) || s.Count == 0)
+                        continue;
+                    allOk = false;
+                    _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"ack log '{ackLogPath}': byte {s.Offset}: run '{Printable(s.RunId)}' is not in the database ({s.Count} operations acknowledged) FAILED"));
+                }
+            }
             foreach (var run in runs)
             {
                 ct.ThrowIfCancellationRequested();
                 Dictionary<int, List<long>>? acked = null;
+                var ackProblems = new List<string>();
                 if (sections is not null)
                 {
                     acked = new Dictionary<int, List<long>>();
+                    int domainCount = int.TryParse(SimulationSettings.ValueOf(run.Config, "domains"), NumberStyles.None, CultureInfo.InvariantCulture, out int dc) ? dc : int.MaxValue;
                     foreach (var s in sections)
                     {
                         if (s.RunId != run.RunId)
                             continue;
                         foreach (var (domain, ids) in s.ByDomain)
                         {
+                            if (domain >= domainCount)
+                            {
+                                long at = s.FirstRecord is { } first && first.TryGetValue(domain, out long o) ? o : s.Offset;
+                                ackProblems.Add(string.Create(CultureInfo.InvariantCulture,
+                                    $"ack log '{ackLogPath}': byte {at}: a record of domain index {domain}, which the run does not have ({domainCount} domains)"));
+                                continue;
+                            }
                             if (!acked.TryGetValue(domain, out var all))
                                 acked[domain] = all = new List<long>();
                             all.AddRange(ids);
@@ -139,17 +163,70 @@ internal sealed partial class RecordingCommands
                 }
                 var end = list.EndOf(run.RunId);
                 var report = await RunVerifier.VerifyAsync(system, run, end, acked).ConfigureAwait(false);
+                if (ackProblems.Count > 0)
+                    report = report with { Problems = [.. report.Problems, .. ackProblems] };
                 allOk &= report.Ok;
                 string status = end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed";
                 string acks = acked is null ? "" : string.Create(CultureInfo.InvariantCulture, $" acked_checked={report.AckedChecked} acked_missing={report.AckedMissing}");
                 _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{run.RunId} {status} domains={report.Domains} events={report.Events} ops={report.Ops}{acks} table_hash={(report.TableHash.Length == 0 ? "-" : report.TableHash)} ") +
-                    (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems)));
+                    (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems.Concat(JournalGaps(file.ReadPath, run)))));
             }
             if (torn > 0)
-                _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ack log: the last {torn} bytes were a record cut short by the crash (not counted)"));
+                _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"ack log '{ackLogPath}': the last {torn} bytes (from byte {new FileInfo(ackLogPath!).Length - torn}) were a record cut short by the crash (not counted)"));
             return allOk ? 0 : ExitNotVerified;
         }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// For a run that does not verify: where its journal rows are not a gap-free sequence per domain (a row whose
+    /// persistence id, sequence number or deleted flag was damaged moves events out of their domain), named by the
+    /// journal's row (<c>ordering</c>); at most three findings, none when the rows cannot be read.
+    /// </summary>
+    private static List<string> JournalGaps(string readPath, RunStarted run)
+    {
+        var found = new List<string>();
+        var domains = new HashSet<string>(DomainIds(run), StringComparer.Ordinal);
+        string prefix = run.RunId + "/";
+        try
+        {
+            using var conn = new SqliteConnection(PtActors.Persistence.Sqlite.SqliteDatabase.ReadOnlyConnectionString(readPath));
+            conn.Open();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "SELECT ordering, persistence_id, sequence_number, deleted FROM journal WHERE substr(persistence_id, 1, length($p)) = $p ORDER BY persistence_id, sequence_number";
+            cmd.Parameters.AddWithValue("$p", prefix);
+            using var reader = cmd.ExecuteReader();
+            string? pid = null;
+            long previous = 0;
+            while (reader.Read() && found.Count < 3)
+            {
+                long row = reader.GetInt64(0);
+                string id = reader.GetString(1);
+                long seq = reader.GetInt64(2);
+                bool deleted = !reader.IsDBNull(3) && reader.GetInt64(3) != 0;
+                if (!domains.Contains(id))
+                {
+                    found.Add(string.Create(CultureInfo.InvariantCulture, $"journal row {row}: persistence id '{Printable(id)}' is not a domain of the run"));
+                    continue;
+                }
+                if (id != pid)
+                {
+                    pid = id;
+                    previous = seq - 1;
+                }
+                if (seq != previous + 1)
+                    found.Add(string.Create(CultureInfo.InvariantCulture, $"journal row {row}: {id} event {seq} follows event {previous}"));
+                else if (deleted)
+                    found.Add(string.Create(CultureInfo.InvariantCulture, $"journal row {row}: {id} event {seq} is marked deleted"));
+                previous = seq;
+            }
+        }
+        catch (Exception e) when (e is SqliteException or InvalidCastException or FormatException or OverflowException)
+        {
+            // Rows that cannot even be read this way: the verify problems above are all there is to say.
+        }
+        return found;
     }
 
     private static IEnumerable<string> DomainIds(RunStarted run)
@@ -161,12 +238,12 @@ internal sealed partial class RecordingCommands
     }
 
     /// <summary>An actor system on <paramref name="db"/>, ready, for <paramref name="body"/>; a failure to read is exit 70 with one line.</summary>
-    private async Task<int> WithSystemAsync(string command, string db, Func<ActorSystem, Task<int>> body)
+    private async Task<int> WithSystemAsync(string command, string db, DatabaseFile file, Func<ActorSystem, Task<int>> body)
     {
         ActorSystem? system = null;
         try
         {
-            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(db),
+            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(file.ReadPath),
                 Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"), forReading: true);
             await PersistentActorSystem.ReadyAsync(system, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return await body(system).ConfigureAwait(false);
@@ -175,6 +252,13 @@ internal sealed partial class RecordingCommands
         {
             _stderr.WriteLine($"ptactors {command}: cancelled");
             return 130;
+        }
+        catch (InvalidDataException e)
+        {
+            // Damaged content the journal layer found (e.g. the run registry's events): a bad input, not a crash.
+            _stdout.Flush();
+            _stderr.WriteLine($"ptactors {command}: cannot read '{db}': {OneLine(e)}");
+            return ExitUsage;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -190,63 +274,18 @@ internal sealed partial class RecordingCommands
         }
     }
 
+    private static string Printable(string s)
+    {
+        var sb = new System.Text.StringBuilder(s.Length);
+        foreach (char c in s.Length > 64 ? s[..64] + "..." : s)
+            sb.Append(char.IsControl(c) || char.IsSurrogate(c) || c == '\uFFFD' ? '?' : c);
+        return sb.ToString();
+    }
+
     private static string OneLine(Exception e)
     {
         var inner = e is AggregateException { InnerException: { } i } ? i : e;
         return inner.Message.ReplaceLineEndings(" ");
-    }
-
-    /// <summary>
-    /// The file exists and is an SQLite database with a journal table, checked read-only: a missing, foreign or
-    /// corrupt file is named as such, and nothing is created or written.
-    /// </summary>
-    internal static bool IsPtactorsDatabase(string path, out string? why)
-    {
-        why = null;
-        if (string.IsNullOrEmpty(path))
-        {
-            why = "empty path";
-            return false;
-        }
-        if (Directory.Exists(path))
-        {
-            why = "it is a directory";
-            return false;
-        }
-        if (!File.Exists(path))
-        {
-            why = "no such file";
-            return false;
-        }
-        try
-        {
-            using var conn = new SqliteConnection(new SqliteConnectionStringBuilder
-            {
-                DataSource = Path.GetFullPath(path),
-                Mode = SqliteOpenMode.ReadOnly,
-                Pooling = false,
-            }.ToString());
-            conn.Open();
-            using var cmd = conn.CreateCommand();
-            cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'snapshot')";
-            long tables = (long)(cmd.ExecuteScalar() ?? 0L);
-            if (tables != 2)
-            {
-                why = "not a ptactors database (it has no journal and snapshot tables)";
-                return false;
-            }
-            return true;
-        }
-        catch (SqliteException e)
-        {
-            why = $"not a readable SQLite database ({e.Message.ReplaceLineEndings(" ")})";
-            return false;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            why = e.Message;
-            return false;
-        }
     }
 
     private int Usage(string command, string message)

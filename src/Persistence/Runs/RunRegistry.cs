@@ -22,10 +22,13 @@ public sealed class RunRegistry : ReceivePersistentActor
     private readonly int _snapshotEvery;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public RunRegistry(int snapshotEvery)
+    private readonly Action<string>? _recoveryFailed;
+
+    public RunRegistry(int snapshotEvery, Action<string>? recoveryFailed = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(snapshotEvery);
         _snapshotEvery = snapshotEvery;
+        _recoveryFailed = recoveryFailed;
 
         Recover<SnapshotOffer>(offer =>
         {
@@ -55,9 +58,20 @@ public sealed class RunRegistry : ReceivePersistentActor
 
     public override string PersistenceId => Id;
 
+    /// <summary>Tells a reader why the registry cannot be recovered (the actor stops: a question to it gets no answer).</summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _recoveryFailed?.Invoke($"the run registry (persistence id '{Id}') cannot be recovered at event {LastSequenceNr + 1}: {reason.Message.ReplaceLineEndings(" ")}");
+        base.OnRecoveryFailure(reason, message);
+    }
+
     /// <summary>The registry itself (unsupervised).</summary>
     public static Props Props(int snapshotEvery = DefaultSnapshotEvery) =>
-        Akka.Actor.Props.Create(() => new RunRegistry(snapshotEvery));
+        Akka.Actor.Props.Create(() => new RunRegistry(snapshotEvery, null));
+
+    /// <summary>The registry for a reader: <paramref name="recoveryFailed"/> hears why, if it cannot be recovered.</summary>
+    public static Props ReaderProps(Action<string> recoveryFailed) =>
+        Akka.Actor.Props.Create(() => new RunRegistry(0, recoveryFailed));
 
     /// <summary>The registry under a backoff supervisor that restarts it (recovering from the journal) after a failed write.</summary>
     public static Props SupervisedProps(int snapshotEvery = DefaultSnapshotEvery, TimeSpan? minBackoff = null, TimeSpan? maxBackoff = null) =>

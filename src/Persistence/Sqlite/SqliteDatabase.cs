@@ -81,6 +81,36 @@ public static class SqliteDatabase
         return new SqliteConnectionStringBuilder { DataSource = path }.ToString();
     }
 
+    /// <summary>
+    /// A read-only connection string for a reader (<c>runs</c>, <c>verify</c>) that must not change anything beside
+    /// the file: <c>immutable=1</c> (no locks, no <c>-wal</c> or <c>-shm</c> created) when no non-empty
+    /// <c>-wal</c> lies beside it, else plain read-only (the caller reads a private copy of such a file: a read-only
+    /// connection still creates a <c>-shm</c> next to the database).
+    /// </summary>
+    public static string ReadOnlyConnectionString(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string full = Path.GetFullPath(path);
+        var wal = new FileInfo(full + "-wal");
+        string source = wal.Exists && wal.Length > 0 ? full : ImmutableUri(full);
+        return new SqliteConnectionStringBuilder { DataSource = source, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString();
+    }
+
+    /// <summary>An SQLite URI for <paramref name="fullPath"/> with <c>immutable=1</c> (every byte but unreserved ones and '/' percent-encoded).</summary>
+    private static string ImmutableUri(string fullPath)
+    {
+        var sb = new System.Text.StringBuilder("file:");
+        foreach (byte b in System.Text.Encoding.UTF8.GetBytes(fullPath.Replace('\\', '/')))
+        {
+            char c = (char)b;
+            if (c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '/' or '.' or '-' or '_' or '~')
+                sb.Append(c);
+            else
+                sb.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return sb.Append("?immutable=1").ToString();
+    }
+
     /// <summary>The file's journal mode as SQLite reports it ("wal" after <see cref="Prepare"/>).</summary>
     public static string ReadJournalMode(string path)
     {
@@ -94,11 +124,14 @@ public static class SqliteDatabase
     /// linq2db options for the SQL plugins on this file: the same connection string and provider as
     /// the HOCON, plus <paramref name="interceptor"/> (synchronous=NORMAL on every connection).
     /// </summary>
-    public static DataOptions DataOptions(string path, SqlitePragmaInterceptor interceptor)
+    public static DataOptions DataOptions(string path, SqlitePragmaInterceptor interceptor) =>
+        DataOptionsFor(ConnectionString(path), interceptor);
+
+    private static DataOptions DataOptionsFor(string connectionString, SqlitePragmaInterceptor interceptor)
     {
         ArgumentNullException.ThrowIfNull(interceptor);
         return new DataOptions()
-            .UseConnectionString(ProviderName, ConnectionString(path))
+            .UseConnectionString(ProviderName, connectionString)
             .UseInterceptor(interceptor);
     }
 
@@ -106,9 +139,13 @@ public static class SqliteDatabase
     /// The ActorSystem setup that hands <see cref="DataOptions"/> to the SQL journal, snapshot store
     /// and read journal (Akka.Persistence.Sql looks them up by plugin id).
     /// </summary>
-    public static MultiDataOptionsSetup DataOptionsSetup(string path, SqlitePragmaInterceptor interceptor)
+    public static MultiDataOptionsSetup DataOptionsSetup(string path, SqlitePragmaInterceptor interceptor) =>
+        DataOptionsSetupFor(ConnectionString(path), interceptor);
+
+    /// <summary><see cref="DataOptionsSetup"/> for a given connection string (e.g. <see cref="ReadOnlyConnectionString"/>).</summary>
+    public static MultiDataOptionsSetup DataOptionsSetupFor(string connectionString, SqlitePragmaInterceptor interceptor)
     {
-        var options = DataOptions(path, interceptor);
+        var options = DataOptionsFor(connectionString, interceptor);
         var setup = new MultiDataOptionsSetup();
         setup.AddDataOptions(PersistenceConfig.SqlJournalId, options);
         setup.AddDataOptions(PersistenceConfig.SqlSnapshotStoreId, options);
