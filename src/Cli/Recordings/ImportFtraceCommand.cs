@@ -62,15 +62,17 @@ internal sealed partial class RecordingCommands
         const string Cmd = "import-ftrace";
         if (Directory.Exists(tracePath))
             return Usage(Cmd, $"TRACE '{tracePath}': it is a directory");
-        if (File.Exists(db) && !IsPtactorsDatabase(db, out string? whyNot) && new FileInfo(db).Length > 0)
-            return Usage(Cmd, $"--db '{db}': {whyNot}");
         if (!Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(db))))
             return Usage(Cmd, $"--db '{db}': no such directory");
         runId ??= "ftrace-" + SimulateValues.NewRunId();
         if (File.Exists(db) && new FileInfo(db).Length > 0)
         {
-            // A run id already there is refused before anything is opened for writing (opening writes).
-            int taken = await WithSystemAsync(Cmd, db, async system =>
+            // An existing database must be a readable ptactors one, and a run id already there is refused, before
+            // anything is opened for writing (opening writes).
+            using var file = DatabaseFile.Open(db, out string? whyNot);
+            if (file is null)
+                return Usage(Cmd, $"--db '{db}': {whyNot}");
+            int taken = await WithSystemAsync(Cmd, db, file, async system =>
             {
                 var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
                 return list.Runs.Any(r => r.RunId == runId)

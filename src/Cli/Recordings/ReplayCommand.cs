@@ -100,7 +100,8 @@ internal sealed partial class RecordingCommands
         string? jsonPath, string? saveId, CancellationToken ct)
     {
         (SimulationSettings Settings, List<PtActors.Engine.Dma.DomainBatch>[] Journal, RunEnded End)? toSave = null;
-        if (!IsPtactorsDatabase(db, out string? why))
+        using var file = DatabaseFile.Open(db, out string? why);
+        if (file is null)
             return Usage("replay", $"--db '{db}': {why}");
         if (jsonPath is not null)
         {
@@ -111,7 +112,7 @@ internal sealed partial class RecordingCommands
             if (!Directory.Exists(Path.GetDirectoryName(full)))
                 return Usage("replay", $"--json '{jsonPath}': no such directory");
         }
-        int rc = await WithSystemAsync("replay", db, async system =>
+        int rc = await WithSystemAsync("replay", db, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             RunStarted? run;
