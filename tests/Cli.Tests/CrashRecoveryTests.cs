@@ -22,6 +22,22 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : IDisposable
 
     private static (int Exit, string Stdout, string Stderr) Ptactors(params string[] args) => EndToEndTests.Ptactors(args);
 
+    /// <summary>
+    /// The file's size, or −1 while it does not exist. simulate's option check creates the ack log and deletes it
+    /// again before the run opens it for good, so the file may vanish between an existence check and a stat.
+    /// </summary>
+    private static long SizeOf(string path)
+    {
+        try
+        {
+            return new FileInfo(path).Length;
+        }
+        catch (FileNotFoundException)
+        {
+            return -1;
+        }
+    }
+
     [Theory]
     [InlineData("x86_64", "lazy", 1)]          // the log's run header only: killed before anything was acknowledged
     [InlineData("amdv1", "strict", 20_000)]
@@ -48,14 +64,14 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : IDisposable
         var deadline = Stopwatch.StartNew();
         while (!process.HasExited && deadline.Elapsed < TimeSpan.FromSeconds(120))
         {
-            long size = File.Exists(ack) ? new FileInfo(ack).Length : -1;
+            long size = SizeOf(ack);
             if (size >= ackBytesBeforeKill)
                 break;
             Thread.Sleep(2);
         }
         if (process.HasExited)
             Assert.Fail("the run ended before it could be killed: " + await stderrTask);
-        output.WriteLine($"killing pid {process.Id} after {deadline.ElapsedMilliseconds} ms, ack log {(File.Exists(ack) ? new FileInfo(ack).Length : -1)} bytes");
+        output.WriteLine($"killing pid {process.Id} after {deadline.ElapsedMilliseconds} ms, ack log {SizeOf(ack)} bytes");
         process.Kill(entireProcessTree: true); // SIGKILL
         await process.WaitForExitAsync();
         output.WriteLine($"exited after {deadline.ElapsedMilliseconds} ms with {process.ExitCode}");
