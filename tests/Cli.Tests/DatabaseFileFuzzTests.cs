@@ -18,6 +18,9 @@ namespace PtActors.Cli.Tests;
 /// and the files (database, <c>-wal</c>, <c>-shm</c>, ack log) are byte-identical afterwards with nothing new
 /// beside them. <c>PTACTORS_FUZZ_DBS</c> sets the number of cases (default 140; docs/reliability.md has a longer run).
 /// </summary>
+// Alone: it counts the private database copies in the temporary directory before and after, and any other test
+// reading a database with a -wal makes such copies meanwhile.
+[Collection(nameof(NotInParallel))]
 public sealed class DatabaseFileFuzzTests(ITestOutputHelper output) : IDisposable
 {
     private const int DefaultCases = 140;
@@ -83,15 +86,7 @@ public sealed class DatabaseFileFuzzTests(ITestOutputHelper output) : IDisposabl
         SqliteConnection.ClearAllPools();
         Assert.True(wal.Length > 4096, $"the -wal holds {wal.Length} bytes");
         Simulate(db, "b", "x86_64", null);
-        SqliteConnection.ClearAllPools();
-        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
-        {
-            conn.Open();
-            using var cmd = conn.CreateCommand();
-            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
-            cmd.ExecuteNonQuery();
-        }
-        SqliteConnection.ClearAllPools();
+        EndToEndTests.Checkpoint(db);
         Assert.False(File.Exists(db + "-wal") && new FileInfo(db + "-wal").Length > 0);
         byte[] main = File.ReadAllBytes(db);
         int pageSize = (main[16] << 8) | main[17];
@@ -534,3 +529,7 @@ public sealed class DamagedDatabaseFileTests(GoodDatabase good) : IClassFixture<
         Assert.Equal([0, 1, (byte)'x', 1, 1, 2], File.ReadAllBytes(ack));
     }
 }
+
+/// <summary>Test classes that must not run while any other runs.</summary>
+[CollectionDefinition(nameof(NotInParallel), DisableParallelization = true)]
+public sealed class NotInParallel;

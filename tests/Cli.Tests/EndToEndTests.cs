@@ -14,6 +14,23 @@ public sealed class EndToEndTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     /// <summary>The whole command line in-process with captured streams (other test classes use it too).</summary>
+    /// <summary>
+    /// Checkpoints <paramref name="db"/>'s -wal into the file (and closes every pooled connection), so that its
+    /// bytes can be compared before and after a command: a reader closing the database last may checkpoint it.
+    /// </summary>
+    internal static void Checkpoint(string db)
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        using (var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            conn.Open();
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
+            cmd.ExecuteNonQuery();
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    }
+
     internal static (int Exit, string Stdout, string Stderr) Ptactors(string[] args, string stdin = "")
     {
         using var stdout = new StringWriter { NewLine = "\n" };

@@ -78,15 +78,7 @@ public sealed class ImportFtraceTests : IDisposable
     {
         string db = Path.Combine(_dir, "b.db");
         Assert.Equal(0, Ptactors("import-ftrace", Example("nvme-nic.trace"), "--db", db, "--run-id", "one").Exit);
-        SqliteConnection.ClearAllPools();
-        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
-        {
-            conn.Open();
-            using var cmd = conn.CreateCommand();
-            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
-            cmd.ExecuteNonQuery();
-        }
-        SqliteConnection.ClearAllPools();
+        EndToEndTests.Checkpoint(db);
         byte[] before = File.ReadAllBytes(db);
         string notDb = Write("text.db", "not a database");
         var cases = new (string[] Args, string Expected)[]

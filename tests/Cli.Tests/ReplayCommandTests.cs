@@ -91,14 +91,7 @@ public sealed class ReplayCommandTests : IDisposable
         };
         // The runs' WAL content is checkpointed into the file first: a reader that closes the database last may
         // checkpoint it (the same pages, rewritten), which is SQLite's business, not a change of what is stored.
-        SqliteConnection.ClearAllPools();
-        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
-        {
-            conn.Open();
-            using var cmd = conn.CreateCommand();
-            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE)";
-            cmd.ExecuteNonQuery();
-        }
+        EndToEndTests.Checkpoint(db);
         byte[] before = File.ReadAllBytes(db);
         foreach (var (args, expected) in cases)
         {
