@@ -151,26 +151,44 @@ internal sealed partial class RecordingCommands
         {
             WindDown = settings.Domains == 0 ? [] : [new LaneWindDown(last, last)],
         };
+        int stored = await StoreRecordingAsync(Cmd, db, settings, journal, end, $"cannot write to '{db}'", ct).ConfigureAwait(false);
+        if (stored != 0)
+            return stored;
+        _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"recorded as run {runId} in {db}: {settings.Domains} devices (one domain each), {PtFormatOps.For(format).Name}, policy {policy}, table_hash {end.TableHash}"));
+        _stdout.WriteLine(imported.Summary(mismatches));
+        return 0;
+    }
+
+    /// <summary>
+    /// Stores a recording made here (an import, a saved replay) through <see cref="RecordingStore"/> on a database
+    /// opened for writing only now; 0, or the exit code after one line on stderr (<paramref name="failure"/> says
+    /// what could not be done).
+    /// </summary>
+    private async Task<int> StoreRecordingAsync(string command, string db, SimulationSettings settings, IReadOnlyList<List<DomainBatch>> journal,
+        RunEnded end, string failure, CancellationToken ct)
+    {
         ActorSystem? system = null;
         try
         {
-            system = PersistentActorSystem.Create("ptactors-import", PersistenceBackend.Sqlite(db),
+            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(db),
                 Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"));
             await RecordingStore.SaveAsync(system, settings, journal, end, ct).ConfigureAwait(false);
+            return 0;
         }
         catch (RunIdTakenException e)
         {
-            return Usage(Cmd, e.Message);
+            return Usage(command, e.Message);
         }
         catch (OperationCanceledException)
         {
-            _stderr.WriteLine($"ptactors {Cmd}: cancelled (run {runId} is listed as interrupted)");
+            _stderr.WriteLine($"ptactors {command}: cancelled (run {settings.RunId} is listed as interrupted)");
             return 130;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             _stdout.Flush();
-            _stderr.WriteLine($"ptactors {Cmd}: cannot write to '{db}': {OneLine(e)}");
+            _stderr.WriteLine($"ptactors {command}: {failure}: {OneLine(e)}");
             return Program.ExitInternalError;
         }
         finally
@@ -179,10 +197,6 @@ internal sealed partial class RecordingCommands
                 await system.Terminate().ConfigureAwait(false);
             SqliteConnection.ClearAllPools();
         }
-        _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"recorded as run {runId} in {db}: {settings.Domains} devices (one domain each), {PtFormatOps.For(format).Name}, policy {policy}, table_hash {end.TableHash}"));
-        _stdout.WriteLine(imported.Summary(mismatches));
-        return 0;
     }
 
     /// <summary>

@@ -243,34 +243,9 @@ internal sealed partial class RecordingCommands
 
     private async Task<int> SaveReplayAsync(string db, SimulationSettings settings, List<PtActors.Engine.Dma.DomainBatch>[] journal, RunEnded end, CancellationToken ct)
     {
-        Akka.Actor.ActorSystem? system = null;
-        try
-        {
-            system = PtActors.Persistence.PersistentActorSystem.Create("ptactors-replay-save", PtActors.Persistence.PersistenceBackend.Sqlite(db),
-                Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"));
-            await RecordingStore.SaveAsync(system, settings, journal, end, ct).ConfigureAwait(false);
-        }
-        catch (RunIdTakenException e)
-        {
-            return Usage("replay", e.Message);
-        }
-        catch (OperationCanceledException)
-        {
-            _stderr.WriteLine($"ptactors replay: cancelled (run {settings.RunId} is listed as interrupted)");
-            return 130;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            _stdout.Flush();
-            _stderr.WriteLine($"ptactors replay: cannot save run {settings.RunId} to '{db}': {OneLine(e)}");
-            return Program.ExitInternalError;
-        }
-        finally
-        {
-            if (system is not null)
-                await system.Terminate().ConfigureAwait(false);
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        }
+        int stored = await StoreRecordingAsync("replay", db, settings, journal, end, $"cannot save run {settings.RunId} to '{db}'", ct).ConfigureAwait(false);
+        if (stored != 0)
+            return stored;
         long events = 0;
         foreach (var j in journal)
             events += j.Count;
