@@ -138,6 +138,8 @@ public sealed record SimulationResult
     public required string RunId { get; init; }
     /// <summary>How each lane wound down (what a replay needs to drain where the run did), in unit order.</summary>
     public PtActors.Engine.Replay.RunWindDown WindDown { get; init; } = PtActors.Engine.Replay.RunWindDown.None;
+    /// <summary>Each domain's journal length and table-memory hash prefix, in domain order (what the run's end records for <c>verify</c>).</summary>
+    public PtActors.Engine.Replay.RunDomainEnds Domains { get; init; } = PtActors.Engine.Replay.RunDomainEnds.None;
     /// <summary>The deliberately broken configuration the run used.</summary>
     public UnsafeMode Unsafe { get; init; }
     /// <summary>Acknowledged map and unmap calls.</summary>

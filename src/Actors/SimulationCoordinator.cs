@@ -73,6 +73,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             var (lane, slot) = _slotOfDomain[c.Domain];
             _events += c.Events;
             _opsPersisted += c.Ops;
+            _journalLength[c.Domain] = c.SequenceNr;
             _schedule.DomainCommitted(lane, slot, c.SequenceNr);
         });
         Receive<IotlbActor.Processed>(p =>
@@ -282,6 +283,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
 
     private readonly List<IotlbActor.Counters> _unitCounters = new();
 
+    /// <summary>Each domain's last journalled sequence number (from its latest <see cref="DomainActor.Committed"/>).</summary>
+    private readonly Dictionary<string, long> _journalLength = new(StringComparer.Ordinal);
+
     private void OnCounters(IotlbActor.Counters c)
     {
         _unitCounters.Add(c);
@@ -306,7 +310,11 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             var (quietAfter, final) = _schedule.WindDownOf(l);
             windDown[l] = new PtActors.Engine.Replay.LaneWindDown(quietAfter, final);
         }
-        result = result with { WindDown = new PtActors.Engine.Replay.RunWindDown(windDown) };
+        var names = new string[_s.Domains];
+        for (int d = 0; d < names.Length; d++)
+            names[d] = SimulationSettings.DomainName(d);
+        var domains = PtActors.Engine.Replay.RunDomainEnds.Of(names, d => _journalLength.GetValueOrDefault(names[d]), _tables);
+        result = result with { WindDown = new PtActors.Engine.Replay.RunWindDown(windDown), Domains = domains };
         ReportProgress(result.Ops, force: true);
         _done.TrySetResult(result);
         _finished = true;

@@ -57,6 +57,7 @@ public sealed class Simulator : ISimulationRunner
             await RecordEndAsync(registry, new RunEnded(settings.RunId, RunOutcome.Completed, NowMs(), result.Ops, result.TableHash, result.MemoryHash, "")
             {
                 WindDown = result.WindDown.Lanes,
+                Domains = result.Domains.Domains,
             })
                 .ConfigureAwait(false);
             return result;

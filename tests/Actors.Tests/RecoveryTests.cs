@@ -55,6 +55,11 @@ public class RecoveryTests
         Assert.Equal(result.TableHash, report.TableHash);
         Assert.Equal(result.EventsPersisted, report.Events);
         Assert.Equal(result.OpsPersisted, report.Ops);
+        // The end names each domain's journal length and table memory, which verify checked domain by domain.
+        Assert.Equal(result.Domains.Domains, end.Domains);
+        Assert.Equal(settings.Domains, end.Domains.Count);
+        Assert.Equal(result.EventsPersisted, end.Domains.Sum(d => d.Events));
+        Assert.Equal(end.Domains.Count, end.Domains.Select(d => d.MemoryHash).Distinct().Count());
     }
 
     /// <summary>Lists the database's runs (there must be one, <paramref name="runId"/>) and verifies it; the report must be clean.</summary>

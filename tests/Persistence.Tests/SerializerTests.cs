@@ -1,8 +1,8 @@
-using PtActors.Engine.Replay;
 using System.Buffers;
 using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
+using PtActors.Engine.Replay;
 using PtActors.Persistence.Runs;
 using PtActors.Persistence.Serialization;
 using Xunit;
@@ -71,18 +71,48 @@ public sealed class SerializerTests
     }
 
     [Fact]
-    public void A_run_end_keeps_its_lanes_wind_down_and_version_1_reads_without()
+    public void A_run_end_keeps_its_lanes_wind_down_and_versions_1_and_2_read_without()
     {
         var end = new RunEnded("r", RunOutcome.Completed, 1, 2, "h", "m", "") { WindDown = [new LaneWindDown(5, 9)] };
         var bytes = Registry.Serialize(end);
-        Assert.Equal(2, bytes[0]);
-        Assert.Equal([0x0a, 0x08], bytes[^2..]);   // zigzag(5), zigzag(9 - 5)
+        Assert.Equal(3, bytes[0]);
+        Assert.Equal([0x0a, 0x08, 0x00], bytes[^3..]);   // zigzag(5), zigzag(9 - 5), no domains
         Assert.Equal(end, RoundTrip(end));
         Assert.NotEqual(end, end with { WindDown = [new LaneWindDown(5, 10)] });
-        // Version 1 (before lanes were recorded): the same fields without the lane list.
-        var v1 = Registry.Deserialize([1, .. bytes[1..^3]], "run-ended");
+        // Version 1 (before lanes were recorded): the same fields without the lane list; version 2 without domains.
+        var v1 = Registry.Deserialize([1, .. bytes[1..^4]], "run-ended");
         Assert.Equal(end with { WindDown = [] }, v1);
+        var v2 = Registry.Deserialize([2, .. bytes[1..^1]], "run-ended");
+        Assert.Equal(end, v2);
         Assert.Throws<System.Runtime.Serialization.SerializationException>(() => Registry.Serialize(end with { WindDown = [new LaneWindDown(5, 4)] }));
+    }
+
+    [Fact]
+    public void A_run_end_keeps_each_domains_journal_length_and_hash()
+    {
+        var end = new RunEnded("r", RunOutcome.Completed, 1, 2, "h", "m", "")
+        {
+            WindDown = [new LaneWindDown(5, 9)],
+            Domains = [new DomainEnd(0, 0), new DomainEnd(42, 0x0123_4567_89ab_cdef), new DomainEnd(long.MaxValue, ulong.MaxValue)],
+        };
+        var bytes = Registry.Serialize(end);
+        Assert.Equal(end, RoundTrip(end));
+        Assert.NotEqual(end, end with { Domains = [new DomainEnd(0, 0), new DomainEnd(41, 0x0123_4567_89ab_cdef), new DomainEnd(long.MaxValue, ulong.MaxValue)] });
+        Assert.Equal("0123456789abcdef", end.Domains[1].HashText);
+        // A domain count larger than the bytes left, a hash cut short: named, not an exception of the runtime.
+        var e = Assert.Throws<System.Runtime.Serialization.SerializationException>(() => Registry.Deserialize(bytes[..^3], "run-ended"));
+        Assert.Contains("run-ended", e.Message, StringComparison.Ordinal);
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => Registry.Serialize(end with { Domains = [new DomainEnd(-1, 0)] }));
+
+        // Inside a registry snapshot: v4 holds v3 ends; a v3 snapshot holds v2 ends (no domains).
+        var plain = end with { Domains = [] };
+        var snapshot = new RunRegistrySnapshot([new RunStarted("r", "c", 1)], [plain]);
+        var snap = Registry.Serialize(snapshot);
+        Assert.Equal(4, snap[0]);
+        Assert.Equal(snapshot, RoundTrip(snapshot));
+        Assert.Equal(snapshot, Registry.Deserialize([3, .. snap[1..^1]], "runs-snapshot"));
+        var full = new RunRegistrySnapshot([new RunStarted("r", "c", 1)], [end]);
+        Assert.Equal(full, RoundTrip(full));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using PtActors.Engine;
 using PtActors.Engine.Dma;
 using PtActors.Persistence;
 using PtActors.Persistence.Runs;
@@ -16,6 +17,25 @@ public static class RecordingStore
     private const int EventsPerWrite = 1000;
 
     private static readonly TimeSpan WriteTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The end of a completed recording made here: its hashes over <paramref name="tables"/> (every domain's table as
+    /// the recording leaves it), and each domain's journal length and memory-hash prefix.
+    /// </summary>
+    public static RunEnded CompletedEnd(string runId, long ops, IReadOnlyDictionary<string, IommuDomain> tables,
+        IReadOnlyList<List<DomainBatch>> journals, IReadOnlyList<PtActors.Engine.Replay.LaneWindDown> windDown)
+    {
+        ArgumentNullException.ThrowIfNull(tables);
+        ArgumentNullException.ThrowIfNull(journals);
+        var names = new string[journals.Count];
+        for (int d = 0; d < names.Length; d++)
+            names[d] = SimulationSettings.DomainName(d);
+        return new RunEnded(runId, RunOutcome.Completed, Simulator.NowMs(), ops, DomainHashes.Canonical(tables), DomainHashes.Memory(tables), "")
+        {
+            WindDown = windDown,
+            Domains = PtActors.Engine.Replay.RunDomainEnds.Of(names, d => journals[d].Count, tables).Domains,
+        };
+    }
 
     /// <summary>Writes run <paramref name="settings"/>'s <paramref name="journals"/> (one per domain, in domain order) and <paramref name="end"/>.</summary>
     /// <exception cref="RunIdTakenException">The run id is in the database already (nothing was written).</exception>

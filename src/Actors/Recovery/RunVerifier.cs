@@ -68,6 +68,14 @@ public static class RunVerifier
             return new VerifyReport(run.RunId, 0, 0, 0, "", "", 0, 0, problems);
         }
         var defaults = new DomainActor.Settings(run.RunId, "", PtConfig.Default(format));
+        // A completed run's end (version 3 on) records each domain's journal length and memory hash: a journal that
+        // lost, gained or changed events is then named by its domain, not only by the run's hashes.
+        var recorded = end is { Outcome: RunOutcome.Completed } ? end.Domains : [];
+        if (recorded.Count != 0 && recorded.Count != domains)
+        {
+            problems.Add($"the run's end records {recorded.Count} domains, its configuration {domains}");
+            recorded = [];
+        }
         var fromEvents = new Dictionary<string, IommuDomain>(StringComparer.Ordinal);
         long events = 0, ops = 0, ackedChecked = 0, ackedMissing = 0;
         for (int d = 0; d < domains; d++)
@@ -99,6 +107,14 @@ public static class RunVerifier
                 foreach (var p in CompareState(full.Model, tail.Model))
                     problems.Add($"{name}: snapshot+tail and events alone disagree: {p}");
             }
+            if (recorded.Count != 0)
+            {
+                var wrote = recorded[d];
+                if (full.LastSequenceNr != wrote.Events || full.Events != wrote.Events)
+                    problems.Add($"{name}: its journal holds {full.Events} events (last sequence number {full.LastSequenceNr}); the run wrote {wrote.Events}");
+                else if (DomainHashes.PrefixOf(a) != wrote.MemoryHash)
+                    problems.Add($"{name}: the table memory recovered from its {full.Events} events (hash {a[..16]}) differs from the run's ({wrote.HashText}): an event was changed");
+            }
             if (acked is not null && acked.TryGetValue(d, out var ids))
             {
                 long missing = 0;
@@ -129,6 +145,7 @@ public static class RunVerifier
         bool complete = fromEvents.Count == domains;
         string tableHash = complete ? DomainHashes.Canonical(fromEvents) : "";
         string memoryHash = complete ? DomainHashes.Memory(fromEvents) : "";
+        // Checked per domain above when the end says what each held; the run's own hashes then add nothing.
         if (end is { Outcome: RunOutcome.Completed } && problems.Count == 0)
         {
             if (end.TableHash != tableHash)

@@ -146,11 +146,7 @@ internal sealed partial class RecordingCommands
         if (mismatches > MismatchesListed)
             _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"... and {mismatches - MismatchesListed} more unmapped_size mismatches"));
 
-        var end = new RunEnded(runId, RunOutcome.Completed, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), report.Ops,
-            DomainHashes.Canonical(report.Tables), DomainHashes.Memory(report.Tables), "")
-        {
-            WindDown = settings.Domains == 0 ? [] : [new LaneWindDown(last, last)],
-        };
+        var end = RecordingStore.CompletedEnd(runId, report.Ops, report.Tables, journal, settings.Domains == 0 ? [] : [new LaneWindDown(last, last)]);
         int stored = await StoreRecordingAsync(Cmd, db, settings, journal, end, $"cannot write to '{db}'", ct).ConfigureAwait(false);
         if (stored != 0)
             return stored;

@@ -220,8 +220,7 @@ internal sealed partial class RecordingCommands
                     journal[d] = new List<PtActors.Engine.Dma.DomainBatch>();
                 var saved = RecordingReplay.Replay(recording, v, ct, journal);
                 var settings = recording.Settings with { RunId = saveId, Policy = v.Policy, IotlbEntries = v.IotlbEntries, Format = v.Format, Cpus = v.Cpus, AckLogPath = null };
-                var savedEnd = new RunEnded(saveId, RunOutcome.Completed, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), saved.Ops,
-                    DomainHashes.Canonical(saved.Tables), DomainHashes.Memory(saved.Tables), "") { WindDown = saved.WindDown };
+                var savedEnd = RecordingStore.CompletedEnd(saveId, saved.Ops, saved.Tables, journal, saved.WindDown);
                 toSave = (settings, journal, savedEnd);
             }
             return identical ? 0 : ExitNotVerified;

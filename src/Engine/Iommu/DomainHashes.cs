@@ -18,6 +18,23 @@ public static class DomainHashes
     public static string Memory(IEnumerable<KeyValuePair<string, IommuDomain>> domains)
         => Hash(domains, static (d, h) => d.WriteMemory(h));
 
+    /// <summary>
+    /// The first 8 bytes (big-endian) of <see cref="Memory"/> over the one domain <paramref name="name"/>: what a
+    /// recording keeps per domain so that a reader can say which domain's tables differ.
+    /// </summary>
+    public static ulong MemoryPrefix(string name, IommuDomain domain)
+        => PrefixOf(Memory([new KeyValuePair<string, IommuDomain>(name, domain)]));
+
+    /// <summary>The first 8 bytes (big-endian) of a hash in hex (at least 16 digits).</summary>
+    public static ulong PrefixOf(string hexHash)
+    {
+        ArgumentNullException.ThrowIfNull(hexHash);
+        if (hexHash.Length < 16 || !ulong.TryParse(hexHash.AsSpan(0, 16), System.Globalization.NumberStyles.AllowHexSpecifier,
+                System.Globalization.CultureInfo.InvariantCulture, out ulong prefix))
+            throw new ArgumentException($"'{hexHash}' is not a hash in hex", nameof(hexHash));
+        return prefix;
+    }
+
     private static string Hash(IEnumerable<KeyValuePair<string, IommuDomain>> domains, Action<IommuDomain, IncrementalHash> write)
     {
         var sorted = new List<KeyValuePair<string, IommuDomain>>(domains);

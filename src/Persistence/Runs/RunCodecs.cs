@@ -7,8 +7,10 @@ namespace PtActors.Persistence.Runs;
 /// run-started v2 = string RunId, string ConfigHash, zigzag varint StartedUnixMs, string Config (v1: without Config);
 /// run-ended v1 = string RunId, byte Outcome (1 completed, 2 failed), zigzag varint EndedUnixMs, zigzag varint
 /// OpsAcknowledged, string TableHash, string MemoryHash, string Message;
+/// run-ended v2 = v1, varint lanes, per lane varint QuietAfter and varint (Final − QuietAfter);
+/// run-ended v3 = v2, varint domains, per domain varint Events and the memory-hash prefix as a little-endian uint64;
 /// runs-snapshot v2 = varint count, count run-started v2 bodies, varint count, count run-ended v1 bodies
-/// (v1: only the run-started v1 bodies).
+/// (v1: only the run-started v1 bodies; v3: run-ended v2 bodies; v4: run-ended v3 bodies).
 /// </summary>
 public sealed class RunCodecs : IPtCodecSet
 {
@@ -19,8 +21,8 @@ public sealed class RunCodecs : IPtCodecSet
     public void Register(PtCodecRegistry registry)
     {
         registry.Register<RunStarted>(RunStartedManifest, 2, WriteRun, ReadRun, minVersion: 1);
-        registry.Register<RunEnded>(RunEndedManifest, 2, WriteEnd, ReadEnd, minVersion: 1);
-        registry.Register<RunRegistrySnapshot>(SnapshotManifest, 3, WriteSnapshot, ReadSnapshot, minVersion: 1);
+        registry.Register<RunEnded>(RunEndedManifest, 3, WriteEnd, ReadEnd, minVersion: 1);
+        registry.Register<RunRegistrySnapshot>(SnapshotManifest, 4, WriteSnapshot, ReadSnapshot, minVersion: 1);
     }
 
     private static void WriteRun(PtWriter w, RunStarted e)
@@ -52,6 +54,15 @@ public sealed class RunCodecs : IPtCodecSet
             w.WriteVarInt64(lane.QuietAfter);
             w.WriteVarInt64(lane.Final - lane.QuietAfter);
         }
+        w.WriteCount(e.Domains.Count);
+        foreach (var domain in e.Domains)
+        {
+            if (domain.Events < 0)
+                throw new System.Runtime.Serialization.SerializationException(
+                    $"PtSerializer: cannot write '{RunEndedManifest}': a domain's journal cannot hold {domain.Events} events");
+            w.WriteVarInt64(domain.Events);
+            w.WriteUInt64(domain.MemoryHash);
+        }
     }
 
     private static RunEnded ReadEnd(ref PtReader r, byte version)
@@ -71,7 +82,18 @@ public sealed class RunCodecs : IPtCodecSet
                 throw r.Corrupt($"lane {i} wind-down {quietAfter}+{span} is not a window range");
             lanes[i] = new PtActors.Engine.Replay.LaneWindDown(quietAfter, quietAfter + span);
         }
-        return end with { WindDown = lanes };
+        end = end with { WindDown = lanes };
+        if (version < 3)
+            return end;
+        var domains = new PtActors.Engine.Replay.DomainEnd[r.ReadCount(minItemBytes: 9)];
+        for (int i = 0; i < domains.Length; i++)
+        {
+            long events = r.ReadVarInt64();
+            if (events < 0)
+                throw r.Corrupt($"domain {i} holds {events} events");
+            domains[i] = new PtActors.Engine.Replay.DomainEnd(events, r.ReadUInt64());
+        }
+        return end with { Domains = domains };
     }
 
     private static void WriteSnapshot(PtWriter w, RunRegistrySnapshot s)
@@ -90,10 +112,11 @@ public sealed class RunCodecs : IPtCodecSet
         for (int i = 0; i < count; i++) runs[i] = ReadRun(ref r, version);
         if (version < 2)
             return new RunRegistrySnapshot(runs);
-        // An end body is at least 7 bytes (four empty strings, a byte and two one-byte varints; v3 adds a count).
-        var ends = new RunEnded[r.ReadCount(minItemBytes: version >= 3 ? 8 : 7)];
-        // Ends inside a v2 snapshot are v1 ends; from snapshot v3 on they carry their lanes' wind-down.
-        for (int i = 0; i < ends.Length; i++) ends[i] = ReadEnd(ref r, version >= 3 ? (byte)2 : (byte)1);
+        // An end body is at least 7 bytes (four empty strings, a byte and two one-byte varints); each version of
+        // the end since adds a count. Ends inside a v2 snapshot are v1 ends, inside v3 v2 ends, inside v4 v3 ends.
+        byte endVersion = (byte)Math.Max(1, version - 1);
+        var ends = new RunEnded[r.ReadCount(minItemBytes: 6 + endVersion)];
+        for (int i = 0; i < ends.Length; i++) ends[i] = ReadEnd(ref r, endVersion);
         return new RunRegistrySnapshot(runs, ends);
     }
 }

@@ -36,10 +36,16 @@ public sealed record RunEnded(string RunId, RunOutcome Outcome, long EndedUnixMs
     /// <summary>How each lane wound down (completed runs; empty for failed runs and ends recorded before version 2).</summary>
     public IReadOnlyList<PtActors.Engine.Replay.LaneWindDown> WindDown { get; init; } = [];
 
+    /// <summary>
+    /// Each domain's journal length and table-memory hash prefix, in domain order (completed runs; empty for failed
+    /// runs and ends recorded before version 3): what lets <c>verify</c> name the domain a damaged journal changed.
+    /// </summary>
+    public IReadOnlyList<PtActors.Engine.Replay.DomainEnd> Domains { get; init; } = [];
+
     public bool Equals(RunEnded? other)
         => other is not null && RunId == other.RunId && Outcome == other.Outcome && EndedUnixMs == other.EndedUnixMs
            && OpsAcknowledged == other.OpsAcknowledged && TableHash == other.TableHash && MemoryHash == other.MemoryHash
-           && Message == other.Message && WindDown.SequenceEqual(other.WindDown);
+           && Message == other.Message && WindDown.SequenceEqual(other.WindDown) && Domains.SequenceEqual(other.Domains);
 
     public override int GetHashCode() => HashCode.Combine(RunId, Outcome, EndedUnixMs, OpsAcknowledged, TableHash);
 }
