@@ -70,6 +70,51 @@ public sealed class ReplayCommandTests : IDisposable
     }
 
     [Fact]
+    public void SynthesizedDmasGiveTheDmaFiguresAndTheSameSeedTheSameOnes()
+    {
+        string db = Record("s", "nic", "lazy");
+        string Json(string name, params string[] extra)
+        {
+            string path = Path.Combine(_dir, name);
+            var r = Ptactors(["replay", "--db", db, "--policy", "strict,lazy", "--json", path, .. extra]);
+            Assert.Equal("", r.Stderr);
+            Assert.Equal(0, r.Exit);
+            if (extra.Length > 0)
+            {
+                Assert.Contains("(DMAs: synthesized, 3 per mapped 4 KiB page over each mapping's lifetime, seed ", r.Stdout);
+                Assert.Matches(@"
+IOTLB hit rate +0\.[0-9]{4} +0\.[0-9]{4}
+", r.Stdout);
+                Assert.Matches(@"
+stale hits in window +0 +[1-9][0-9]*
+", r.Stdout);
+            }
+            return path;
+        }
+        static List<JsonElement> Runs(string path)
+            => JsonDocument.Parse(File.ReadAllText(path)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        string[] keys = ["dmas", "iotlb_hit_rate", "stale_in_window", "stale_violations", "use_after_free", "isolation_breaches", "faults"];
+
+        var a = Runs(Json("a.json", "--synth-dmas", "3"));
+        var b = Runs(Json("b.json", "--synth-dmas", "3", "--seed", "1"));
+        var c = Runs(Json("c.json", "--synth-dmas", "3", "--seed", "99"));
+        for (int i = 0; i < a.Count; i++)
+        {
+            foreach (string key in keys)
+            {
+                Assert.Equal(JsonValueKind.Number, a[i].GetProperty(key).ValueKind);
+                Assert.Equal(a[i].GetProperty(key).GetRawText(), b[i].GetProperty(key).GetRawText());   // seed 1 is the default
+            }
+            Assert.Equal(a[i].GetProperty("dmas").GetInt64(), c[i].GetProperty("dmas").GetInt64());
+            Assert.Equal(0, a[i].GetProperty("stale_violations").GetInt64());
+        }
+        Assert.NotEqual(a[1].GetProperty("iotlb_hit_rate").GetDouble(), c[1].GetProperty("iotlb_hit_rate").GetDouble());
+        Assert.True(a[1].GetProperty("identical").GetBoolean());   // lazy is the recorded policy: DMAs change no answer
+        Assert.True(a[1].GetProperty("stale_in_window").GetInt64() > 0);
+        Assert.Equal(0, a[0].GetProperty("stale_in_window").GetInt64());
+    }
+
+    [Fact]
     public void BadOptionsAndRunsAreRefusedWithExit2()
     {
         string db = Record("a", "nic", "lazy");
@@ -88,6 +133,10 @@ public sealed class ReplayCommandTests : IDisposable
             (["replay", "--db", Path.Combine(_dir, "missing.db")], "no such file"),
             (["replay", "--db", db, "--run", "a", "--json", _dir], "it is a directory"),
             (["replay"], "Option '--db' is required"),
+            (["replay", "--db", db, "--run", "a", "--synth-dmas", "0"], "bad value '0' for --synth-dmas (an integer from 1 to 256)"),
+            (["replay", "--db", db, "--run", "a", "--synth-dmas", "257"], "bad value '257' for --synth-dmas"),
+            (["replay", "--db", db, "--run", "a", "--synth-dmas", "x"], "bad value 'x' for --synth-dmas"),
+            (["replay", "--db", db, "--run", "a", "--seed", "3"], "--seed seeds --synth-dmas: give --synth-dmas N too"),
         };
         // The runs' WAL content is checkpointed into the file first: a reader that closes the database last may
         // checkpoint it (the same pages, rewritten), which is SQLite's business, not a change of what is stored.

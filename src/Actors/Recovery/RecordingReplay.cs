@@ -19,6 +19,24 @@ public sealed record ReplayVariant(FlushPolicySpec Policy, int IotlbEntries, PtF
 /// <summary>A recording read from a database: the run, its end (if it ended), its configuration and its journals.</summary>
 public sealed record LoadedRecording(RunStarted Run, RunEnded? End, SimulationSettings Settings, Recording Recording)
 {
+    /// <summary>The DMAs each unit translated (one list per unit, in window order) when the run recorded them (<c>simulate --record-dmas</c>), else null.</summary>
+    public IReadOnlyList<IReadOnlyList<WindowDmas>>? Dmas { get; init; }
+
+    /// <summary>DMAs the recording holds (0 without recorded DMAs).</summary>
+    public long DmaCount
+    {
+        get
+        {
+            long n = 0;
+            foreach (var unit in Dmas ?? [])
+            {
+                foreach (var w in unit)
+                    n += w.Items.Length;
+            }
+            return n;
+        }
+    }
+
     /// <summary>The configuration the run was recorded with.</summary>
     public ReplayVariant Recorded => new(Settings.Policy, Settings.IotlbEntries, Settings.Format, Settings.Cpus);
 
@@ -127,10 +145,14 @@ public static class RecordingReplay
         return RunFigures.Percentile(report.LockWaitHistogram, q);
     }
 
-    /// <summary>Replays <paramref name="recording"/> under <paramref name="variant"/> (the run's deliberately broken behaviour, if any, kept).</summary>
+    /// <summary>
+    /// Replays <paramref name="recording"/> under <paramref name="variant"/> (the run's deliberately broken behaviour,
+    /// if any, kept), with the run's DMAs when it recorded them, else with <paramref name="synth"/>'s (if set).
+    /// </summary>
     /// <param name="journal">If set (one list per domain), receives the events a recording of this replay keeps.</param>
+    /// <exception cref="ArgumentException"><paramref name="synth"/> is set and the recording has DMAs of its own.</exception>
     public static ReplayReport Replay(LoadedRecording recording, ReplayVariant variant, CancellationToken cancellationToken = default,
-        List<PtActors.Engine.Dma.DomainBatch>[]? journal = null)
+        List<PtActors.Engine.Dma.DomainBatch>[]? journal = null, SynthDmas? synth = null)
     {
         ArgumentNullException.ThrowIfNull(recording);
         ArgumentNullException.ThrowIfNull(variant);
@@ -140,6 +162,9 @@ public static class RecordingReplay
             Cpus = variant.Cpus,
             Iotlb = new IotlbConfig(variant.IotlbEntries, Math.Min(8, variant.IotlbEntries)),
         });
-        return Replayer.Run(recording.Recording, new ReplayConfig(variant.Format, unit, SameTables(recording, variant), Journal: journal), cancellationToken);
+        if (synth is not null && recording.Dmas is not null)
+            throw new ArgumentException($"run '{recording.Run.RunId}' has recorded DMAs: they are replayed, synthesized ones cannot be added");
+        return Replayer.Run(recording.Recording, new ReplayConfig(variant.Format, unit, SameTables(recording, variant), Journal: journal,
+            RecordedDmas: recording.Dmas, Synth: synth), cancellationToken);
     }
 }
