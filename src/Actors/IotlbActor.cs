@@ -69,14 +69,23 @@ public sealed class IotlbActor : ReceiveActor
     private readonly MessagePools? _pools;
     private IActorRef _coordinator = ActorRefs.Nobody;
     private IommuDomain? _boot;
+    /// <summary>With --record-dmas: the persistence id of the unit's DMA journal, its recorder, the window's DMAs so far and the window waiting for its event to be written.</summary>
+    private readonly string? _dmaJournal;
+    private IActorRef? _recorder;
+    private readonly List<DmaAccess>? _recording;
+    private (long Window, IActorRef Sender, long Dmas)? _awaitingRecord;
 
-    /// <summary>Props.</summary>
-    public static Props Props(string unit, IommuUnitConfig config, MessagePools? pools = null) => Akka.Actor.Props.Create(() => new IotlbActor(unit, config, pools));
+    /// <summary>Props; <paramref name="dmaJournal"/>: the persistence id to journal the unit's DMAs under (null: not journalled).</summary>
+    public static Props Props(string unit, IommuUnitConfig config, MessagePools? pools = null, string? dmaJournal = null)
+        => Akka.Actor.Props.Create(() => new IotlbActor(unit, config, pools, dmaJournal));
 
     /// <summary>Creates the unit.</summary>
-    public IotlbActor(string unit, IommuUnitConfig config, MessagePools? pools = null)
+    public IotlbActor(string unit, IommuUnitConfig config, MessagePools? pools = null, string? dmaJournal = null)
     {
         _pools = pools;
+        _dmaJournal = dmaJournal;
+        if (dmaJournal is not null)
+            _recording = new List<DmaAccess>();
         _name = unit;
         _unit = new IommuUnit(unit, config, _clock);
         _window = new UnitWindow(_unit);
@@ -101,6 +110,7 @@ public sealed class IotlbActor : ReceiveActor
         Receive<Dmas>(d =>
         {
             _window.AddDmas(d.Items.Span);
+            _recording?.AddRange(d.Items.Span);
             _pools?.Dmas.Return(d.Items);
         });
         Receive<DomainActor.Unmapped>(u =>
@@ -118,8 +128,32 @@ public sealed class IotlbActor : ReceiveActor
             foreach (var binding in _bindings)
                 binding.Acknowledged(_pools);
             _window.Run(p.EndNs);
+            if (_recording is { Count: > 0 })
+            {
+                // Journalled first: the window is reported processed (and its releases sent) once its DMAs are durable.
+                var items = _recording.ToArray();
+                _recording.Clear();
+                items.AsSpan().Sort(static (a, b) => a.Device != b.Device ? a.Device.CompareTo(b.Device) : a.Seq.CompareTo(b.Seq));
+                _awaitingRecord = (p.Window, Sender, _window.DmasRun);
+                _recorder!.Tell(new DmaRecorder.Record(new PtActors.Engine.Replay.WindowDmas(p.Window, items)));
+                return;
+            }
             SendReleases();
             Sender.Tell(new Processed(p.Window, _name, _window.DmasRun));
+        });
+        Receive<DmaRecorder.Recorded>(r =>
+        {
+            if (_awaitingRecord is not { } awaiting || awaiting.Window != r.Window)
+                throw new InvalidOperationException($"{_name}: the DMA journal recorded window {r.Window}, which was not waiting to be recorded");
+            _awaitingRecord = null;
+            SendReleases();
+            awaiting.Sender.Tell(new Processed(awaiting.Window, _name, awaiting.Dmas));
+        });
+        Receive<Terminated>(t =>
+        {
+            if (t.ActorRef.Equals(_recorder))
+                throw new InvalidOperationException($"its DMA journal {_dmaJournal} failed to write (--record-dmas)");
+            Unhandled(t);
         });
         Receive<Drain>(d =>
         {
@@ -129,6 +163,12 @@ public sealed class IotlbActor : ReceiveActor
             Sender.Tell(new Drained(_name));
         });
         Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), new Dictionary<string, IommuDomain>(_tables))));
+    }
+
+    protected override void PreStart()
+    {
+        if (_dmaJournal is not null)
+            _recorder = Context.Watch(Context.ActorOf(DmaRecorder.Props(_dmaJournal), "dmas"));
     }
 
     private void TryBind(string domain)

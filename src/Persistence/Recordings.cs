@@ -52,4 +52,24 @@ public static class Recordings
             .WaitAsync(cancellationToken).ConfigureAwait(false);
         return batches;
     }
+
+    /// <summary>
+    /// The DMAs the journal of <paramref name="persistenceId"/> holds (an IOMMU unit's, journalled by
+    /// <c>simulate --record-dmas</c>), one entry per window in sequence order. Any other event there is refused.
+    /// </summary>
+    public static async Task<List<PtActors.Engine.Replay.WindowDmas>> ReadWindowDmasAsync(ActorSystem system, string persistenceId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(PersistenceConfig.SqlReadJournalId);
+        var windows = new List<PtActors.Engine.Replay.WindowDmas>();
+        await journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
+            .RunForeach(envelope =>
+            {
+                if (envelope.Event is not PtActors.Engine.Replay.WindowDmas dmas)
+                    throw new InvalidDataException($"{persistenceId} event {envelope.SequenceNr} is a {envelope.Event?.GetType().Name ?? "null"}, not a unit's DMAs of a window");
+                windows.Add(dmas);
+            }, system.Materializer())
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+        return windows;
+    }
 }

@@ -119,4 +119,80 @@ public class ReplayDmaTests(ITestOutputHelper output)
         // Recorded DMAs, even none, make the DMA figures present.
         Assert.Equal(0, RecordingReplay.Replay(withDmas, withDmas.Recorded).Dmas);
     }
+
+    public static TheoryData<string, string, string> RecordedCases() => new()
+    {
+        { "mixed", "lazy", "none" },
+        { "random", "strict", "none" },
+        { "nvme", "batch:8", "none" },
+        { "mixed", "lazy", "free-early" },
+    };
+
+    [Theory]
+    [MemberData(nameof(RecordedCases))]
+    public async Task RecordedDmasReplayToTheRunsDmaFigures(string workload, string policy, string unsafeMode)
+    {
+        using var db = new TempDb();
+        var settings = Small(workload, Policy(policy), "dmas") with { RecordDmas = true, Unsafe = UnsafeModes.Parse(unsafeMode)!.Value };
+        var (result, recording) = await RecordAsync(db.Backend, settings);
+        Assert.True(recording.Settings.RecordDmas);
+        Assert.Contains(" record-dmas=true", recording.Run.Config);
+        Assert.NotNull(recording.Dmas);
+        Assert.Equal(settings.Iommus, recording.Dmas!.Count);
+        Assert.Equal(result.Dmas, recording.DmaCount);
+        Assert.True(result.Dmas > 0);
+        foreach (var unit in recording.Dmas)
+        {
+            for (int i = 1; i < unit.Count; i++)
+                Assert.True(unit[i].Window > unit[i - 1].Window);
+        }
+
+        var r = RecordingReplay.Replay(recording, recording.Recorded);
+        output.WriteLine($"{workload} {policy} {unsafeMode}: run dmas={result.Dmas} hit={result.IotlbHitRate} stale={result.StaleInWindow} violations={result.StaleViolations} uaf={result.UseAfterFree} faults={result.Faults}; replay {Figures(r)}");
+        Assert.Equal(0, r.ResultsDiffer);
+        Assert.Equal(result.TableHash, DomainHashes.Canonical(r.Tables));
+        Assert.Equal(result.Dmas, r.Dmas);
+        Assert.Equal(result.IotlbHitRate, r.Stats.Hits + r.Stats.Misses == 0 ? 0 : (double)r.Stats.Hits / (r.Stats.Hits + r.Stats.Misses));
+        Assert.Equal(result.StaleInWindow, r.Stats.StaleInWindow);
+        Assert.Equal(result.StaleViolations, r.Stats.StaleViolations);
+        Assert.Equal(result.UseAfterFree, r.Stats.UseAfterFree);
+        Assert.Equal(result.IsolationBreaches, r.Stats.IsolationBreaches);
+        Assert.Equal(result.Faults, r.Stats.Faults);
+        Assert.Equal(result.Invalidations, r.Stats.Invalidations);
+        if (unsafeMode == "free-early")
+            Assert.True(r.Stats.UseAfterFree > 0, "free-early: walks read freed table pages");
+    }
+
+    [Fact]
+    public async Task WithoutRecordDmasTheRecordingHasNoDmas()
+    {
+        using var db = new TempDb();
+        var (_, recording) = await RecordAsync(db.Backend, Small("nic", Policy("lazy"), "plain", ops: 1_000));
+        Assert.False(recording.Settings.RecordDmas);
+        Assert.DoesNotContain("record-dmas", recording.Run.Config);
+        Assert.Null(recording.Dmas);
+        Assert.Null(RecordingReplay.Replay(recording, recording.Recorded).Dmas);
+    }
+
+    [Fact]
+    public async Task PoliciesCompareAsExpectedWithRecordedDmas()
+    {
+        using var db = new TempDb();
+        var (result, recording) = await RecordAsync(db.Backend, Small("mixed", Policy("lazy"), "cmp") with { RecordDmas = true });
+        var reports = new Dictionary<string, ReplayReport>();
+        foreach (string p in new[] { "strict", "batch:8", "lazy" })
+        {
+            var r = RecordingReplay.Replay(recording, recording.Recorded with { Policy = Policy(p) });
+            reports[p] = r;
+            output.WriteLine($"{p}: invalidations={r.Stats.Invalidations} {Figures(r)}");
+        }
+        Assert.True(reports["strict"].Stats.Invalidations > reports["batch:8"].Stats.Invalidations, "strict issues the most invalidation commands");
+        Assert.True(reports["batch:8"].Stats.Invalidations > reports["lazy"].Stats.Invalidations, "lazy issues the fewest");
+        Assert.True(reports["lazy"].Stats.StaleInWindow > 0, "lazy: late DMAs hit translations of unmaps not yet flushed");
+        foreach (var r in reports.Values)
+        {
+            Assert.Equal(0, r.Stats.StaleViolations);
+            Assert.Equal(result.Dmas, r.Dmas);
+        }
+    }
 }

@@ -115,6 +115,35 @@ stale hits in window +0 +[1-9][0-9]*
     }
 
     [Fact]
+    public void RecordedDmasReplayToTheRunsDmaFigures()
+    {
+        string db = Path.Combine(_dir, "d.db");
+        string simJson = Path.Combine(_dir, "sim.json");
+        var sim = Ptactors("simulate", "--db", db, "--run-id", "d", "--workload", "mixed", "--policy", "lazy", "--ops", "4000",
+            "--iommus", "2", "--domains", "4", "--devices", "16", "--cpus", "2", "--record-dmas", "--json", simJson);
+        Assert.True(sim.Exit == 0, sim.Stderr);
+        Assert.Contains(" record-dmas=true", sim.Stdout);
+        string json = Path.Combine(_dir, "d.json");
+        var r = Ptactors("replay", "--db", db, "--policy", "lazy,strict", "--json", json);
+        Assert.Equal("", r.Stderr);
+        Assert.Equal(0, r.Exit);
+        Assert.Contains("(DMAs: the run's, as its units translated them)", r.Stdout);
+        Assert.Matches(@" operations in 4 domains, [1-9][0-9]* recorded DMAs, read in", r.Stdout);
+
+        using var simDoc = JsonDocument.Parse(File.ReadAllText(simJson));
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var lazy = doc.RootElement.GetProperty("runs")[0];
+        Assert.True(lazy.GetProperty("identical").GetBoolean());
+        foreach (string key in new[] { "dmas", "iotlb_hit_rate", "stale_in_window", "stale_violations", "use_after_free", "isolation_breaches", "faults", "invalidations" })
+            Assert.Equal(simDoc.RootElement.GetProperty(key).GetRawText(), lazy.GetProperty(key).GetRawText());
+        Assert.True(lazy.GetProperty("dmas").GetInt64() > 0);
+
+        var both = Ptactors("replay", "--db", db, "--synth-dmas", "2");
+        Assert.Equal(2, both.Exit);
+        Assert.Contains("ptactors replay: --synth-dmas: run 'd' has recorded DMAs (simulate --record-dmas), which are replayed", both.Stderr);
+    }
+
+    [Fact]
     public void BadOptionsAndRunsAreRefusedWithExit2()
     {
         string db = Record("a", "nic", "lazy");

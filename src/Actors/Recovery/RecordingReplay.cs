@@ -83,6 +83,12 @@ public static class RecordingReplay
             Cpus = Int("cpus", 1),
             Seed = ulong.TryParse(Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out ulong seed) ? seed : throw Bad("seed"),
             Unsafe = UnsafeModes.Parse(Value("unsafe")) ?? throw Bad("unsafe"),
+            RecordDmas = SimulationSettings.ValueOf(config, "record-dmas") switch
+            {
+                null or "false" => false,
+                "true" => true,
+                _ => throw Bad("record-dmas"),
+            },
         };
 
         string Value(string key) => SimulationSettings.ValueOf(config, key) ?? throw new FormatException($"run '{run.RunId}': its configuration has no {key}= ({config})");
@@ -128,7 +134,14 @@ public static class RecordingReplay
             domains.Add(new RecordedDomain(topology.Domains[d].Name, [.. topology.Domains[d].Devices], reads[d].Result));
         IReadOnlyList<LaneWindDown>? windDown = end is { Outcome: RunOutcome.Completed, WindDown.Count: > 0 } ? end.WindDown : null;
         var recording = new Recording(settings.Format, settings.Iommus, settings.WindowNs, domains, windDown);
-        return new LoadedRecording(run, end, settings, recording);
+        List<WindowDmas>[]? dmas = null;
+        if (settings.RecordDmas)
+        {
+            dmas = new List<WindowDmas>[topology.Lanes.Count];
+            for (int u = 0; u < dmas.Length; u++)
+                dmas[u] = await Recordings.ReadWindowDmasAsync(system, DmaRecorder.PersistenceIdOf(run.RunId, topology.Lanes[u].UnitName), cancellationToken).ConfigureAwait(false);
+        }
+        return new LoadedRecording(run, end, settings, recording) { Dmas = dmas };
     }
 
     /// <summary>Whether a replay under <paramref name="variant"/> builds the same tables as the run (so the journalled hardware writes apply).</summary>

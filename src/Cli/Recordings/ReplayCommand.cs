@@ -235,7 +235,7 @@ internal sealed partial class RecordingCommands
                 for (int d = 0; d < journal.Length; d++)
                     journal[d] = new List<PtActors.Engine.Dma.DomainBatch>();
                 var saved = RecordingReplay.Replay(recording, v, ct, journal);
-                var settings = recording.Settings with { RunId = saveId, Policy = v.Policy, IotlbEntries = v.IotlbEntries, Format = v.Format, Cpus = v.Cpus, AckLogPath = null };
+                var settings = recording.Settings with { RunId = saveId, Policy = v.Policy, IotlbEntries = v.IotlbEntries, Format = v.Format, Cpus = v.Cpus, AckLogPath = null, RecordDmas = false };
                 var savedEnd = new RunEnded(saveId, RunOutcome.Completed, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), saved.Ops,
                     DomainHashes.Canonical(saved.Tables), DomainHashes.Memory(saved.Tables), "") { WindDown = saved.WindDown };
                 toSave = (settings, journal, savedEnd);
