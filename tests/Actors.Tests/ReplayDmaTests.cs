@@ -195,4 +195,20 @@ public class ReplayDmaTests(ITestOutputHelper output)
             Assert.Equal(result.Dmas, r.Dmas);
         }
     }
+
+    [Fact]
+    public async Task RecordedDmasFollowBuffersTheReplayPlacedElsewhere()
+    {
+        // Under strict the replay's allocator gives DMA-API buffers other IOVAs than the lazy run did; the run's DMAs
+        // to a buffer go where the replay placed it, so they translate as they did in the run (no fault).
+        using var db = new TempDb();
+        var (result, recording) = await RecordAsync(db.Backend, Small("nic", Policy("lazy"), "moved") with { RecordDmas = true });
+        Assert.Equal(0, result.Faults);
+        var strict = RecordingReplay.Replay(recording, recording.Recorded with { Policy = Policy("strict") });
+        output.WriteLine($"strict: iova only={strict.IovaPlacedElsewhere} {Figures(strict)}");
+        Assert.True(strict.IovaPlacedElsewhere > 0, "strict places DMA-API buffers elsewhere");
+        Assert.Equal(result.Dmas, strict.Dmas);
+        Assert.Equal(0, strict.Stats.Faults);
+        Assert.Equal(0, strict.Stats.StaleViolations);
+    }
 }

@@ -26,6 +26,16 @@ public sealed record SynthDmas(int PerPage, ulong Seed)
     public const ulong DefaultSeed = 1;
 }
 
+/// <summary>Where a replay placed what the run placed elsewhere: recorded DMAs follow DMA-API buffers to the replay's IOVAs.</summary>
+internal interface IDmaPlacement
+{
+    /// <summary>Whether any buffer is placed elsewhere now.</summary>
+    bool AnyMoved { get; }
+
+    /// <summary><paramref name="dma"/>, sent to where the replay placed its buffer (unchanged if it is not placed elsewhere).</summary>
+    DmaAccess Place(in DmaAccess dma);
+}
+
 /// <summary>A mapping the replay made, from the window its map was answered in to the window its unmap was.</summary>
 internal struct SynthMapping
 {
@@ -84,7 +94,7 @@ internal sealed class LaneDmaFeed
 
     /// <summary>Adds window <paramref name="w"/>'s DMAs to <paramref name="window"/>.</summary>
     /// <exception cref="ReplayException">The recorded DMAs are not in increasing window order.</exception>
-    public void Feed(long w, UnitWindow window, string unit)
+    public void Feed(long w, UnitWindow window, string unit, IDmaPlacement placement)
     {
         if (_recorded is { } recorded)
         {
@@ -95,7 +105,17 @@ internal sealed class LaneDmaFeed
                     throw new ReplayException($"{unit}'s recorded DMAs of window {e.Window} come after those of window {_previousRecorded}");
                 _previousRecorded = e.Window;
                 if (e.Window == w)
-                    window.AddDmas(e.Items);
+                {
+                    if (!placement.AnyMoved)
+                    {
+                        window.AddDmas(e.Items);
+                    }
+                    else
+                    {
+                        foreach (ref readonly var dma in e.Items.AsSpan())
+                            window.AddDma(placement.Place(dma));
+                    }
+                }
                 _nextRecorded++;
             }
             return;

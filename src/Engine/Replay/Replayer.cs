@@ -365,8 +365,9 @@ public static class Replayer
     private sealed class DigestMismatch : Exception;
 
     /// <summary>One unit and its domains, replayed window by window.</summary>
-    private sealed class LaneReplay
+    private sealed class LaneReplay : IDmaPlacement
     {
+        private readonly Dictionary<int, DomainState> _domainOfDevice = new();
         private readonly Recording _rec;
         private readonly ReplayConfig _cfg;
         private readonly IommuUnit _unit;
@@ -413,6 +414,7 @@ public static class Replayer
                 for (int i = 0; i < r.Devices.Length; i++)
                 {
                     int dev = r.Devices[i];
+                    _domainOfDevice[dev] = state;
                     var device = _unit.Device("dev" + dev.ToString(System.Globalization.CultureInfo.InvariantCulture));
                     _window.Bind(dev, device, i % Math.Max(1, cfg.Unit.Cpus));
                     if (boot is null && IommuDomain.Create(PtConfig.Default(cfg.Format), new TableMemory(), out boot) != Errno.None)
@@ -459,8 +461,9 @@ public static class Replayer
                 foreach (var d in _domains)
                     Commit(d, w, final: false);
                 ulong end = (ulong)w * ns;
-                _dmas.Feed(w, _window, _unit.Name);
+                _dmas.Feed(w, _window, _unit.Name, this);
                 _window.Run(end);
+                RetireMoved();
                 StampReleases();
                 if (w >= _windDown.QuietAfter)
                 {
@@ -486,8 +489,9 @@ public static class Replayer
             {
                 w2++;
                 ulong end = (ulong)w2 * ns;
-                _dmas.Feed(w2, _window, _unit.Name);
+                _dmas.Feed(w2, _window, _unit.Name, this);
                 _window.Run(end);
+                RetireMoved();
                 _unit.Clock.AdvanceTo(end);
                 _unit.Drain();
                 StampReleases();
@@ -606,7 +610,11 @@ public static class Replayer
             foreach (var op in ops)
             {
                 if (op.Kind == DmaOpKind.Unmap && d.Moved.Remove(op.Iova, out ulong moved))
+                {
                     _rewritten.Add(op with { Iova = moved });
+                    // The window's DMAs still reach the buffer where the replay placed it (a DMA late after the unmap).
+                    d.RetiredBuffers.Add((op.Iova, op.Size));
+                }
                 else
                     _rewritten.Add(op);
             }
@@ -641,8 +649,57 @@ public static class Replayer
             var difference = new ReplayDifference(d.Recorded.Name, r, p) { DomainIndex = d.Index, Window = CurrentWindow(d) };
             Report.Differ(difference);
             if (r.Kind == DmaOpKind.DmaMap && p.Error == Errno.None && r.Error == Errno.None && r.Iova != p.Iova)
+            {
                 d.Moved[r.Iova] = p.Iova;
+                if (_cfg.RecordedDmas is not null)
+                    MovePages(d, r.Iova, r.Bytes, (long)(p.Iova - r.Iova));
+            }
         }
+
+        /// <summary>Recorded DMAs to a buffer the replay placed elsewhere go where it placed it: its pages, run page → IOVA difference.</summary>
+        private static void MovePages(DomainState d, ulong iova, ulong bytes, long delta)
+        {
+            if (bytes == 0)
+                return;
+            for (ulong page = iova >> 12, last = (iova + (bytes - 1)) >> 12; page <= last && page >= iova >> 12; page++)
+                d.MovedPages[page] = delta;
+        }
+
+        /// <summary>The buffers unmapped this window stop redirecting DMAs once the window's DMAs ran.</summary>
+        private void RetireMoved()
+        {
+            foreach (var d in _domains)
+            {
+                foreach (var (iova, size) in d.RetiredBuffers)
+                {
+                    if (size == 0)
+                        continue;
+                    for (ulong page = iova >> 12, last = (iova + (size - 1)) >> 12; page <= last && page >= iova >> 12; page++)
+                        d.MovedPages.Remove(page);
+                }
+                d.RetiredBuffers.Clear();
+            }
+        }
+
+        /// <inheritdoc/>
+        bool IDmaPlacement.AnyMoved
+        {
+            get
+            {
+                foreach (var d in _domains)
+                {
+                    if (d.MovedPages.Count > 0)
+                        return true;
+                }
+                return false;
+            }
+        }
+
+        /// <inheritdoc/>
+        DmaAccess IDmaPlacement.Place(in DmaAccess dma)
+            => _domainOfDevice.TryGetValue(dma.Device, out var d) && d.MovedPages.Count > 0 && d.MovedPages.TryGetValue(dma.Iova >> 12, out long delta)
+                ? dma with { Iova = dma.Iova + (ulong)delta }
+                : dma;
 
         private static long CurrentWindow(DomainState d)
             => d.Next < d.Recorded.Batches.Count ? d.Recorded.Batches[d.Next].Window : long.MaxValue;
@@ -669,6 +726,9 @@ public static class Replayer
         public int Next;   // the next batch of the journal to apply
         /// <summary>Where the replay placed each DMA-API buffer the run placed elsewhere (run IOVA → replay IOVA).</summary>
         public readonly Dictionary<ulong, ulong> Moved = new();
+        /// <summary>The pages of those buffers (run page → replay IOVA − run IOVA), for recorded DMAs; and the buffers unmapped this window.</summary>
+        public readonly Dictionary<ulong, long> MovedPages = new();
+        public readonly List<(ulong Iova, ulong Size)> RetiredBuffers = new();
         public readonly Dictionary<long, DmaOpResult> RecordedPending = new(), ReplayedPending = new();
     }
 }
