@@ -211,4 +211,24 @@ public class ReplayDmaTests(ITestOutputHelper output)
         Assert.Equal(0, strict.Stats.Faults);
         Assert.Equal(0, strict.Stats.StaleViolations);
     }
+
+    [Fact]
+    public async Task TheDmaJournalIsTheSameForTheSameSeed()
+    {
+        // Whatever order the hosts' messages reach a unit in, its journal holds the same events.
+        using var db = new TempDb();
+        var settings = Small("mixed", Policy("lazy"), "one", ops: 3_000) with { RecordDmas = true };
+        var (_, one) = await RecordAsync(db.Backend, settings);
+        var (_, two) = await RecordAsync(db.Backend, settings with { RunId = "two" });
+        Assert.Equal(one.Dmas!.Count, two.Dmas!.Count);
+        for (int u = 0; u < one.Dmas.Count; u++)
+        {
+            Assert.Equal(one.Dmas[u].Count, two.Dmas[u].Count);
+            for (int i = 0; i < one.Dmas[u].Count; i++)
+            {
+                Assert.Equal(one.Dmas[u][i].Window, two.Dmas[u][i].Window);
+                Assert.Equal(one.Dmas[u][i].Items, two.Dmas[u][i].Items);
+            }
+        }
+    }
 }

@@ -48,7 +48,7 @@ public class UnitCodecTests
     }
 
     [Fact]
-    public void Typical_windows_round_trip_in_about_five_bytes_a_dma()
+    public void Typical_windows_round_trip_in_under_seven_bytes_a_dma()
     {
         var e = Typical(devices: 16, perDevice: 64);
         var bytes = Registry.Serialize(e);
