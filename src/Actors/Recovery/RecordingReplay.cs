@@ -99,6 +99,9 @@ public static class RecordingReplay
         FormatException Bad(string key) => new($"run '{run.RunId}': its configuration's {key}={Value(key)} is not one this build knows");
     }
 
+    /// <summary>The persistence id of unit <paramref name="unit"/>'s DMA journal in run <paramref name="runId"/> (<c>simulate --record-dmas</c>).</summary>
+    public static string DmaJournalId(string runId, int unit) => DmaRecorder.PersistenceIdOf(runId, RunTopology.UnitName(unit));
+
     /// <summary>Reads run <paramref name="run"/>'s journals.</summary>
     public static async Task<LoadedRecording> LoadAsync(ActorSystem system, RunStarted run, RunEnded? end, CancellationToken cancellationToken = default)
     {
@@ -139,7 +142,7 @@ public static class RecordingReplay
         {
             dmas = new List<WindowDmas>[topology.Lanes.Count];
             for (int u = 0; u < dmas.Length; u++)
-                dmas[u] = await Recordings.ReadWindowDmasAsync(system, DmaRecorder.PersistenceIdOf(run.RunId, topology.Lanes[u].UnitName), cancellationToken).ConfigureAwait(false);
+                dmas[u] = await Recordings.ReadWindowDmasAsync(system, DmaJournalId(run.RunId, topology.Lanes[u].Index), cancellationToken).ConfigureAwait(false);
         }
         return new LoadedRecording(run, end, settings, recording) { Dmas = dmas };
     }
