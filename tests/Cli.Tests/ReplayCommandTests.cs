@@ -144,6 +144,33 @@ stale hits in window +0 +[1-9][0-9]*
     }
 
     [Fact]
+    public void ADamagedDmaEventIsNamedWithExit2()
+    {
+        string db = Path.Combine(_dir, "x.db");
+        var sim = Ptactors("simulate", "--db", db, "--run-id", "x", "--workload", "mixed", "--ops", "2000",
+            "--iommus", "2", "--domains", "4", "--devices", "16", "--record-dmas");
+        Assert.True(sim.Exit == 0, sim.Stderr);
+        EndToEndTests.Checkpoint(db);
+        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            conn.Open();
+            using var read = conn.CreateCommand();
+            read.CommandText = "SELECT message FROM journal WHERE persistence_id = 'x/iommu1.dmas' AND sequence_number = 1";
+            var bytes = (byte[])read.ExecuteScalar()!;
+            bytes[0] = 9;   // the version byte
+            using var write = conn.CreateCommand();
+            write.CommandText = "UPDATE journal SET message = $m WHERE persistence_id = 'x/iommu1.dmas' AND sequence_number = 1";
+            write.Parameters.AddWithValue("$m", bytes);
+            Assert.Equal(1, write.ExecuteNonQuery());
+        }
+        SqliteConnection.ClearAllPools();
+        var r = Ptactors("replay", "--db", db);
+        Assert.Equal(2, r.Exit);
+        Assert.Equal($"ptactors replay: cannot read '{db}': x/iommu1.dmas event 1: PtSerializer: 'unit-dmas' payload has format version 9; this build reads versions 1..1\n",
+            r.Stderr.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
     public void BadOptionsAndRunsAreRefusedWithExit2()
     {
         string db = Record("a", "nic", "lazy");
