@@ -69,14 +69,25 @@ public sealed class IotlbActor : ReceiveActor
     private readonly MessagePools? _pools;
     private IActorRef _coordinator = ActorRefs.Nobody;
     private IommuDomain? _boot;
+    /// <summary>With --record-dmas: the persistence id of the unit's DMA journal, its recorder, the window's DMAs so far and the window waiting for its event to be written.</summary>
+    private readonly string? _dmaJournal;
+    private IActorRef? _recorder;
+    private readonly List<DmaAccess>? _recording;
+    /// <summary>Where each host's message of the window starts in <see cref="_recording"/>, by its first DMA's device.</summary>
+    private readonly List<(int FirstDevice, int Start, int Count)> _chunks = new();
+    private (long Window, IActorRef Sender)? _awaitingRecord;
 
-    /// <summary>Props.</summary>
-    public static Props Props(string unit, IommuUnitConfig config, MessagePools? pools = null) => Akka.Actor.Props.Create(() => new IotlbActor(unit, config, pools));
+    /// <summary>Props; <paramref name="dmaJournal"/>: the persistence id to journal the unit's DMAs under (null: not journalled).</summary>
+    public static Props Props(string unit, IommuUnitConfig config, MessagePools? pools = null, string? dmaJournal = null)
+        => Akka.Actor.Props.Create(() => new IotlbActor(unit, config, pools, dmaJournal));
 
     /// <summary>Creates the unit.</summary>
-    public IotlbActor(string unit, IommuUnitConfig config, MessagePools? pools = null)
+    public IotlbActor(string unit, IommuUnitConfig config, MessagePools? pools = null, string? dmaJournal = null)
     {
         _pools = pools;
+        _dmaJournal = dmaJournal;
+        if (dmaJournal is not null)
+            _recording = new List<DmaAccess>();
         _name = unit;
         _unit = new IommuUnit(unit, config, _clock);
         _window = new UnitWindow(_unit);
@@ -101,6 +112,11 @@ public sealed class IotlbActor : ReceiveActor
         Receive<Dmas>(d =>
         {
             _window.AddDmas(d.Items.Span);
+            if (_recording is not null && d.Items.Length > 0)
+            {
+                _chunks.Add((d.Items.Span[0].Device, _recording.Count, d.Items.Length));
+                _recording.AddRange(d.Items.Span);
+            }
             _pools?.Dmas.Return(d.Items);
         });
         Receive<DomainActor.Unmapped>(u =>
@@ -117,9 +133,32 @@ public sealed class IotlbActor : ReceiveActor
             // The lane's domains committed: they hold what was re-sendable until now.
             foreach (var binding in _bindings)
                 binding.Acknowledged(_pools);
+            if (_recording is { Count: > 0 })
+            {
+                // The window's DMAs go to the journal while the unit runs them; the window is reported processed
+                // (and its releases sent) once they are durable.
+                _awaitingRecord = (p.Window, Sender);
+                _recorder!.Tell(new DmaRecorder.Record(new PtActors.Engine.Replay.WindowDmas(p.Window, TakeRecording())));
+            }
             _window.Run(p.EndNs);
+            if (_awaitingRecord is not null)
+                return;
             SendReleases();
             Sender.Tell(new Processed(p.Window, _name, _window.DmasRun));
+        });
+        Receive<DmaRecorder.Recorded>(r =>
+        {
+            if (_awaitingRecord is not { } awaiting || awaiting.Window != r.Window)
+                throw new InvalidOperationException($"{_name}: the DMA journal recorded window {r.Window}, which was not waiting to be recorded");
+            _awaitingRecord = null;
+            SendReleases();
+            awaiting.Sender.Tell(new Processed(awaiting.Window, _name, _window.DmasRun));
+        });
+        Receive<Terminated>(t =>
+        {
+            if (t.ActorRef.Equals(_recorder))
+                throw new InvalidOperationException($"its DMA journal {_dmaJournal} failed to write (--record-dmas)");
+            Unhandled(t);
         });
         Receive<Drain>(d =>
         {
@@ -129,6 +168,34 @@ public sealed class IotlbActor : ReceiveActor
             Sender.Tell(new Drained(_name));
         });
         Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), new Dictionary<string, IommuDomain>(_tables))));
+    }
+
+    /// <summary>
+    /// The window's DMAs in an order that does not depend on when the hosts' messages arrived: each host sends one
+    /// message per window, its devices' DMAs one device after the other in sequence order; the messages are
+    /// ordered by their first DMA's device (hosts drive disjoint devices).
+    /// </summary>
+    private DmaAccess[] TakeRecording()
+    {
+        var all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_recording);
+        var chunks = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_chunks);
+        chunks.Sort(static (a, b) => a.FirstDevice != b.FirstDevice ? a.FirstDevice.CompareTo(b.FirstDevice) : a.Start.CompareTo(b.Start));
+        var items = GC.AllocateUninitializedArray<DmaAccess>(all.Length);
+        int at = 0;
+        foreach (var (_, start, count) in chunks)
+        {
+            all.Slice(start, count).CopyTo(items.AsSpan(at));
+            at += count;
+        }
+        _recording!.Clear();
+        _chunks.Clear();
+        return items;
+    }
+
+    protected override void PreStart()
+    {
+        if (_dmaJournal is not null)
+            _recorder = Context.Watch(Context.ActorOf(DmaRecorder.Props(_dmaJournal), "dmas"));
     }
 
     private void TryBind(string domain)

@@ -44,10 +44,13 @@ public sealed record SimulationSettings
     public string RunId { get; init; } = "run";
     /// <summary>A deliberately broken IOMMU configuration, to show a checker firing (none by default).</summary>
     public UnsafeMode Unsafe { get; init; } = UnsafeMode.None;
+    /// <summary>Also journal the DMAs each unit translated, per unit and window (<see cref="DmaRecorder"/>), for replay.</summary>
+    public bool RecordDmas { get; init; }
 
     /// <summary>
     /// The configuration as <c>key=value</c> words (the run id aside): what a run prints first, what the run
     /// registry keeps and what <c>ptactors runs</c> shows; <see cref="ValueOf"/> reads a value back.
+    /// <c>record-dmas=true</c> ends it when the run journals its DMAs (absent otherwise, as in runs recorded before the option).
     /// </summary>
     public string Describe()
     {
@@ -57,7 +60,7 @@ public sealed record SimulationSettings
         return string.Create(inv,
             $"iommus={Iommus} domains={Domains} devices={Devices} workload={Workload} format={PtActors.Engine.Formats.PtFormatOps.For(Format).Name} " +
             $"policy={Policy} iotlb={IotlbEntries} cpus={Cpus} inflight={Inflight} late_dma={lateDma} {end} seed={Seed} " +
-            $"unsafe={UnsafeModes.Name(Unsafe)}");
+            $"unsafe={UnsafeModes.Name(Unsafe)}{(RecordDmas ? " record-dmas=true" : "")}");
     }
 
     /// <summary>A duration in the largest unit that divides it (<c>1500ms</c>, <c>2s</c>).</summary>

@@ -163,7 +163,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         var hostOrder = new List<int[]>(topology.Lanes.Count);
         foreach (var plan in topology.Lanes)
         {
-            var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(plan.UnitName, unitConfig, _pools), plan.UnitName));
+            string? dmaJournal = _s.RecordDmas ? DmaRecorder.PersistenceIdOf(_s.RunId, plan.UnitName) : null;
+            var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(plan.UnitName, unitConfig, _pools, dmaJournal), plan.UnitName));
             _laneOfUnit[plan.UnitName] = _lanes.Count;
             _lanes.Add(new LaneActors(unit));
             var order = new int[plan.Domains.Count];

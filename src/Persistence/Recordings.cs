@@ -52,4 +52,44 @@ public static class Recordings
             .WaitAsync(cancellationToken).ConfigureAwait(false);
         return batches;
     }
+
+    /// <summary>
+    /// The DMAs the journal of <paramref name="persistenceId"/> holds (an IOMMU unit's, journalled by
+    /// <c>simulate --record-dmas</c>), one entry per window in sequence order. Any other event there is refused.
+    /// </summary>
+    public static async Task<List<PtActors.Engine.Replay.WindowDmas>> ReadWindowDmasAsync(ActorSystem system, string persistenceId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(PersistenceConfig.SqlReadJournalId);
+        var windows = new List<PtActors.Engine.Replay.WindowDmas>();
+        try
+        {
+            await journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
+                .RunForeach(envelope =>
+                {
+                    if (envelope.Event is not PtActors.Engine.Replay.WindowDmas dmas)
+                        throw new InvalidDataException($"{persistenceId} event {envelope.SequenceNr} is a {envelope.Event?.GetType().Name ?? "null"}, not a unit's DMAs of a window");
+                    windows.Add(dmas);
+                }, system.Materializer())
+                .WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (Damaged(e) is { } damaged)
+        {
+            // The journal layer wraps the serializer's refusal of a damaged event: name the journal and the damage.
+            throw new InvalidDataException($"{persistenceId} event {windows.Count + 1}: {damaged.Message}", e);
+        }
+        return windows;
+    }
+
+    /// <summary>The serializer's refusal of a damaged payload inside <paramref name="e"/>'s inner exceptions, or null.</summary>
+    private static System.Runtime.Serialization.SerializationException? Damaged(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            if (x is System.Runtime.Serialization.SerializationException s)
+                return s;
+        }
+        return null;
+    }
+
 }

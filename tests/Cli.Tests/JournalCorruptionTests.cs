@@ -18,11 +18,11 @@ public sealed class JournalCorruptionTests : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
-    private string MakeRun()
+    private string MakeRun(params string[] extra)
     {
         string db = Path.Combine(_dir, "good.db");
         var r = EndToEndTests.Ptactors(["simulate", "--db", db, "--run-id", "good", "--iommus", "2", "--domains", "4", "--devices", "16",
-            "--ops", "3000", "--format", "amdv1", "--workload", "random"]);
+            "--ops", "3000", "--format", "amdv1", "--workload", "random", .. extra]);
         Assert.Equal(0, r.Exit);
         SqliteConnection.ClearAllPools();
         using var conn = Open(db);
@@ -193,5 +193,29 @@ public sealed class JournalCorruptionTests : IDisposable
             seen++;
         }
         Assert.True(seen > 0, $"none of {candidates.Count} changed batches changed the run's final tables");
+    }
+
+    [Fact]
+    public void TheDmaJournalsOfARecordDmasRunAreRowsOfTheRun()
+    {
+        // A run that does not verify lists the journal rows out of place; a --record-dmas run's DMA journals are not.
+        string good = MakeRun("--record-dmas");
+        using (var conn = Open(good))
+        {
+            using var count = conn.CreateCommand();
+            count.CommandText = "SELECT count(*) FROM journal WHERE persistence_id IN ('good/iommu0.dmas', 'good/iommu1.dmas')";
+            Assert.True((long)count.ExecuteScalar()! > 0);
+        }
+        SqliteConnection.ClearAllPools();
+        var ok = EndToEndTests.Ptactors(["verify", "--db", good]);
+        Assert.Equal(0, ok.Exit);
+        string db = Damaged(good, "gap", null);
+        using (var conn = Open(db))
+            Execute(conn, "UPDATE journal SET sequence_number = 99 WHERE persistence_id = 'good/dom0001' AND sequence_number = 2");
+        SqliteConnection.ClearAllPools();
+        var r = EndToEndTests.Ptactors(["verify", "--db", db]);
+        Assert.Equal(1, r.Exit);
+        Assert.True(r.Stdout.Contains("good/dom0001 event 3 follows event 1", StringComparison.Ordinal), r.Stdout);
+        Assert.DoesNotContain(".dmas", r.Stdout);
     }
 }

@@ -70,6 +70,107 @@ public sealed class ReplayCommandTests : IDisposable
     }
 
     [Fact]
+    public void SynthesizedDmasGiveTheDmaFiguresAndTheSameSeedTheSameOnes()
+    {
+        string db = Record("s", "nic", "lazy");
+        string Json(string name, params string[] extra)
+        {
+            string path = Path.Combine(_dir, name);
+            var r = Ptactors(["replay", "--db", db, "--policy", "strict,lazy", "--json", path, .. extra]);
+            Assert.Equal("", r.Stderr);
+            Assert.Equal(0, r.Exit);
+            if (extra.Length > 0)
+            {
+                Assert.Contains("(DMAs: synthesized, 3 per mapped 4 KiB page over each mapping's lifetime, seed ", r.Stdout);
+                Assert.Matches(@"
+IOTLB hit rate +0\.[0-9]{4} +0\.[0-9]{4}
+", r.Stdout);
+                Assert.Matches(@"
+stale hits in window +0 +[1-9][0-9]*
+", r.Stdout);
+            }
+            return path;
+        }
+        static List<JsonElement> Runs(string path)
+            => JsonDocument.Parse(File.ReadAllText(path)).RootElement.GetProperty("runs").EnumerateArray().ToList();
+        string[] keys = ["dmas", "iotlb_hit_rate", "stale_in_window", "stale_violations", "use_after_free", "isolation_breaches", "faults"];
+
+        var a = Runs(Json("a.json", "--synth-dmas", "3"));
+        var b = Runs(Json("b.json", "--synth-dmas", "3", "--seed", "1"));
+        var c = Runs(Json("c.json", "--synth-dmas", "3", "--seed", "99"));
+        for (int i = 0; i < a.Count; i++)
+        {
+            foreach (string key in keys)
+            {
+                Assert.Equal(JsonValueKind.Number, a[i].GetProperty(key).ValueKind);
+                Assert.Equal(a[i].GetProperty(key).GetRawText(), b[i].GetProperty(key).GetRawText());   // seed 1 is the default
+            }
+            Assert.Equal(a[i].GetProperty("dmas").GetInt64(), c[i].GetProperty("dmas").GetInt64());
+            Assert.Equal(0, a[i].GetProperty("stale_violations").GetInt64());
+        }
+        Assert.NotEqual(a[1].GetProperty("iotlb_hit_rate").GetDouble(), c[1].GetProperty("iotlb_hit_rate").GetDouble());
+        Assert.True(a[1].GetProperty("identical").GetBoolean());   // lazy is the recorded policy: DMAs change no answer
+        Assert.True(a[1].GetProperty("stale_in_window").GetInt64() > 0);
+        Assert.Equal(0, a[0].GetProperty("stale_in_window").GetInt64());
+    }
+
+    [Fact]
+    public void RecordedDmasReplayToTheRunsDmaFigures()
+    {
+        string db = Path.Combine(_dir, "d.db");
+        string simJson = Path.Combine(_dir, "sim.json");
+        var sim = Ptactors("simulate", "--db", db, "--run-id", "d", "--workload", "mixed", "--policy", "lazy", "--ops", "4000",
+            "--iommus", "2", "--domains", "4", "--devices", "16", "--cpus", "2", "--record-dmas", "--json", simJson);
+        Assert.True(sim.Exit == 0, sim.Stderr);
+        Assert.Contains(" record-dmas=true", sim.Stdout);
+        string json = Path.Combine(_dir, "d.json");
+        var r = Ptactors("replay", "--db", db, "--policy", "lazy,strict", "--json", json);
+        Assert.Equal("", r.Stderr);
+        Assert.Equal(0, r.Exit);
+        Assert.Contains("(DMAs: the run's, as its units translated them)", r.Stdout);
+        Assert.Matches(@" operations in 4 domains, [1-9][0-9]* recorded DMAs, read in", r.Stdout);
+
+        using var simDoc = JsonDocument.Parse(File.ReadAllText(simJson));
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var lazy = doc.RootElement.GetProperty("runs")[0];
+        Assert.True(lazy.GetProperty("identical").GetBoolean());
+        foreach (string key in new[] { "dmas", "iotlb_hit_rate", "stale_in_window", "stale_violations", "use_after_free", "isolation_breaches", "faults", "invalidations" })
+            Assert.Equal(simDoc.RootElement.GetProperty(key).GetRawText(), lazy.GetProperty(key).GetRawText());
+        Assert.True(lazy.GetProperty("dmas").GetInt64() > 0);
+
+        var both = Ptactors("replay", "--db", db, "--synth-dmas", "2");
+        Assert.Equal(2, both.Exit);
+        Assert.Contains("ptactors replay: --synth-dmas: run 'd' has recorded DMAs (simulate --record-dmas), which are replayed", both.Stderr);
+    }
+
+    [Fact]
+    public void ADamagedDmaEventIsNamedWithExit2()
+    {
+        string db = Path.Combine(_dir, "x.db");
+        var sim = Ptactors("simulate", "--db", db, "--run-id", "x", "--workload", "mixed", "--ops", "2000",
+            "--iommus", "2", "--domains", "4", "--devices", "16", "--record-dmas");
+        Assert.True(sim.Exit == 0, sim.Stderr);
+        EndToEndTests.Checkpoint(db);
+        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            conn.Open();
+            using var read = conn.CreateCommand();
+            read.CommandText = "SELECT message FROM journal WHERE persistence_id = 'x/iommu1.dmas' AND sequence_number = 1";
+            var bytes = (byte[])read.ExecuteScalar()!;
+            bytes[0] = 9;   // the version byte
+            using var write = conn.CreateCommand();
+            write.CommandText = "UPDATE journal SET message = $m WHERE persistence_id = 'x/iommu1.dmas' AND sequence_number = 1";
+            write.Parameters.AddWithValue("$m", bytes);
+            Assert.Equal(1, write.ExecuteNonQuery());
+        }
+        SqliteConnection.ClearAllPools();
+        var r = Ptactors("replay", "--db", db);
+        Assert.Equal(2, r.Exit);
+        Assert.Equal($"ptactors replay: cannot read '{db}': x/iommu1.dmas event 1: PtSerializer: 'unit-dmas' payload has format version 9; this build reads versions 1..1\n",
+            r.Stderr.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
     public void BadOptionsAndRunsAreRefusedWithExit2()
     {
         string db = Record("a", "nic", "lazy");
@@ -88,6 +189,10 @@ public sealed class ReplayCommandTests : IDisposable
             (["replay", "--db", Path.Combine(_dir, "missing.db")], "no such file"),
             (["replay", "--db", db, "--run", "a", "--json", _dir], "it is a directory"),
             (["replay"], "Option '--db' is required"),
+            (["replay", "--db", db, "--run", "a", "--synth-dmas", "0"], "bad value '0' for --synth-dmas (an integer from 1 to 256)"),
+            (["replay", "--db", db, "--run", "a", "--synth-dmas", "257"], "bad value '257' for --synth-dmas"),
+            (["replay", "--db", db, "--run", "a", "--synth-dmas", "x"], "bad value 'x' for --synth-dmas"),
+            (["replay", "--db", db, "--run", "a", "--seed", "3"], "--seed seeds --synth-dmas: give --synth-dmas N too"),
         };
         // The runs' WAL content is checkpointed into the file first: a reader that closes the database last may
         // checkpoint it (the same pages, rewritten), which is SQLite's business, not a change of what is stored.

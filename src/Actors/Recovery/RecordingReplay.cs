@@ -19,6 +19,24 @@ public sealed record ReplayVariant(FlushPolicySpec Policy, int IotlbEntries, PtF
 /// <summary>A recording read from a database: the run, its end (if it ended), its configuration and its journals.</summary>
 public sealed record LoadedRecording(RunStarted Run, RunEnded? End, SimulationSettings Settings, Recording Recording)
 {
+    /// <summary>The DMAs each unit translated (one list per unit, in window order) when the run recorded them (<c>simulate --record-dmas</c>), else null.</summary>
+    public IReadOnlyList<IReadOnlyList<WindowDmas>>? Dmas { get; init; }
+
+    /// <summary>DMAs the recording holds (0 without recorded DMAs).</summary>
+    public long DmaCount
+    {
+        get
+        {
+            long n = 0;
+            foreach (var unit in Dmas ?? [])
+            {
+                foreach (var w in unit)
+                    n += w.Items.Length;
+            }
+            return n;
+        }
+    }
+
     /// <summary>The configuration the run was recorded with.</summary>
     public ReplayVariant Recorded => new(Settings.Policy, Settings.IotlbEntries, Settings.Format, Settings.Cpus);
 
@@ -65,6 +83,12 @@ public static class RecordingReplay
             Cpus = Int("cpus", 1),
             Seed = ulong.TryParse(Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out ulong seed) ? seed : throw Bad("seed"),
             Unsafe = UnsafeModes.Parse(Value("unsafe")) ?? throw Bad("unsafe"),
+            RecordDmas = SimulationSettings.ValueOf(config, "record-dmas") switch
+            {
+                null or "false" => false,
+                "true" => true,
+                _ => throw Bad("record-dmas"),
+            },
         };
 
         string Value(string key) => SimulationSettings.ValueOf(config, key) ?? throw new FormatException($"run '{run.RunId}': its configuration has no {key}= ({config})");
@@ -74,6 +98,9 @@ public static class RecordingReplay
 
         FormatException Bad(string key) => new($"run '{run.RunId}': its configuration's {key}={Value(key)} is not one this build knows");
     }
+
+    /// <summary>The persistence id of unit <paramref name="unit"/>'s DMA journal in run <paramref name="runId"/> (<c>simulate --record-dmas</c>).</summary>
+    public static string DmaJournalId(string runId, int unit) => DmaRecorder.PersistenceIdOf(runId, RunTopology.UnitName(unit));
 
     /// <summary>Reads run <paramref name="run"/>'s journals.</summary>
     public static async Task<LoadedRecording> LoadAsync(ActorSystem system, RunStarted run, RunEnded? end, CancellationToken cancellationToken = default)
@@ -111,7 +138,14 @@ public static class RecordingReplay
             domains.Add(new RecordedDomain(topology.Domains[d].Name, [.. topology.Domains[d].Devices], reads[d].Result));
         IReadOnlyList<LaneWindDown>? windDown = end is { Outcome: RunOutcome.Completed, WindDown.Count: > 0 } ? end.WindDown : null;
         var recording = new Recording(settings.Format, settings.Iommus, settings.WindowNs, domains, windDown);
-        return new LoadedRecording(run, end, settings, recording);
+        List<WindowDmas>[]? dmas = null;
+        if (settings.RecordDmas)
+        {
+            dmas = new List<WindowDmas>[topology.Lanes.Count];
+            for (int u = 0; u < dmas.Length; u++)
+                dmas[u] = await Recordings.ReadWindowDmasAsync(system, DmaJournalId(run.RunId, topology.Lanes[u].Index), cancellationToken).ConfigureAwait(false);
+        }
+        return new LoadedRecording(run, end, settings, recording) { Dmas = dmas };
     }
 
     /// <summary>Whether a replay under <paramref name="variant"/> builds the same tables as the run (so the journalled hardware writes apply).</summary>
@@ -128,10 +162,14 @@ public static class RecordingReplay
         return RunFigures.Percentile(report.LockWaitHistogram, q);
     }
 
-    /// <summary>Replays <paramref name="recording"/> under <paramref name="variant"/> (the run's deliberately broken behaviour, if any, kept).</summary>
+    /// <summary>
+    /// Replays <paramref name="recording"/> under <paramref name="variant"/> (the run's deliberately broken behaviour,
+    /// if any, kept), with the run's DMAs when it recorded them, else with <paramref name="synth"/>'s (if set).
+    /// </summary>
     /// <param name="journal">If set (one list per domain), receives the events a recording of this replay keeps.</param>
+    /// <exception cref="ArgumentException"><paramref name="synth"/> is set and the recording has DMAs of its own.</exception>
     public static ReplayReport Replay(LoadedRecording recording, ReplayVariant variant, CancellationToken cancellationToken = default,
-        List<PtActors.Engine.Dma.DomainBatch>[]? journal = null)
+        List<PtActors.Engine.Dma.DomainBatch>[]? journal = null, SynthDmas? synth = null)
     {
         ArgumentNullException.ThrowIfNull(recording);
         ArgumentNullException.ThrowIfNull(variant);
@@ -141,6 +179,9 @@ public static class RecordingReplay
             Cpus = variant.Cpus,
             Iotlb = new IotlbConfig(variant.IotlbEntries, Math.Min(8, variant.IotlbEntries)),
         });
-        return Replayer.Run(recording.Recording, new ReplayConfig(variant.Format, unit, SameTables(recording, variant), Journal: journal), cancellationToken);
+        if (synth is not null && recording.Dmas is not null)
+            throw new ArgumentException($"run '{recording.Run.RunId}' has recorded DMAs: they are replayed, synthesized ones cannot be added");
+        return Replayer.Run(recording.Recording, new ReplayConfig(variant.Format, unit, SameTables(recording, variant), Journal: journal,
+            RecordedDmas: recording.Dmas, Synth: synth), cancellationToken);
     }
 }

@@ -188,6 +188,13 @@ internal sealed partial class RecordingCommands
     {
         var found = new List<string>();
         var domains = new HashSet<string>(DomainIds(run), StringComparer.Ordinal);
+        // A run with --record-dmas also has a DMA journal per unit: rows of the run, checked for gaps the same way.
+        if (SimulationSettings.ValueOf(run.Config, "record-dmas") == "true"
+            && int.TryParse(SimulationSettings.ValueOf(run.Config, "iommus"), NumberStyles.None, CultureInfo.InvariantCulture, out int units))
+        {
+            for (int u = 0; u < units; u++)
+                domains.Add(RecordingReplay.DmaJournalId(run.RunId, u));
+        }
         string prefix = run.RunId + "/";
         try
         {

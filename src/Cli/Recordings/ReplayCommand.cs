@@ -44,13 +44,17 @@ internal sealed partial class RecordingCommands
         var cpus = SimulateCommand.Valued<int?>("--cpus", "N", $"CPUs for the per-CPU flush queues, at most {SimulateValues.MaxCpus} [default: the recorded number]",
             (string text, out string expected) => SimulateValues.Count(text, SimulateValues.MaxCpus, out expected));
         var json = SimulateCommand.Valued<string?>("--json", "FILE", "Also write every configuration's figures to FILE as JSON", SimulateValues.FilePath);
+        var synthDmas = SimulateCommand.Valued<int?>("--synth-dmas", "N",
+            $"Add N seeded DMAs per mapped 4 KiB page over each mapping's lifetime, 1 to {SynthDmas.MaxPerPage} (for a recording without recorded DMAs)",
+            (string text, out string expected) => SimulateValues.Count(text, SynthDmas.MaxPerPage, out expected));
+        var seed = SimulateCommand.Valued<ulong?>("--seed", "N", $"Seed of --synth-dmas [default: {SynthDmas.DefaultSeed}]", SimulateValues.Seed);
         var save = SimulateCommand.Valued<string?>("--save", "RUNID",
             "Record the replay (one configuration) in the database as run RUNID: listed by runs, checked by verify, replayable", SimulateValues.RunId);
         var command = new Command("replay",
             "Replay a recorded run open-loop (each operation in its recorded window and order) through fresh domains and units, " +
             "once per configuration (the cross product of the lists), without persisting; compare them side by side.")
         {
-            db, run, policies, iotlbs, format, cpus, json, save,
+            db, run, policies, iotlbs, format, cpus, synthDmas, seed, json, save,
         };
         command.Validators.Add(result =>
         {
@@ -62,9 +66,12 @@ internal sealed partial class RecordingCommands
                 result.AddError($"--policy x --iotlb make {p * i} configurations: at most {MaxReplayConfigurations}");
             if (p * i > 1 && result.GetResult(save) is { Implicit: false })
                 result.AddError($"--save records one configuration: --policy x --iotlb make {p * i}");
+            if (result.GetResult(seed) is { Implicit: false } && result.GetResult(synthDmas) is null or { Implicit: true })
+                result.AddError("--seed seeds --synth-dmas: give --synth-dmas N too");
         });
         command.SetAction((parse, ct) => ReplayAsync(parse.GetValue(db)!, parse.GetValue(run), parse.GetValue(policies)?.Items, parse.GetValue(iotlbs)?.Items,
-            parse.GetValue(format), parse.GetValue(cpus), parse.GetValue(json), parse.GetValue(save), ct));
+            parse.GetValue(format), parse.GetValue(cpus), parse.GetValue(json), parse.GetValue(save),
+            parse.GetValue(synthDmas) is int n ? new SynthDmas(n, parse.GetValue(seed) ?? SynthDmas.DefaultSeed) : null, ct));
         return command;
     }
 
@@ -97,7 +104,7 @@ internal sealed partial class RecordingCommands
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     private async Task<int> ReplayAsync(string db, string? runId, FlushPolicySpec[]? policies, int[]? iotlbs, PtFormatKind? format, int? cpus,
-        string? jsonPath, string? saveId, CancellationToken ct)
+        string? jsonPath, string? saveId, SynthDmas? synth, CancellationToken ct)
     {
         (SimulationSettings Settings, List<PtActors.Engine.Dma.DomainBatch>[] Journal, RunEnded End)? toSave = null;
         using var file = DatabaseFile.Open(db, out string? why);
@@ -143,6 +150,8 @@ internal sealed partial class RecordingCommands
             {
                 return Usage("replay", e.Message);
             }
+            if (synth is not null && recording.Dmas is not null)
+                return Usage("replay", $"--synth-dmas: run '{run.RunId}' has recorded DMAs (simulate --record-dmas), which are replayed: synthesized ones cannot be added");
             var recorded = recording.Recorded;
             var variants = new List<ReplayVariant>();
             foreach (var policy in policies ?? [recorded.Policy])
@@ -155,13 +164,13 @@ internal sealed partial class RecordingCommands
             string recordedHash = end is { Outcome: RunOutcome.Completed } ? end.TableHash : "";
             _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"replaying {run.RunId} ({(end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed")}, " +
-                $"{recording.Operations} operations in {recording.Recording.Domains.Count} domains, read in {reading.Elapsed.TotalSeconds:0.00} s) recorded with {recorded}"));
+                $"{recording.Operations} operations in {recording.Recording.Domains.Count} domains{(recording.Dmas is null ? "" : $", {recording.DmaCount} recorded DMAs")}, read in {reading.Elapsed.TotalSeconds:0.00} s) recorded with {recorded}"));
 
             // The recorded configuration first: it must give the run's answers and tables, whatever else is asked.
-            var check = Timed(recording, recorded, ct);
+            var check = Timed(recording, recorded, synth, ct);
             var results = new List<(ReplayVariant Variant, ReplayReport Report, double WallS)>();
             foreach (var v in variants)
-                results.Add(v == recorded ? check : Timed(recording, v, ct));
+                results.Add(v == recorded ? check : Timed(recording, v, synth, ct));
 
             string checkHash = DomainHashes.Canonical(check.Report.Tables);
             bool identical = Identical(check.Report, checkHash, recordedHash);
@@ -177,10 +186,12 @@ internal sealed partial class RecordingCommands
             Row("invalidation commands", r => r.Stats.Invalidations.ToString(CultureInfo.InvariantCulture));
             Row("per unmap", r => (r.Unmaps == 0 ? 0 : (double)r.Stats.Invalidations / r.Unmaps).ToString("0.###", CultureInfo.InvariantCulture));
             Row("over-invalidated bytes", r => r.Stats.OverInvalidatedBytes.ToString(CultureInfo.InvariantCulture));
-            Row("IOTLB hit rate", _ => "-");
-            Row("stale hits in window", _ => "-");
-            Row("violations", _ => "-");
-            Row("use-after-free walks", _ => "-");
+            Row("DMAs", r => Dma(r, r.Dmas ?? 0));
+            Row("IOTLB hit rate", r => r.Dmas is null ? "-" : HitRate(r).ToString("0.0000", CultureInfo.InvariantCulture));
+            Row("stale hits in window", r => Dma(r, r.Stats.StaleInWindow));
+            Row("violations", r => Dma(r, r.Stats.StaleViolations));
+            Row("use-after-free walks", r => Dma(r, r.Stats.UseAfterFree));
+            Row("faults", r => Dma(r, r.Stats.Faults));
             Row("lock waits", r => r.LockWaits.ToString(CultureInfo.InvariantCulture));
             Row("table pages high-water", r => r.TablePagesMax.ToString(CultureInfo.InvariantCulture));
             Row("IOVA reused before flush", r => r.IovaReusedBeforeFlush.ToString(CultureInfo.InvariantCulture));
@@ -190,7 +201,12 @@ internal sealed partial class RecordingCommands
             Row("  of which IOVA only", r => r.IovaPlacedElsewhere.ToString(CultureInfo.InvariantCulture));
             rows.Add(["identical", .. results.Select(x => Identical(x.Report, DomainHashes.Canonical(x.Report.Tables), recordedHash) ? "yes" : "no")]);
             WriteColumns(rows);
-            _stdout.WriteLine("(- : no DMAs were replayed: the recording has none, so DMA figures are absent, not zero)");
+            if (recording.Dmas is not null)
+                _stdout.WriteLine("(DMAs: the run's, as its units translated them)");
+            else if (synth is not null)
+                _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"(DMAs: synthesized, {synth.PerPage} per mapped 4 KiB page over each mapping's lifetime, seed {synth.Seed})"));
+            else
+                _stdout.WriteLine("(- : no DMAs were replayed: the recording has none and --synth-dmas was not given, so DMA figures are absent, not zero)");
             foreach (var (v, r, _) in results)
             {
                 foreach (var (what, first) in new[] { ("IOVA reused before flush", r.FirstIovaReusedBeforeFlush), ("unmap of nothing", r.FirstUnmapNotMapped), ("map refused", r.FirstMapRefused) })
@@ -219,7 +235,7 @@ internal sealed partial class RecordingCommands
                 for (int d = 0; d < journal.Length; d++)
                     journal[d] = new List<PtActors.Engine.Dma.DomainBatch>();
                 var saved = RecordingReplay.Replay(recording, v, ct, journal);
-                var settings = recording.Settings with { RunId = saveId, Policy = v.Policy, IotlbEntries = v.IotlbEntries, Format = v.Format, Cpus = v.Cpus, AckLogPath = null };
+                var settings = recording.Settings with { RunId = saveId, Policy = v.Policy, IotlbEntries = v.IotlbEntries, Format = v.Format, Cpus = v.Cpus, AckLogPath = null, RecordDmas = false };
                 var savedEnd = RecordingStore.CompletedEnd(saveId, saved.Ops, saved.Tables, journal, saved.WindDown);
                 toSave = (settings, journal, savedEnd);
             }
@@ -252,12 +268,19 @@ internal sealed partial class RecordingCommands
         return 0;
     }
 
-    private static (ReplayVariant Variant, ReplayReport Report, double WallS) Timed(LoadedRecording recording, ReplayVariant variant, CancellationToken ct)
+    private static (ReplayVariant Variant, ReplayReport Report, double WallS) Timed(LoadedRecording recording, ReplayVariant variant, SynthDmas? synth, CancellationToken ct)
     {
         var wall = Stopwatch.StartNew();
-        var report = RecordingReplay.Replay(recording, variant, ct);
+        var report = RecordingReplay.Replay(recording, variant, ct, synth: synth);
         return (variant, report, wall.Elapsed.TotalSeconds);
     }
+
+    /// <summary>A DMA count of a replay, or "-" when it had no DMAs.</summary>
+    private static string Dma(ReplayReport r, long value) => r.Dmas is null ? "-" : value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The IOTLB hit rate as <c>simulate</c> computes it (0 without lookups).</summary>
+    private static double HitRate(ReplayReport r)
+        => r.Stats.Hits + r.Stats.Misses == 0 ? 0 : (double)r.Stats.Hits / (r.Stats.Hits + r.Stats.Misses);
 
     /// <summary>A column title: what differs from the recorded configuration (or "recorded").</summary>
     private static string Label(ReplayVariant v, ReplayVariant recorded)
@@ -330,7 +353,7 @@ internal sealed partial class RecordingCommands
                         {
                             if (key is "run_id")
                                 continue;
-                            SimulationFigures.WriteValue(json, key, NoDmas.Contains(key) ? null : value);
+                            SimulationFigures.WriteValue(json, key, r.Dmas is null && NoDmas.Contains(key) ? null : value);
                         }
                         json.WriteEndObject();
                     }
@@ -357,7 +380,7 @@ internal sealed partial class RecordingCommands
         }
     }
 
-    /// <summary>Keys that only DMAs produce: null in a replay without DMAs (absent, not zero).</summary>
+    /// <summary>Keys that only DMAs produce: null in a replay without DMAs (absent, not zero), the replay's figures with them.</summary>
     private static readonly HashSet<string> NoDmas = new(StringComparer.Ordinal)
     {
         "dmas", "iotlb_hit_rate", "stale_in_window", "stale_violations", "use_after_free", "isolation_breaches", "faults",
@@ -369,6 +392,13 @@ internal sealed partial class RecordingCommands
         RunId = recording.Run.RunId,
         Unsafe = recording.Settings.Unsafe,
         Ops = r.Ops,
+        Dmas = r.Dmas ?? 0,
+        IotlbHitRate = HitRate(r),
+        StaleInWindow = r.Stats.StaleInWindow,
+        StaleViolations = r.Stats.StaleViolations,
+        UseAfterFree = r.Stats.UseAfterFree,
+        IsolationBreaches = r.Stats.IsolationBreaches,
+        Faults = r.Stats.Faults,
         OpsPerSec = r.Ops / Math.Max(wall, 1e-9),
         WallS = wall,
         SimS = r.Windows * (double)recording.Recording.WindowNs / 1e9,

@@ -67,6 +67,7 @@ internal sealed class SimulateCommand
     private readonly Option<string?> _runId;
     private readonly Option<UnsafeMode?> _unsafe;
     private readonly Option<string?> _ackLog;
+    private readonly Option<bool> _recordDmas;
 
     /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
     public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
@@ -113,10 +114,14 @@ internal sealed class SimulateCommand
 
         _ackLog = Valued<string?>("--ack-log", "FILE",
             "Append the ids of the operations acknowledged in each window to FILE, for `verify --ack-log` (crash campaigns)", SimulateValues.FilePath);
+        _recordDmas = new Option<bool>("--record-dmas")
+        {
+            Description = "Also journal the DMAs each unit translated, per unit and window, so that replay replays them (costs throughput: see docs/performance.md)",
+        };
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
-            _ops, _duration, _seed, _db, _inMemory, _json, _runId, _unsafe, _ackLog,
+            _ops, _duration, _seed, _db, _inMemory, _json, _runId, _unsafe, _ackLog, _recordDmas,
         };
         Command.Validators.Add(result =>
         {
@@ -222,6 +227,7 @@ internal sealed class SimulateCommand
             RunId = parse.GetValue(_runId) ?? NewRunId(),
             Unsafe = parse.GetValue(_unsafe) ?? d.Unsafe,
             AckLogPath = parse.GetValue(_ackLog),
+            RecordDmas = parse.GetValue(_recordDmas),
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
             : parse.GetValue(_db) is string db ? PersistenceBackend.Sqlite(db)

@@ -31,8 +31,11 @@ public sealed record Recording(PtFormatKind Format, int Iommus, ulong WindowNs, 
 /// <param name="CompareWithRecording">Compare every answer with the run's (false: the recording's batches carry no answers to compare with, e.g. an imported trace).</param>
 /// <param name="Journal">If set, one list per domain receives the batches the replay applied, as a domain actor would journal them (window, final flag, releases, operations, digest).</param>
 /// <param name="Results">If set, one list per domain receives the replay's answers, in the order the domain gave them.</param>
+/// <param name="RecordedDmas">If set, the DMAs each unit translated in the run (one list per unit, in window order), fed to the replay's units window by window.</param>
+/// <param name="Synth">If set, DMAs synthesized over the replay's own mappings (not with <paramref name="RecordedDmas"/>).</param>
 public sealed record ReplayConfig(PtFormatKind Format, IommuUnitConfig Unit, bool ApplyRecordedHardwareWrites, bool CompareWithRecording = true,
-    List<DomainBatch>[]? Journal = null, List<DmaOpResult>[]? Results = null);
+    List<DomainBatch>[]? Journal = null, List<DmaOpResult>[]? Results = null,
+    IReadOnlyList<IReadOnlyList<WindowDmas>>? RecordedDmas = null, SynthDmas? Synth = null);
 
 /// <summary>An operation whose replay differs from the recording.</summary>
 /// <param name="Domain">The domain's name.</param>
@@ -80,8 +83,10 @@ public sealed class ReplayReport
 
     /// <summary>Buckets of <see cref="LockWaitHistogram"/>.</summary>
     public const int LockWaitBuckets = 40;
-    /// <summary>The units' counters, summed.</summary>
+    /// <summary>The units' counters, summed (the DMA ones — hits, misses, stale hits, use-after-free walks, faults — count only when <see cref="Dmas"/> is set).</summary>
     public IommuUnitStats Stats { get; } = new();
+    /// <summary>DMAs the units translated; null when the replay had none to feed them (its DMA figures are absent, not zero).</summary>
+    public long? Dmas { get; internal set; }
     /// <summary>Table pages of every domain at the end of the fullest window.</summary>
     public long TablePagesMax { get; internal set; }
     /// <summary>Windows replayed.</summary>
@@ -183,6 +188,8 @@ public sealed class ReplayReport
         for (int i = 0; i < LockWaitBuckets; i++)
             LockWaitHistogram[i] += lane.LockWaitHistogram[i];
         Stats.Add(lane.Stats);
+        if (lane.Dmas is long dmas)
+            Dmas = (Dmas ?? 0) + dmas;
         Windows = Math.Max(Windows, lane.Windows);
         foreach (var (name, table) in lane.Tables)
             Tables[name] = table;
@@ -213,8 +220,14 @@ public sealed class ReplayReport
 /// </para>
 /// <para>
 /// DMA-API maps take their IOVA from the replay's allocator; an unmap of a buffer whose IOVA the replay placed
-/// elsewhere is sent to the replay's IOVA (a driver unmaps the handle it got). No DMAs are replayed: the DMA
-/// figures of a replay are absent, not zero.
+/// elsewhere is sent to the replay's IOVA (a driver unmaps the handle it got).
+/// </para>
+/// <para>
+/// DMAs: the run's (<see cref="ReplayConfig.RecordedDmas"/>) go to their unit in the window they were translated in;
+/// synthesized ones (<see cref="ReplayConfig.Synth"/>) come from a first pass that replays without DMAs to learn
+/// when each mapping lives (DMAs do not change what the domains answer), then the replay runs again with them.
+/// Without either the units translate nothing and <see cref="ReplayReport.Dmas"/> stays null: the DMA figures of
+/// such a replay are absent, not zero.
 /// </para>
 /// </summary>
 public static class Replayer
@@ -238,18 +251,37 @@ public static class Replayer
             throw new ArgumentException($"the journal has {journal.Length} lists for {recording.Domains.Count} domains");
         if (config.Results is { } results && results.Length != recording.Domains.Count)
             throw new ArgumentException($"the results have {results.Length} lists for {recording.Domains.Count} domains");
+        if (config.RecordedDmas is { } recorded && config.Synth is not null)
+            throw new ArgumentException("a replay feeds recorded or synthesized DMAs, not both");
+        if (config.RecordedDmas is { } units && units.Count > recording.Iommus)
+            throw new ArgumentException($"the recorded DMAs name {units.Count} units; the recording has {recording.Iommus}");
+        if (config.Synth is { PerPage: < 1 or > SynthDmas.MaxPerPage } s)
+            throw new ArgumentException($"synthesized DMAs per page must be 1 to {SynthDmas.MaxPerPage}, not {s.PerPage}");
+        List<SynthMapping>[]? mappings = null;
+        if (config.Synth is not null)
+        {
+            // First pass: the replay without DMAs, to learn each mapping's lifetime under this configuration.
+            mappings = new List<SynthMapping>[recording.Iommus];
+            RunAll(recording, config with { Journal = null, Results = null, Synth = null }, last, null, mappings, cancellationToken);
+        }
+        return RunAll(recording, config, last, mappings, null, cancellationToken);
+    }
+
+    /// <summary>Replays by digest when it can, else (or when the digests differ) answer by answer.</summary>
+    private static ReplayReport RunAll(Recording recording, ReplayConfig config, long last, List<SynthMapping>[]? synth, List<SynthMapping>[]? collect, CancellationToken ct)
+    {
         if (config.ApplyRecordedHardwareWrites && config.CompareWithRecording)
         {
             try
             {
-                return RunLanes(recording, config, last, byDigest: true, cancellationToken);
+                return RunLanes(recording, config, last, byDigest: true, synth, collect, ct);
             }
             catch (DigestMismatch)
             {
                 // Not the run's answers: replay again, answer by answer, to say which differ and how.
             }
         }
-        return RunLanes(recording, config, last, byDigest: false, cancellationToken);
+        return RunLanes(recording, config, last, byDigest: false, synth, collect, ct);
     }
 
     /// <summary>The last window any domain's journal has a batch in (checking that every batch has one, in order).</summary>
@@ -273,7 +305,7 @@ public static class Replayer
         return last;
     }
 
-    private static ReplayReport RunLanes(Recording rec, ReplayConfig cfg, long last, bool byDigest, CancellationToken ct)
+    private static ReplayReport RunLanes(Recording rec, ReplayConfig cfg, long last, bool byDigest, List<SynthMapping>[]? synth, List<SynthMapping>[]? collect, CancellationToken ct)
     {
         if (cfg.Journal is { } journal)
         {
@@ -289,7 +321,7 @@ public static class Replayer
         for (int u = 0; u < lanes.Length; u++)
         {
             var windDown = rec.WindDown is { } recorded && u < recorded.Count && recorded[u].Final > 0 ? recorded[u] : new LaneWindDown(last, last);
-            lanes[u] = new LaneReplay(rec, cfg, u, windDown, byDigest);
+            lanes[u] = new LaneReplay(rec, cfg, u, windDown, byDigest, synth?[u], collect is not null);
         }
         var failures = new Exception?[lanes.Length];
         Parallel.For(0, lanes.Length, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, u =>
@@ -321,6 +353,11 @@ public static class Replayer
             pages.Add(lane.PagesAtWindowEnd);
         }
         report.TablePagesMax = TablePages.Max(pages, 0);
+        if (collect is not null)
+        {
+            for (int u = 0; u < lanes.Length; u++)
+                collect[u] = lanes[u].Mappings?.Mappings ?? [];
+        }
         return report;
     }
 
@@ -328,8 +365,9 @@ public static class Replayer
     private sealed class DigestMismatch : Exception;
 
     /// <summary>One unit and its domains, replayed window by window.</summary>
-    private sealed class LaneReplay
+    private sealed class LaneReplay : IDmaPlacement
     {
+        private readonly Dictionary<int, DomainState> _domainOfDevice = new();
         private readonly Recording _rec;
         private readonly ReplayConfig _cfg;
         private readonly IommuUnit _unit;
@@ -343,8 +381,11 @@ public static class Replayer
         private readonly List<DmaOp> _rewritten = new();
         public readonly ReplayReport Report = new();
         public readonly List<long> PagesAtWindowEnd = new();
+        private readonly LaneDmaFeed _dmas;
+        /// <summary>The mappings the lane makes (a first pass before synthesizing DMAs), or null.</summary>
+        public readonly LaneMappings? Mappings;
 
-        public LaneReplay(Recording rec, ReplayConfig cfg, int u, LaneWindDown windDown, bool byDigest)
+        public LaneReplay(Recording rec, ReplayConfig cfg, int u, LaneWindDown windDown, bool byDigest, List<SynthMapping>? synth, bool collect)
         {
             _rec = rec;
             _cfg = cfg;
@@ -364,7 +405,7 @@ public static class Replayer
                     recovery = NewModel(r.Name, rec.Format, "recorded");
                     recovery.RecordHardwareWrites();
                 }
-                var state = new DomainState(r, d, model, recovery);
+                var state = new DomainState(r, d, model, recovery) { Slot = _domains.Count };
                 _domains.Add(state);
                 byTable[model.Domain] = state;
                 Report.Tables[r.Name] = model.Domain;
@@ -373,6 +414,7 @@ public static class Replayer
                 for (int i = 0; i < r.Devices.Length; i++)
                 {
                     int dev = r.Devices[i];
+                    _domainOfDevice[dev] = state;
                     var device = _unit.Device("dev" + dev.ToString(System.Globalization.CultureInfo.InvariantCulture));
                     _window.Bind(dev, device, i % Math.Max(1, cfg.Unit.Cpus));
                     if (boot is null && IommuDomain.Create(PtConfig.Default(cfg.Format), new TableMemory(), out boot) != Errno.None)
@@ -385,6 +427,25 @@ public static class Replayer
                 }
             }
             _unit.UnmapReleased = (table, id) => byTable[table].Released.Add(id);
+            if (collect)
+                Mappings = new LaneMappings(_domains.Count);
+            if (cfg.RecordedDmas is { } recorded)
+            {
+                _dmas = LaneDmaFeed.Recorded(u < recorded.Count ? recorded[u] : []);
+            }
+            else if (cfg.Synth is { } s && synth is not null)
+            {
+                var devices = new int[_domains.Count][];
+                for (int i = 0; i < devices.Length; i++)
+                    devices[i] = _domains[i].Recorded.Devices;
+                _dmas = LaneDmaFeed.Synthesized(s, u, synth, devices, rec.WindowNs);
+            }
+            else
+            {
+                _dmas = LaneDmaFeed.None;
+            }
+            if (_dmas.Active)
+                Report.Dmas = 0;
         }
 
         public void Run(CancellationToken ct)
@@ -400,7 +461,9 @@ public static class Replayer
                 foreach (var d in _domains)
                     Commit(d, w, final: false);
                 ulong end = (ulong)w * ns;
+                _dmas.Feed(w, _window, _unit.Name, this);
                 _window.Run(end);
+                RetireMoved();
                 StampReleases();
                 if (w >= _windDown.QuietAfter)
                 {
@@ -422,11 +485,13 @@ public static class Replayer
             // recorded windows are over (an unmap's lock held longer): wind down as the simulator does, a drain and
             // a commit of its releases per window, until nothing is left.
             long w2 = last;
-            while (w2 - last < MaxQuietWindows && !Idle())
+            while (w2 - last < MaxQuietWindows && !(Idle() && _dmas.Drained(w2)))
             {
                 w2++;
                 ulong end = (ulong)w2 * ns;
+                _dmas.Feed(w2, _window, _unit.Name, this);
                 _window.Run(end);
+                RetireMoved();
                 _unit.Clock.AdvanceTo(end);
                 _unit.Drain();
                 StampReleases();
@@ -434,6 +499,9 @@ public static class Replayer
                     Commit(d, w2, final: true);
             }
             Report.Windows = w2;
+            Mappings?.End(w2);
+            if (_dmas.Active)
+                Report.Dmas = _window.DmasRun;
             foreach (var d in _domains)
             {
                 if (d.Next < d.Recorded.Batches.Count)
@@ -490,7 +558,9 @@ public static class Replayer
             var ops = batch is null ? [] : Rewrite(d, batch.Ops.Span);
             var hardware = batch is not null && _cfg.ApplyRecordedHardwareWrites ? batch.HardwareWrites : [];
             _outcome.Clear();
+            Mappings?.Submitted(d.Slot, ops);
             ulong digest = d.Model.ApplyBatch(hardware, released, d.ReleasedAt, ops, _outcome);
+            Mappings?.Answered(d.Slot, window, CollectionsMarshal.AsSpan(_outcome.Results));
             _cfg.Journal?[d.Index].Add(new DomainBatch(released.ToArray(), d.ReleasedAt, ops.ToArray(), digest)
             {
                 HardwareWrites = hardware.Length == 0 ? [] : (long[])hardware.Clone(),
@@ -540,7 +610,11 @@ public static class Replayer
             foreach (var op in ops)
             {
                 if (op.Kind == DmaOpKind.Unmap && d.Moved.Remove(op.Iova, out ulong moved))
+                {
                     _rewritten.Add(op with { Iova = moved });
+                    // The window's DMAs still reach the buffer where the replay placed it (a DMA late after the unmap).
+                    d.RetiredBuffers.Add((op.Iova, op.Size));
+                }
                 else
                     _rewritten.Add(op);
             }
@@ -575,8 +649,57 @@ public static class Replayer
             var difference = new ReplayDifference(d.Recorded.Name, r, p) { DomainIndex = d.Index, Window = CurrentWindow(d) };
             Report.Differ(difference);
             if (r.Kind == DmaOpKind.DmaMap && p.Error == Errno.None && r.Error == Errno.None && r.Iova != p.Iova)
+            {
                 d.Moved[r.Iova] = p.Iova;
+                if (_cfg.RecordedDmas is not null)
+                    MovePages(d, r.Iova, r.Bytes, (long)(p.Iova - r.Iova));
+            }
         }
+
+        /// <summary>Recorded DMAs to a buffer the replay placed elsewhere go where it placed it: its pages, run page → IOVA difference.</summary>
+        private static void MovePages(DomainState d, ulong iova, ulong bytes, long delta)
+        {
+            if (bytes == 0)
+                return;
+            for (ulong page = iova >> 12, last = (iova + (bytes - 1)) >> 12; page <= last && page >= iova >> 12; page++)
+                d.MovedPages[page] = delta;
+        }
+
+        /// <summary>The buffers unmapped this window stop redirecting DMAs once the window's DMAs ran.</summary>
+        private void RetireMoved()
+        {
+            foreach (var d in _domains)
+            {
+                foreach (var (iova, size) in d.RetiredBuffers)
+                {
+                    if (size == 0)
+                        continue;
+                    for (ulong page = iova >> 12, last = (iova + (size - 1)) >> 12; page <= last && page >= iova >> 12; page++)
+                        d.MovedPages.Remove(page);
+                }
+                d.RetiredBuffers.Clear();
+            }
+        }
+
+        /// <inheritdoc/>
+        bool IDmaPlacement.AnyMoved
+        {
+            get
+            {
+                foreach (var d in _domains)
+                {
+                    if (d.MovedPages.Count > 0)
+                        return true;
+                }
+                return false;
+            }
+        }
+
+        /// <inheritdoc/>
+        DmaAccess IDmaPlacement.Place(in DmaAccess dma)
+            => _domainOfDevice.TryGetValue(dma.Device, out var d) && d.MovedPages.Count > 0 && d.MovedPages.TryGetValue(dma.Iova >> 12, out long delta)
+                ? dma with { Iova = dma.Iova + (ulong)delta }
+                : dma;
 
         private static long CurrentWindow(DomainState d)
             => d.Next < d.Recorded.Batches.Count ? d.Recorded.Batches[d.Next].Window : long.MaxValue;
@@ -596,11 +719,16 @@ public static class Replayer
         public readonly int Index = index;
         public readonly DomainModel Model = model;
         public readonly DomainModel? Recovery = recovery;
+        /// <summary>The domain's place among its lane's domains.</summary>
+        public int Slot { get; init; }
         public readonly List<long> Released = new();
         public ulong ReleasedAt;
         public int Next;   // the next batch of the journal to apply
         /// <summary>Where the replay placed each DMA-API buffer the run placed elsewhere (run IOVA → replay IOVA).</summary>
         public readonly Dictionary<ulong, ulong> Moved = new();
+        /// <summary>The pages of those buffers (run page → replay IOVA − run IOVA), for recorded DMAs; and the buffers unmapped this window.</summary>
+        public readonly Dictionary<ulong, long> MovedPages = new();
+        public readonly List<(ulong Iova, ulong Size)> RetiredBuffers = new();
         public readonly Dictionary<long, DmaOpResult> RecordedPending = new(), ReplayedPending = new();
     }
 }
