@@ -37,48 +37,43 @@ public static class Recordings
     /// The domain batches the journal of <paramref name="persistenceId"/> holds, in sequence order (a recording's
     /// operations as the domain applied them). Any other event there is refused: a domain journal holds batches only.
     /// </summary>
-    public static async Task<List<DomainBatch>> ReadBatchesAsync(ActorSystem system, string persistenceId, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(system);
-        var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(PersistenceConfig.SqlReadJournalId);
-        var batches = new List<DomainBatch>();
-        await journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
-            .RunForeach(envelope =>
-            {
-                if (envelope.Event is not DomainBatch batch)
-                    throw new InvalidDataException($"{persistenceId} event {envelope.SequenceNr} is a {envelope.Event?.GetType().Name ?? "null"}, not a domain batch");
-                batches.Add(batch);
-            }, system.Materializer())
-            .WaitAsync(cancellationToken).ConfigureAwait(false);
-        return batches;
-    }
+    public static Task<List<DomainBatch>> ReadBatchesAsync(ActorSystem system, string persistenceId, CancellationToken cancellationToken = default)
+        => ReadEventsAsync<DomainBatch>(system, persistenceId, "a domain batch", cancellationToken);
 
     /// <summary>
     /// The DMAs the journal of <paramref name="persistenceId"/> holds (an IOMMU unit's, journalled by
     /// <c>simulate --record-dmas</c>), one entry per window in sequence order. Any other event there is refused.
     /// </summary>
-    public static async Task<List<PtActors.Engine.Replay.WindowDmas>> ReadWindowDmasAsync(ActorSystem system, string persistenceId, CancellationToken cancellationToken = default)
+    public static Task<List<PtActors.Engine.Replay.WindowDmas>> ReadWindowDmasAsync(ActorSystem system, string persistenceId, CancellationToken cancellationToken = default)
+        => ReadEventsAsync<PtActors.Engine.Replay.WindowDmas>(system, persistenceId, "a unit's DMAs of a window", cancellationToken);
+
+    /// <summary>
+    /// Every event of <paramref name="persistenceId"/>'s journal, in sequence order, each a <typeparamref name="T"/>
+    /// (<paramref name="what"/> names one in the error for any other). A damaged event is an
+    /// <see cref="InvalidDataException"/> naming the journal, the event and the serializer's refusal.
+    /// </summary>
+    private static async Task<List<T>> ReadEventsAsync<T>(ActorSystem system, string persistenceId, string what, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(system);
         var journal = PersistenceQuery.Get(system).ReadJournalFor<SqlReadJournal>(PersistenceConfig.SqlReadJournalId);
-        var windows = new List<PtActors.Engine.Replay.WindowDmas>();
+        var items = new List<T>();
         try
         {
             await journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
                 .RunForeach(envelope =>
                 {
-                    if (envelope.Event is not PtActors.Engine.Replay.WindowDmas dmas)
-                        throw new InvalidDataException($"{persistenceId} event {envelope.SequenceNr} is a {envelope.Event?.GetType().Name ?? "null"}, not a unit's DMAs of a window");
-                    windows.Add(dmas);
+                    if (envelope.Event is not T item)
+                        throw new InvalidDataException($"{persistenceId} event {envelope.SequenceNr} is a {envelope.Event?.GetType().Name ?? "null"}, not {what}");
+                    items.Add(item);
                 }, system.Materializer())
                 .WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (Damaged(e) is { } damaged)
         {
             // The journal layer wraps the serializer's refusal of a damaged event: name the journal and the damage.
-            throw new InvalidDataException($"{persistenceId} event {windows.Count + 1}: {damaged.Message}", e);
+            throw new InvalidDataException($"{persistenceId} event {items.Count + 1}: {damaged.Message}", e);
         }
-        return windows;
+        return items;
     }
 
     /// <summary>The serializer's refusal of a damaged payload inside <paramref name="e"/>'s inner exceptions, or null.</summary>

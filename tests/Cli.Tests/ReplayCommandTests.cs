@@ -171,6 +171,35 @@ stale hits in window +0 +[1-9][0-9]*
     }
 
     [Fact]
+    public void ADamagedDomainBatchIsNamedWithExit2()
+    {
+        string db = Path.Combine(_dir, "b.db");
+        var sim = Ptactors("simulate", "--db", db, "--run-id", "b", "--workload", "mixed", "--ops", "2000",
+            "--iommus", "2", "--domains", "4", "--devices", "16");
+        Assert.True(sim.Exit == 0, sim.Stderr);
+        EndToEndTests.Checkpoint(db);
+        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            conn.Open();
+            using var read = conn.CreateCommand();
+            read.CommandText = "SELECT message FROM journal WHERE persistence_id = 'b/dom0002' AND sequence_number = 3";
+            var bytes = (byte[])read.ExecuteScalar()!;
+            using var write = conn.CreateCommand();
+            write.CommandText = "UPDATE journal SET message = $m WHERE persistence_id = 'b/dom0002' AND sequence_number = 3";
+            write.Parameters.AddWithValue("$m", bytes[..(bytes.Length / 2)]);   // cut short
+            Assert.Equal(1, write.ExecuteNonQuery());
+        }
+        SqliteConnection.ClearAllPools();
+        byte[] before = File.ReadAllBytes(db);
+        var r = Ptactors("replay", "--db", db);
+        Assert.Equal(2, r.Exit);
+        Assert.Equal("", r.Stdout);
+        Assert.StartsWith($"ptactors replay: cannot read '{db}': b/dom0002 event 3: PtSerializer: corrupt 'domain-batch' payload at byte ", r.Stderr, StringComparison.Ordinal);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(before, File.ReadAllBytes(db));
+    }
+
+    [Fact]
     public void BadOptionsAndRunsAreRefusedWithExit2()
     {
         string db = Record("a", "nic", "lazy");
