@@ -8,7 +8,7 @@ namespace PtActors.Bench;
 /// <c>-- nic [PACKETS]</c> runs the NIC loop under each flush policy and prints its invalidation counters;
 /// <c>-- direct [WORKLOAD] [OPS]</c> runs the simulator's work in one thread without actors (the baseline of
 /// the actor overhead); <c>-- ftrace [LINES]</c> times <c>TraceImport</c> on a generated trace (a quick check of
-/// <c>FtraceImportBenchmarks</c>); <c>-- read DB RUN DOMAINS [PARALLEL] [BUFFER]</c> times reading a recording's
+/// <c>FtraceImportBenchmarks</c>); <c>-- read DB RUN DOMAINS [PARALLEL] [BUFFER] [ISOLATION]</c> times reading a recording's
 /// journals through the SQL read journal (<see cref="ReadQuick"/>).
 /// </summary>
 public static class Program
@@ -44,7 +44,7 @@ public static class Program
         {
             var inv = System.Globalization.CultureInfo.InvariantCulture;
             ReadQuick.Run(args[1], args[2], int.Parse(args[3], inv), args.Length > 4 ? int.Parse(args[4], inv) : Math.Max(2, Environment.ProcessorCount),
-                args.Length > 5 ? int.Parse(args[5], inv) : 500, Console.Out);
+                args.Length > 5 ? int.Parse(args[5], inv) : 500, args.Length > 6 ? args[6] : null, Console.Out);
             return;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -5,17 +5,20 @@ using PtActors.Persistence;
 namespace PtActors.Bench;
 
 /// <summary>
-/// Times reading a recording's domain journals (<c>-- read DB RUN DOMAINS [PARALLEL] [BUFFER]</c>): the start of
+/// Times reading a recording's domain journals (<c>-- read DB RUN DOMAINS [PARALLEL] [BUFFER] [ISOLATION]</c>): the start of
 /// the SQL read journal and its first query, then three rounds of reading every domain's journal through
 /// Akka.Persistence.Query (<see cref="Recordings.ReadBatchesAsync"/>, <c>PARALLEL</c> queries at a time,
-/// <c>max-buffer-size = BUFFER</c>), after three rounds of a baseline: the same rows read with one plain SQLite
+/// <c>max-buffer-size = BUFFER</c>, <c>read-isolation-level = ISOLATION</c> if given, else config/persistence-sqlite.conf's), after three rounds of a baseline: the same rows read with one plain SQLite
 /// query and decoded with the same codecs (what the read journal's own cost is measured against).
 /// </summary>
 public static class ReadQuick
 {
-    public static void Run(string db, string run, int domains, int parallel, int buffer, TextWriter output)
+    public static void Run(string db, string run, int domains, int parallel, int buffer, string? isolation, TextWriter output)
     {
-        var extra = ConfigurationFactory.ParseString($"akka.persistence.query.journal.sql.max-buffer-size = {buffer}");
+        string config = $"akka.persistence.query.journal.sql.max-buffer-size = {buffer}";
+        if (isolation is not null)
+            config += $"\nakka.persistence.query.journal.sql.read-isolation-level = {isolation}";
+        var extra = ConfigurationFactory.ParseString(config);
         var system = PersistentActorSystem.Create("read", PersistenceBackend.Sqlite(db), extra);
         try
         {
