@@ -20,6 +20,9 @@ namespace PtActors.Actors;
 public sealed record VerifyReport(string RunId, int Domains, long Events, long Ops, string TableHash, string MemoryHash, long AckedChecked,
     long AckedMissing, IReadOnlyList<string> Problems)
 {
+    /// <summary>DMAs in the units' DMA journals of a <c>simulate --record-dmas</c> run; null when the run recorded none.</summary>
+    public long? Dmas { get; init; }
+
     /// <summary>True when nothing is wrong.</summary>
     public bool Ok => Problems.Count == 0;
 }
@@ -141,6 +144,9 @@ public static class RunVerifier
                     problems.Add($"the ack log names domain {d}, which the run does not have");
             }
         }
+        long? dmas = SimulationSettings.ValueOf(config, "record-dmas") == "true"
+            ? await CheckDmaJournalsAsync(system, run, problems).ConfigureAwait(false)
+            : null;
         // Hashes of a run some of whose domains could not be recovered would not be the run's: none then.
         bool complete = fromEvents.Count == domains;
         string tableHash = complete ? DomainHashes.Canonical(fromEvents) : "";
@@ -153,7 +159,67 @@ public static class RunVerifier
             if (end.MemoryHash.Length > 0 && end.MemoryHash != memoryHash)
                 problems.Add($"the recovered memory_hash {memoryHash} differs from the run's {end.MemoryHash}");
         }
-        return new VerifyReport(run.RunId, domains, events, ops, tableHash, memoryHash, ackedChecked, ackedMissing, problems);
+        return new VerifyReport(run.RunId, domains, events, ops, tableHash, memoryHash, ackedChecked, ackedMissing, problems) { Dmas = dmas };
+    }
+
+    /// <summary>
+    /// Reads every unit's DMA journal of a <c>simulate --record-dmas</c> run (as <c>replay</c> reads them) and checks
+    /// that each decodes, that its windows increase, and that each DMA comes from a device of a domain on that unit;
+    /// the DMAs in them, or null when a journal could not be read.
+    /// </summary>
+    private static async Task<long?> CheckDmaJournalsAsync(ActorSystem system, RunStarted run, List<string> problems)
+    {
+        RunTopology topology;
+        try
+        {
+            topology = new RunTopology(RecordingReplay.SettingsOf(run));
+        }
+        catch (FormatException e)
+        {
+            problems.Add(e.Message);
+            return null;
+        }
+        long dmas = 0;
+        bool complete = true;
+        foreach (var lane in topology.Lanes)
+        {
+            string id = RecordingReplay.DmaJournalId(run.RunId, lane.Index);
+            List<PtActors.Engine.Replay.WindowDmas> windows;
+            try
+            {
+                windows = await PtActors.Persistence.Recordings.ReadWindowDmasAsync(system, id).WaitAsync(Timeout).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is InvalidDataException or TimeoutException)
+            {
+                problems.Add($"{lane.UnitName}: its DMA journal cannot be read: {e.Message}");
+                complete = false;
+                continue;
+            }
+            var devices = new HashSet<int>();
+            foreach (var domain in lane.Domains)
+                devices.UnionWith(domain.Devices);
+            long previous = 0;
+            for (int i = 0; i < windows.Count; i++)
+            {
+                var w = windows[i];
+                if (w.Window <= previous)
+                {
+                    problems.Add($"{id} event {i + 1}: window {w.Window} after window {previous}");
+                    break;
+                }
+                previous = w.Window;
+                foreach (var dma in w.Items)
+                {
+                    if (!devices.Contains(dma.Device))
+                    {
+                        problems.Add($"{id} event {i + 1}: a DMA of device {dma.Device}, which is attached to no domain of {lane.UnitName}");
+                        break;
+                    }
+                }
+                dmas += w.Items.Length;
+            }
+        }
+        return complete ? dmas : null;
     }
 
     private static async Task<RecoveredDomain> RecoverAsync(ActorSystem system, string pid, string name, DomainActor.Settings s, bool fromSnapshot, bool collectIds)

@@ -168,6 +168,8 @@ internal sealed partial class RecordingCommands
                 allOk &= report.Ok;
                 string status = end is null ? "interrupted" : end.Outcome == RunOutcome.Completed ? "completed" : "failed";
                 string acks = acked is null ? "" : string.Create(CultureInfo.InvariantCulture, $" acked_checked={report.AckedChecked} acked_missing={report.AckedMissing}");
+                if (report.Dmas is { } dmaCount)
+                    acks = string.Create(CultureInfo.InvariantCulture, $" dmas={dmaCount}") + acks;
                 _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{run.RunId} {status} domains={report.Domains} events={report.Events} ops={report.Ops}{acks} table_hash={(report.TableHash.Length == 0 ? "-" : report.TableHash)} ") +
                     (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems.Concat(JournalGaps(file.ReadPath, run)))));
