@@ -146,24 +146,7 @@ stale hits in window +0 +[1-9][0-9]*
     [Fact]
     public void ADamagedDmaEventIsNamedWithExit2()
     {
-        string db = Path.Combine(_dir, "x.db");
-        var sim = Ptactors("simulate", "--db", db, "--run-id", "x", "--workload", "mixed", "--ops", "2000",
-            "--iommus", "2", "--domains", "4", "--devices", "16", "--record-dmas");
-        Assert.True(sim.Exit == 0, sim.Stderr);
-        EndToEndTests.Checkpoint(db);
-        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
-        {
-            conn.Open();
-            using var read = conn.CreateCommand();
-            read.CommandText = "SELECT message FROM journal WHERE persistence_id = 'x/iommu1.dmas' AND sequence_number = 1";
-            var bytes = (byte[])read.ExecuteScalar()!;
-            bytes[0] = 9;   // the version byte
-            using var write = conn.CreateCommand();
-            write.CommandText = "UPDATE journal SET message = $m WHERE persistence_id = 'x/iommu1.dmas' AND sequence_number = 1";
-            write.Parameters.AddWithValue("$m", bytes);
-            Assert.Equal(1, write.ExecuteNonQuery());
-        }
-        SqliteConnection.ClearAllPools();
+        string db = RecordingWithADamagedEvent("x", "x/iommu1.dmas", 1, bytes => { bytes[0] = 9; return bytes; }, "--record-dmas");   // the version byte
         var r = Ptactors("replay", "--db", db);
         Assert.Equal(2, r.Exit);
         Assert.Equal($"ptactors replay: cannot read '{db}': x/iommu1.dmas event 1: PtSerializer: 'unit-dmas' payload has format version 9; this build reads versions 1..1\n",
@@ -173,23 +156,7 @@ stale hits in window +0 +[1-9][0-9]*
     [Fact]
     public void ADamagedDomainBatchIsNamedWithExit2()
     {
-        string db = Path.Combine(_dir, "b.db");
-        var sim = Ptactors("simulate", "--db", db, "--run-id", "b", "--workload", "mixed", "--ops", "2000",
-            "--iommus", "2", "--domains", "4", "--devices", "16");
-        Assert.True(sim.Exit == 0, sim.Stderr);
-        EndToEndTests.Checkpoint(db);
-        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
-        {
-            conn.Open();
-            using var read = conn.CreateCommand();
-            read.CommandText = "SELECT message FROM journal WHERE persistence_id = 'b/dom0002' AND sequence_number = 3";
-            var bytes = (byte[])read.ExecuteScalar()!;
-            using var write = conn.CreateCommand();
-            write.CommandText = "UPDATE journal SET message = $m WHERE persistence_id = 'b/dom0002' AND sequence_number = 3";
-            write.Parameters.AddWithValue("$m", bytes[..(bytes.Length / 2)]);   // cut short
-            Assert.Equal(1, write.ExecuteNonQuery());
-        }
-        SqliteConnection.ClearAllPools();
+        string db = RecordingWithADamagedEvent("b", "b/dom0002", 3, bytes => bytes[..(bytes.Length / 2)]);   // cut short
         byte[] before = File.ReadAllBytes(db);
         var r = Ptactors("replay", "--db", db);
         Assert.Equal(2, r.Exit);
@@ -197,6 +164,33 @@ stale hits in window +0 +[1-9][0-9]*
         Assert.StartsWith($"ptactors replay: cannot read '{db}': b/dom0002 event 3: PtSerializer: corrupt 'domain-batch' payload at byte ", r.Stderr, StringComparison.Ordinal);
         Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(before, File.ReadAllBytes(db));
+    }
+
+    /// <summary>A small mixed recording (run <paramref name="runId"/>) whose event <paramref name="sequenceNr"/> of <paramref name="persistenceId"/> is <paramref name="damage"/>d.</summary>
+    private string RecordingWithADamagedEvent(string runId, string persistenceId, long sequenceNr, Func<byte[], byte[]> damage, params string[] extra)
+    {
+        string db = Path.Combine(_dir, runId + ".db");
+        var sim = Ptactors(["simulate", "--db", db, "--run-id", runId, "--workload", "mixed", "--ops", "2000",
+            "--iommus", "2", "--domains", "4", "--devices", "16", .. extra]);
+        Assert.True(sim.Exit == 0, sim.Stderr);
+        EndToEndTests.Checkpoint(db);
+        using (var conn = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            conn.Open();
+            using var read = conn.CreateCommand();
+            read.CommandText = "SELECT message FROM journal WHERE persistence_id = $p AND sequence_number = $n";
+            read.Parameters.AddWithValue("$p", persistenceId);
+            read.Parameters.AddWithValue("$n", sequenceNr);
+            var bytes = (byte[])read.ExecuteScalar()!;
+            using var write = conn.CreateCommand();
+            write.CommandText = "UPDATE journal SET message = $m WHERE persistence_id = $p AND sequence_number = $n";
+            write.Parameters.AddWithValue("$m", damage(bytes));
+            write.Parameters.AddWithValue("$p", persistenceId);
+            write.Parameters.AddWithValue("$n", sequenceNr);
+            Assert.Equal(1, write.ExecuteNonQuery());
+        }
+        SqliteConnection.ClearAllPools();
+        return db;
     }
 
     [Fact]
