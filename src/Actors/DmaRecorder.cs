@@ -9,8 +9,9 @@ namespace PtActors.Actors;
 /// The DMA journal of one IOMMU unit (<c>simulate --record-dmas</c>): a child of the unit's <see cref="IotlbActor"/>
 /// that persists each window's DMAs as one <see cref="WindowDmas"/> event under <see cref="PersistenceIdOf"/> and
 /// answers <see cref="Recorded"/> once the event is written; the unit reports its window processed only then. A
-/// failed or rejected write stops the recorder, and with it the unit and the run: nothing is acknowledged that the
-/// journal does not hold.
+/// failed or rejected write stops the recorder; the unit starts a new one, which recovers the journal and writes
+/// the window again (at most 5 times for one window, then the run ends): nothing is acknowledged that the journal
+/// does not hold, and no window is journalled twice.
 /// </summary>
 internal sealed class DmaRecorder : ReceivePersistentActor
 {
@@ -21,6 +22,7 @@ internal sealed class DmaRecorder : ReceivePersistentActor
     public sealed record Recorded(long Window);
 
     private readonly string _persistenceId;
+    private long _lastWindow;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     /// <summary>The persistence id of unit <paramref name="unit"/>'s DMA journal in run <paramref name="runId"/>: <c>RUNID/UNIT.dmas</c>.</summary>
@@ -31,12 +33,22 @@ internal sealed class DmaRecorder : ReceivePersistentActor
     public DmaRecorder(string persistenceId)
     {
         _persistenceId = persistenceId;
-        // A run's journal starts empty; events found at recovery (a restart) are already durable and need nothing.
-        Recover<WindowDmas>(_ => { });
+        // A run's journal starts empty; events found at recovery (a recorder started again after a failed write)
+        // are durable already: a window they hold is answered without writing it twice.
+        Recover<WindowDmas>(e => _lastWindow = e.Window);
         Command<Record>(r =>
         {
             var sender = Sender;
-            Persist(r.Dmas, e => sender.Tell(new Recorded(e.Window)));
+            if (r.Dmas.Window <= _lastWindow)
+            {
+                sender.Tell(new Recorded(r.Dmas.Window));
+                return;
+            }
+            Persist(r.Dmas, e =>
+            {
+                _lastWindow = e.Window;
+                sender.Tell(new Recorded(e.Window));
+            });
         });
     }
 

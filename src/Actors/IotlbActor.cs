@@ -77,6 +77,14 @@ public sealed class IotlbActor : ReceiveActor
     private readonly List<(int FirstDevice, int Start, int Count)> _chunks = new();
     private (long Window, IActorRef Sender)? _awaitingRecord;
 
+    /// <summary>The DMAs waiting to be journalled (re-sent to a new recorder after a failed write).</summary>
+    private PtActors.Engine.Replay.WindowDmas? _pendingRecord;
+
+    /// <summary>Recorders started again for the window waiting to be recorded (a failed write costs a retry, at most <see cref="MaxRecorderRestarts"/>).</summary>
+    private int _recorderRestarts, _recorderIncarnation;
+
+    private const int MaxRecorderRestarts = 5;
+
     /// <summary>Props; <paramref name="dmaJournal"/>: the persistence id to journal the unit's DMAs under (null: not journalled).</summary>
     public static Props Props(string unit, IommuUnitConfig config, MessagePools? pools = null, string? dmaJournal = null)
         => Akka.Actor.Props.Create(() => new IotlbActor(unit, config, pools, dmaJournal));
@@ -138,7 +146,9 @@ public sealed class IotlbActor : ReceiveActor
                 // The window's DMAs go to the journal while the unit runs them; the window is reported processed
                 // (and its releases sent) once they are durable.
                 _awaitingRecord = (p.Window, Sender);
-                _recorder!.Tell(new DmaRecorder.Record(new PtActors.Engine.Replay.WindowDmas(p.Window, TakeRecording())));
+                _pendingRecord = new PtActors.Engine.Replay.WindowDmas(p.Window, TakeRecording());
+                _recorderRestarts = 0;
+                _recorder!.Tell(new DmaRecorder.Record(_pendingRecord));
             }
             _window.Run(p.EndNs);
             if (_awaitingRecord is not null)
@@ -151,14 +161,24 @@ public sealed class IotlbActor : ReceiveActor
             if (_awaitingRecord is not { } awaiting || awaiting.Window != r.Window)
                 throw new InvalidOperationException($"{_name}: the DMA journal recorded window {r.Window}, which was not waiting to be recorded");
             _awaitingRecord = null;
+            _pendingRecord = null;
             SendReleases();
             awaiting.Sender.Tell(new Processed(awaiting.Window, _name, _window.DmasRun));
         });
         Receive<Terminated>(t =>
         {
-            if (t.ActorRef.Equals(_recorder))
-                throw new InvalidOperationException($"its DMA journal {_dmaJournal} failed to write (--record-dmas)");
-            Unhandled(t);
+            if (!t.ActorRef.Equals(_recorder))
+            {
+                Unhandled(t);
+                return;
+            }
+            // A failed (or rejected) write stopped the recorder. A new one recovers the journal and writes the
+            // window's DMAs again, unless the failed write was stored after all (it then answers at once).
+            if (++_recorderRestarts > MaxRecorderRestarts)
+                throw new InvalidOperationException($"its DMA journal {_dmaJournal} failed to write window {_awaitingRecord?.Window} {MaxRecorderRestarts + 1} times (--record-dmas)");
+            StartRecorder();
+            if (_pendingRecord is not null)
+                _recorder!.Tell(new DmaRecorder.Record(_pendingRecord));
         });
         Receive<Drain>(d =>
         {
@@ -195,8 +215,12 @@ public sealed class IotlbActor : ReceiveActor
     protected override void PreStart()
     {
         if (_dmaJournal is not null)
-            _recorder = Context.Watch(Context.ActorOf(DmaRecorder.Props(_dmaJournal), "dmas"));
+            StartRecorder();
     }
+
+    private void StartRecorder()
+        => _recorder = Context.Watch(Context.ActorOf(DmaRecorder.Props(_dmaJournal!),
+            "dmas-" + (_recorderIncarnation++).ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
     private void TryBind(string domain)
     {

@@ -201,9 +201,10 @@ public class SimulatorTests
         Assert.Matches("^actor host[0-9]{4} failed: Device [0-9]+: the window", e.Message);
     }
 
-    /// <summary>Fails the listed domain-batch writes (1 = the run's first), or each with probability <c>p</c> among writes [from, to).</summary>
-    private sealed class FailingWrites(int[] nth, double p = 0, int from = 0, int to = 0, int seed = 1)
+    /// <summary>Fails the listed writes of <c>payload</c> events (default: domain batches; 1 = the run's first), or each with probability <c>p</c> among writes [from, to).</summary>
+    private sealed class FailingWrites(int[] nth, double p = 0, int from = 0, int to = 0, int seed = 1, Type? payload = null)
     {
+        private readonly Type _payload = payload ?? typeof(PtActors.Engine.Dma.DomainBatch);
         private readonly Random _random = new(seed);
         private int _writes;
         public int Failed;
@@ -211,7 +212,7 @@ public class SimulatorTests
 
         public bool ShouldFail(Akka.Persistence.IPersistentRepresentation write)
         {
-            if (write.Payload is not PtActors.Engine.Dma.DomainBatch)
+            if (write.Payload.GetType() != _payload)
                 return false;
             lock (_random)
             {
@@ -258,6 +259,20 @@ public class SimulatorTests
         var redriven = await RunFailing(settings, failing).WaitAsync(TimeSpan.FromSeconds(120));
         Assert.True(failing.Failed >= 3, $"only {failing.Failed} writes failed");
         Assert.Equal(WithoutWallClock(clean), WithoutWallClock(redriven));
+    }
+
+    [Theory]
+    [InlineData(new[] { 1 })]                 // the unit's very first DMA write
+    [InlineData(new[] { 2, 7, 8, 9 })]        // three in a row for one window
+    public async Task AFailedDmaJournalWriteCostsARetryNotTheRun(int[] failAt)
+    {
+        var settings = Small("mixed", new(FlushPolicyKind.Lazy)) with { RecordDmas = true, Iommus = 1 };
+        var clean = await new Simulator().RunAsync(settings, PersistenceBackend.Test, null, CancellationToken.None);
+        Assert.True(clean.Dmas > 0);
+        var failing = new FailingWrites(failAt, payload: typeof(PtActors.Engine.Replay.WindowDmas));
+        var retried = await RunFailing(settings, failing).WaitAsync(TimeSpan.FromSeconds(90));
+        Assert.Equal(failAt.Length, failing.Failed);
+        Assert.Equal(WithoutWallClock(clean), WithoutWallClock(retried));
     }
 
     [Fact]
