@@ -201,14 +201,21 @@ public class TableMemoryTests
         _out.WriteLine($"{n} pages: {cost} bytes, {perPage:F1} bytes/page, overhead {overhead:F1} bytes/page (incl. internal array growth)");
         Assert.InRange(overhead, 0, 64);
 
-        // Steady state: pages freed and allocated again are reused in place.
-        for (int i = 0; i < n; i++)
-            mem.Free(i);
-        before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < n; i++)
-            mem.Allocate();
-        long reuse = GC.GetAllocatedBytesForCurrentThread() - before;
-        _out.WriteLine($"re-allocating {n} freed pages: {reuse} bytes");
+        // Steady state: pages freed and allocated again are reused in place. The thread's allocation counter also
+        // sees the runtime's own work on it (a loop tiering up mid-run: seen once as 5 408 bytes in CI), so the
+        // cycle runs a few times and the least it allocated must be 0: a cycle that allocated per page could not.
+        long reuse = long.MaxValue;
+        for (int round = 0; round < 4; round++)
+        {
+            for (int i = 0; i < n; i++)
+                mem.Free(i);
+            before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < n; i++)
+                mem.Allocate();
+            long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+            _out.WriteLine($"re-allocating {n} freed pages, round {round}: {bytes} bytes");
+            reuse = Math.Min(reuse, bytes);
+        }
         Assert.Equal(0L, reuse);
     }
 
