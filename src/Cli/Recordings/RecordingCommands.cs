@@ -30,7 +30,7 @@ internal sealed partial class RecordingCommands
         _stdout = stdout;
         _stderr = stderr;
 
-        var runsDb = DbOption();
+        var runsDb = DbOption(required: false);
         var runsPostgres = PostgresOption();
         Runs = new Command("runs", "List the runs a database holds: id, start, status (completed, interrupted, failed), operations acknowledged, configuration.")
         {
@@ -39,7 +39,7 @@ internal sealed partial class RecordingCommands
         Runs.Validators.Add(result => OneDatabase(result, runsDb, runsPostgres));
         Runs.SetAction((parse, ct) => ListAsync(Source.Of(parse, runsDb, runsPostgres), ct));
 
-        var verifyDb = DbOption();
+        var verifyDb = DbOption(required: false);
         var verifyPostgres = PostgresOption();
         var run = new Option<string?>("--run") { Description = "Verify only this run [default: every run]", HelpName = "ID" };
         var ackLog = new Option<string?>("--ack-log")
@@ -83,10 +83,12 @@ internal sealed partial class RecordingCommands
 
     public Command Verify { get; }
 
-    private static Option<string> DbOption() => new("--db")
+    /// <summary><c>--db FILE</c>; runs and verify take <c>--postgres CONN</c> instead, so there it is not required by itself.</summary>
+    private static Option<string> DbOption(bool required = true) => new("--db")
     {
         Description = "The SQLite database a simulate run wrote",
         HelpName = "FILE",
+        Required = required,
     };
 
     private static Option<string?> PostgresOption() =>
