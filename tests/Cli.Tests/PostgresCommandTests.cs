@@ -88,6 +88,27 @@ public sealed class PostgresCommandTests(PostgresServer server) : IDisposable
     }
 
     [PostgresFact]
+    public void Verify_names_an_event_missing_from_a_PostgreSQL_journal()
+    {
+        string conn = server.CreateDatabase();
+        var run = Ptactors(["simulate", "--ops", "4000", "--domains", "2", "--postgres", conn, "--run-id", "cut"]);
+        Assert.True(run.Exit == 0, run.Stderr);
+        Assert.Equal(0, Ptactors(["verify", "--postgres", conn]).Exit);
+
+        // The second event of dom0001 removed behind the simulator's back (as a damaged or tampered server would).
+        long ordering = (long)PostgresServer.Scalar(conn,
+            "DELETE FROM journal WHERE persistence_id = 'cut/dom0001' AND sequence_number = 2 RETURNING ordering")!;
+        var verify = Ptactors(["verify", "--postgres", conn, "--run", "cut"]);
+        Assert.Equal(1, verify.Exit);
+        Assert.StartsWith("cut completed domains=2 ", verify.Stdout);
+        Assert.Contains(" FAILED: ", verify.Stdout);
+        Assert.Contains("dom0001", verify.Stdout);
+        // The journal's rows are read from PostgreSQL too: the gap is named by the row after it.
+        Assert.Contains("cut/dom0001 event 3 follows event 1", verify.Stdout);
+        Assert.True(ordering > 0);
+    }
+
+    [PostgresFact]
     public void A_bad_connection_is_one_line_exit_2_without_the_password_and_nothing_is_written()
     {
         string conn = server.CreateDatabase();
