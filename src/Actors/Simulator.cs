@@ -65,6 +65,8 @@ public sealed class Simulator : ISimulationRunner
         finally
         {
             await system.Terminate().ConfigureAwait(false);
+            if (backend.Kind == PersistenceBackendKind.Postgres)
+                PtActors.Persistence.Postgres.PostgresDatabase.ClearPools(); // no idle server connections left behind
         }
     }
 

@@ -145,9 +145,10 @@ internal static class Program
             ScriptIo.Report(stderr, "Try 'ptactors script --help'.");
             return ScriptRunner.ExitMalformed;
         }
-        if (parse.Errors.Count > 0 && (parse.CommandResult.Command == recordings.Replay || parse.CommandResult.Command == recordings.ImportFtrace))
+        if (parse.Errors.Count > 0 && (parse.CommandResult.Command == recordings.Replay || parse.CommandResult.Command == recordings.ImportFtrace
+            || parse.CommandResult.Command == recordings.Runs || parse.CommandResult.Command == recordings.Verify))
         {
-            // A bad replay or import option: each error names it, nothing is read or written, exit 2.
+            // A bad replay, import, runs or verify option: each error names it, nothing is read or written, exit 2.
             string name = parse.CommandResult.Command.Name;
             foreach (var error in parse.Errors)
                 ScriptIo.Report(stderr, $"ptactors {name}: {error.Message}");

@@ -1,3 +1,4 @@
+using PtActors.Persistence.Postgres;
 using PtActors.Persistence.Sqlite;
 
 namespace PtActors.Persistence;
@@ -48,6 +49,18 @@ public sealed record PersistenceBackend
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
         return new(PersistenceBackendKind.Postgres, connectionString);
     }
+
+    /// <summary>
+    /// For output: the SQLite path, the PostgreSQL connection string with its password masked
+    /// (<see cref="PostgresDatabase.Mask"/>), or <c>in-memory</c>.
+    /// </summary>
+    public string Describe() => Kind switch
+    {
+        PersistenceBackendKind.Sqlite => Target!,
+        PersistenceBackendKind.Postgres => "postgres:" + PostgresDatabase.Mask(Target),
+        PersistenceBackendKind.InMemory => "in-memory",
+        _ => "test-journal",
+    };
 
     /// <summary>For logs: the SQLite path, never a PostgreSQL connection string (it may hold a password).</summary>
     public override string ToString() => Kind switch

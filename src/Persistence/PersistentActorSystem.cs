@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
 using Akka.Persistence;
+using PtActors.Persistence.Postgres;
 using PtActors.Persistence.Sqlite;
 
 namespace PtActors.Persistence;
@@ -40,8 +41,17 @@ public static class PersistentActorSystem
                 BootstrapSetup.Create().WithConfig(config),
                 SqliteDatabase.DataOptionsSetup(full, interceptor ?? new SqlitePragmaInterceptor()));
         }
+        if (backend.Kind == PersistenceBackendKind.Postgres && forReading)
+        {
+            // A reader creates no table and every one of its transactions is read-only (the server refuses a write).
+            var readerConfig = WithExtra(PersistenceConfig.Postgres(PostgresDatabase.ReadOnlyConnectionString(backend.Target!)), NoAutoInitialize);
+            return ActorSystemSetup.Create(BootstrapSetup.Create().WithConfig(WithExtra(readerConfig, extra)));
+        }
         return ActorSystemSetup.Create(BootstrapSetup.Create().WithConfig(WithExtra(PersistenceConfig.For(backend), extra)));
     }
+
+    private static readonly Config NoAutoInitialize = ConfigurationFactory.ParseString(
+        $"{PersistenceConfig.SqlJournalId}.auto-initialize = off\n{PersistenceConfig.SqlSnapshotStoreId}.auto-initialize = off");
 
     /// <summary>An ActorSystem named <paramref name="name"/> on <paramref name="backend"/> (see <see cref="CreateSetup"/>).</summary>
     public static ActorSystem Create(string name, PersistenceBackend backend, Config? extra = null, SqlitePragmaInterceptor? interceptor = null,

@@ -3,6 +3,7 @@ using System.Globalization;
 using Akka.Actor;
 using Microsoft.Data.Sqlite;
 using PtActors.Actors;
+using PtActors.Cli.Simulate;
 using PtActors.Persistence;
 using PtActors.Persistence.Runs;
 
@@ -13,8 +14,8 @@ namespace PtActors.Cli.Recordings;
 /// </summary>
 /// <remarks>
 /// Exit codes: 0 done (verify: every run verifies); 1 verify found a run that does not; 2 a bad option, a database
-/// that is missing or not a ptactors database, an unknown run id or an unreadable ack log (nothing is read further);
-/// 70 the database could not be read.
+/// that is missing or not a ptactors database (for --postgres also: no server answers, the login is refused), an
+/// unknown run id or an unreadable ack log (nothing is read further); 70 the database could not be read.
 /// </remarks>
 internal sealed partial class RecordingCommands
 {
@@ -29,14 +30,17 @@ internal sealed partial class RecordingCommands
         _stdout = stdout;
         _stderr = stderr;
 
-        var runsDb = DbOption();
+        var runsDb = DbOption(required: false);
+        var runsPostgres = PostgresOption();
         Runs = new Command("runs", "List the runs a database holds: id, start, status (completed, interrupted, failed), operations acknowledged, configuration.")
         {
-            runsDb,
+            runsDb, runsPostgres,
         };
-        Runs.SetAction((parse, ct) => ListAsync(parse.GetValue(runsDb)!, ct));
+        Runs.Validators.Add(result => OneDatabase(result, runsDb, runsPostgres));
+        Runs.SetAction((parse, ct) => ListAsync(Source.Of(parse, runsDb, runsPostgres), ct));
 
-        var verifyDb = DbOption();
+        var verifyDb = DbOption(required: false);
+        var verifyPostgres = PostgresOption();
         var run = new Option<string?>("--run") { Description = "Verify only this run [default: every run]", HelpName = "ID" };
         var ackLog = new Option<string?>("--ack-log")
         {
@@ -45,28 +49,58 @@ internal sealed partial class RecordingCommands
         };
         Verify = new Command("verify", "Recover every domain of each run twice (snapshot plus tail, events alone), compare and audit them; one line per run.")
         {
-            verifyDb, run, ackLog,
+            verifyDb, verifyPostgres, run, ackLog,
         };
-        Verify.SetAction((parse, ct) => VerifyAsync(parse.GetValue(verifyDb)!, parse.GetValue(run), parse.GetValue(ackLog), ct));
+        Verify.Validators.Add(result => OneDatabase(result, verifyDb, verifyPostgres));
+        Verify.SetAction((parse, ct) => VerifyAsync(Source.Of(parse, verifyDb, verifyPostgres), parse.GetValue(run), parse.GetValue(ackLog), ct));
+    }
+
+    /// <summary>The database a reader reads: a SQLite file (<c>--db</c>) or a PostgreSQL database (<c>--postgres</c>).</summary>
+    private sealed record Source(string? Db, string? Postgres)
+    {
+        public static Source Of(ParseResult parse, Option<string> db, Option<string?> postgres) => new(parse.GetValue(db), parse.GetValue(postgres));
+
+        public bool IsPostgres => Postgres is not null;
+
+        /// <summary>How messages name it: the file as given, or the connection string with its password masked.</summary>
+        public string Name => Postgres is { } conn ? "postgres:" + PtActors.Persistence.Postgres.PostgresDatabase.Mask(conn) : Db!;
+
+        /// <summary>The option that names it, for "ptactors runs --db" hints.</summary>
+        public string Option => IsPostgres ? "--postgres" : "--db";
+    }
+
+    private static void OneDatabase(System.CommandLine.Parsing.CommandResult result, Option db, Option postgres)
+    {
+        bool hasDb = result.GetResult(db) is { Implicit: false };
+        bool hasPostgres = result.GetResult(postgres) is { Implicit: false };
+        if (hasDb && hasPostgres)
+            result.AddError("--db and --postgres cannot be used together: read a SQLite file or a PostgreSQL database");
+        else if (!hasDb && !hasPostgres)
+            result.AddError("--db FILE or --postgres CONN is required: the database to read");
     }
 
     public Command Runs { get; }
 
     public Command Verify { get; }
 
-    private static Option<string> DbOption() => new("--db")
+    /// <summary><c>--db FILE</c>; runs and verify take <c>--postgres CONN</c> instead, so there it is not required by itself.</summary>
+    private static Option<string> DbOption(bool required = true) => new("--db")
     {
         Description = "The SQLite database a simulate run wrote",
         HelpName = "FILE",
-        Required = true,
+        Required = required,
     };
 
-    private async Task<int> ListAsync(string db, CancellationToken ct)
+    private static Option<string?> PostgresOption() =>
+        SimulateCommand.PostgresOption("The PostgreSQL database a simulate --postgres run wrote, instead of --db");
+
+    private async Task<int> ListAsync(Source source, CancellationToken ct)
     {
-        using var file = DatabaseFile.Open(db, out string? why);
-        if (file is null)
-            return Usage("runs", $"--db '{db}': {why}");
-        return await WithSystemAsync("runs", db, file, async system =>
+        var (file, failed) = await OpenAsync("runs", source, ct).ConfigureAwait(false);
+        if (failed is int rc)
+            return rc;
+        using var opened = file;
+        return await WithSystemAsync("runs", source, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             var rows = new List<string[]> { new[] { "RUN ID", "STARTED (UTC)", "STATUS", "OPS ACKED", "CONFIGURATION" } };
@@ -93,11 +127,13 @@ internal sealed partial class RecordingCommands
         }).ConfigureAwait(false);
     }
 
-    private async Task<int> VerifyAsync(string db, string? runId, string? ackLogPath, CancellationToken ct)
+    private async Task<int> VerifyAsync(Source source, string? runId, string? ackLogPath, CancellationToken ct)
     {
-        using var file = DatabaseFile.Open(db, out string? why);
-        if (file is null)
-            return Usage("verify", $"--db '{db}': {why}");
+        var (file, failed) = await OpenAsync("verify", source, ct).ConfigureAwait(false);
+        if (failed is int rc)
+            return rc;
+        using var opened = file;
+        string db = source.Name;
         List<AckLog.Section>? sections = null;
         long torn = 0;
         if (ackLogPath is not null)
@@ -112,12 +148,12 @@ internal sealed partial class RecordingCommands
                 return Usage("verify", $"--ack-log '{ackLogPath}': {message.ReplaceLineEndings(" ")}");
             }
         }
-        return await WithSystemAsync("verify", db, file, async system =>
+        return await WithSystemAsync("verify", source, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             var runs = runId is null ? list.Runs : list.Runs.Where(r => r.RunId == runId).ToList();
             if (runId is not null && runs.Count == 0)
-                return Usage("verify", $"--run '{runId}': no such run in '{db}' (ptactors runs --db lists them)");
+                return Usage("verify", $"--run '{runId}': no such run in '{db}' (ptactors runs {source.Option} lists them)");
             if (runs.Count == 0)
                 _stdout.WriteLine("(no runs)");
             bool allOk = true;
@@ -172,7 +208,7 @@ internal sealed partial class RecordingCommands
                     acks = string.Create(CultureInfo.InvariantCulture, $" dmas={dmaCount}") + acks;
                 _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{run.RunId} {status} domains={report.Domains} events={report.Events} ops={report.Ops}{acks} table_hash={(report.TableHash.Length == 0 ? "-" : report.TableHash)} ") +
-                    (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems.Concat(JournalGaps(file.ReadPath, run)))));
+                    (report.Ok ? "ok" : "FAILED: " + string.Join("; ", report.Problems.Concat(JournalGaps(source, file, run)))));
             }
             if (torn > 0)
                 _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -186,7 +222,7 @@ internal sealed partial class RecordingCommands
     /// persistence id, sequence number or deleted flag was damaged moves events out of their domain), named by the
     /// journal's row (<c>ordering</c>); at most three findings, none when the rows cannot be read.
     /// </summary>
-    private static List<string> JournalGaps(string readPath, RunStarted run)
+    private static List<string> JournalGaps(Source source, DatabaseFile? file, RunStarted run)
     {
         var found = new List<string>();
         var domains = new HashSet<string>(DomainIds(run), StringComparer.Ordinal);
@@ -200,11 +236,16 @@ internal sealed partial class RecordingCommands
         string prefix = run.RunId + "/";
         try
         {
-            using var conn = new SqliteConnection(PtActors.Persistence.Sqlite.SqliteDatabase.ReadOnlyConnectionString(readPath));
+            using System.Data.Common.DbConnection conn = file is not null
+                ? new SqliteConnection(PtActors.Persistence.Sqlite.SqliteDatabase.ReadOnlyConnectionString(file.ReadPath))
+                : new Npgsql.NpgsqlConnection(PtActors.Persistence.Postgres.PostgresDatabase.ReadOnlyConnectionString(source.Postgres!));
             conn.Open();
             using var cmd = conn.CreateCommand();
-            cmd.CommandText = "SELECT ordering, persistence_id, sequence_number, deleted FROM journal WHERE substr(persistence_id, 1, length($p)) = $p ORDER BY persistence_id, sequence_number";
-            cmd.Parameters.AddWithValue("$p", prefix);
+            cmd.CommandText = "SELECT ordering, persistence_id, sequence_number, deleted FROM journal WHERE substr(persistence_id, 1, length(@p)) = @p ORDER BY persistence_id, sequence_number";
+            var p = cmd.CreateParameter();
+            p.ParameterName = "p";
+            p.Value = prefix;
+            cmd.Parameters.Add(p);
             using var reader = cmd.ExecuteReader();
             string? pid = null;
             long previous = 0;
@@ -213,7 +254,7 @@ internal sealed partial class RecordingCommands
                 long row = reader.GetInt64(0);
                 string id = reader.GetString(1);
                 long seq = reader.GetInt64(2);
-                bool deleted = !reader.IsDBNull(3) && reader.GetInt64(3) != 0;
+                bool deleted = !reader.IsDBNull(3) && Convert.ToInt64(reader.GetValue(3), CultureInfo.InvariantCulture) != 0;
                 if (!domains.Contains(id))
                 {
                     found.Add(string.Create(CultureInfo.InvariantCulture, $"journal row {row}: persistence id '{Printable(id)}' is not a domain of the run"));
@@ -231,7 +272,7 @@ internal sealed partial class RecordingCommands
                 previous = seq;
             }
         }
-        catch (Exception e) when (e is SqliteException or InvalidCastException or FormatException or OverflowException)
+        catch (Exception e) when (e is System.Data.Common.DbException or InvalidCastException or FormatException or OverflowException or IOException)
         {
             // Rows that cannot even be read this way: the verify problems above are all there is to say.
         }
@@ -247,12 +288,18 @@ internal sealed partial class RecordingCommands
     }
 
     /// <summary>An actor system on <paramref name="db"/>, ready, for <paramref name="body"/>; a failure to read is exit 70 with one line.</summary>
-    private async Task<int> WithSystemAsync(string command, string db, DatabaseFile file, Func<ActorSystem, Task<int>> body)
+    private Task<int> WithSystemAsync(string command, string db, DatabaseFile file, Func<ActorSystem, Task<int>> body) =>
+        WithSystemAsync(command, new Source(db, null), file, body);
+
+    /// <summary>The same on a SQLite file (<paramref name="file"/>) or, when it is null, on <paramref name="source"/>'s PostgreSQL database.</summary>
+    private async Task<int> WithSystemAsync(string command, Source source, DatabaseFile? file, Func<ActorSystem, Task<int>> body)
     {
         ActorSystem? system = null;
+        string db = source.Name;
         try
         {
-            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(file.ReadPath),
+            var backend = file is not null ? PersistenceBackend.Sqlite(file.ReadPath) : PersistenceBackend.Postgres(source.Postgres!);
+            system = PersistentActorSystem.Create("ptactors-" + command, backend,
                 Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"), forReading: true);
             await PersistentActorSystem.ReadyAsync(system, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             return await body(system).ConfigureAwait(false);
@@ -266,13 +313,13 @@ internal sealed partial class RecordingCommands
         {
             // Damaged content the journal layer found (e.g. the run registry's events): a bad input, not a crash.
             _stdout.Flush();
-            _stderr.WriteLine($"ptactors {command}: cannot read '{db}': {OneLine(e)}");
+            _stderr.WriteLine($"ptactors {command}: cannot read '{db}': {OneLine(e, source)}");
             return ExitUsage;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             _stdout.Flush();
-            _stderr.WriteLine($"ptactors {command}: cannot read '{db}': {OneLine(e)}");
+            _stderr.WriteLine($"ptactors {command}: cannot read '{db}': {OneLine(e, source)}");
             return Program.ExitInternalError;
         }
         finally
@@ -280,7 +327,27 @@ internal sealed partial class RecordingCommands
             if (system is not null)
                 await system.Terminate().ConfigureAwait(false);
             SqliteConnection.ClearAllPools();
+            if (source.IsPostgres)
+                PtActors.Persistence.Postgres.PostgresDatabase.ClearPools();
         }
+    }
+
+    /// <summary>
+    /// The SQLite file opened and checked (<see cref="DatabaseFile"/>), or for PostgreSQL the server checked: reachable,
+    /// the login accepted, the database there and holding a journal. Null file and no exit code for PostgreSQL; an exit
+    /// code (2, one line naming the option) when the database cannot be read.
+    /// </summary>
+    private async Task<(DatabaseFile? File, int? Exit)> OpenAsync(string command, Source source, CancellationToken ct)
+    {
+        if (source.Postgres is { } conn)
+        {
+            var (problem, why) = await PtActors.Persistence.Postgres.PostgresDatabase.CheckAsync(conn, forReading: true, ct).ConfigureAwait(false);
+            return problem == PtActors.Persistence.Postgres.PostgresDatabase.Problem.None
+                ? (null, null)
+                : (null, Usage(command, $"--postgres: {why}"));
+        }
+        var file = DatabaseFile.Open(source.Db!, out string? fileWhy);
+        return file is null ? (null, Usage(command, $"--db '{source.Db}': {fileWhy}")) : (file, null);
     }
 
     private static string Printable(string s)
@@ -291,10 +358,13 @@ internal sealed partial class RecordingCommands
         return sb.ToString();
     }
 
-    private static string OneLine(Exception e)
+    private static string OneLine(Exception e) => OneLine(e, new Source(null, null));
+
+    private static string OneLine(Exception e, Source source)
     {
         var inner = e is AggregateException { InnerException: { } i } ? i : e;
-        return inner.Message.ReplaceLineEndings(" ");
+        string line = inner.Message.ReplaceLineEndings(" ");
+        return source.IsPostgres ? PtActors.Persistence.Postgres.PostgresDatabase.Redact(line, source.Postgres) : line;
     }
 
     private int Usage(string command, string message)

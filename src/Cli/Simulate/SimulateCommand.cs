@@ -6,6 +6,7 @@ using PtActors.Engine;
 using PtActors.Engine.Formats;
 using PtActors.Engine.Hardware;
 using PtActors.Persistence;
+using PtActors.Persistence.Postgres;
 using Spectre.Console;
 
 namespace PtActors.Cli.Simulate;
@@ -21,7 +22,8 @@ internal sealed record SimulateRequest(SimulationSettings Settings, PersistenceB
 /// </summary>
 /// <remarks>
 /// Exit codes: 0 the run finished; 2 a bad option value, conflicting options or a file that cannot be written
-/// (nothing is run); 70 the runner failed (an actor failed: one line naming it); 74 the output could not be written
+/// (nothing is run; this includes a --postgres server that cannot be reached, a refused login and a missing
+/// database); 70 the runner failed (an actor failed: one line naming it); 74 the output could not be written
 /// after the run (disk full, a closed standard output); 130 the run was cancelled (Ctrl+C).
 /// </remarks>
 internal sealed class SimulateCommand
@@ -63,6 +65,7 @@ internal sealed class SimulateCommand
     private readonly Option<ulong?> _seed;
     private readonly Option<string?> _db;
     private readonly Option<bool> _inMemory;
+    private readonly Option<string?> _postgres;
     private readonly Option<string?> _json;
     private readonly Option<string?> _runId;
     private readonly Option<UnsafeMode?> _unsafe;
@@ -105,6 +108,7 @@ internal sealed class SimulateCommand
         _seed = Valued<ulong?>("--seed", "N", $"Seed of every device's generator [default: {d.Seed}]", SimulateValues.Seed);
         _db = Valued<string?>("--db", "FILE", $"SQLite database of the journal and snapshots [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
         _inMemory = new Option<bool>("--in-memory") { Description = "Keep the journal and snapshots in memory: nothing on disk" };
+        _postgres = PostgresOption("PostgreSQL database of the journal and snapshots, instead of --db (the database must exist; the tables are created)");
         _json = Valued<string?>("--json", "FILE", "Also write every figure of the run to FILE as JSON", SimulateValues.FilePath);
         _unsafe = Valued<UnsafeMode?>("--unsafe", "none|free-early|skip-context|amd-short",
             "A deliberately broken IOMMU, to see its checker fire: table pages, IOVA and lock released before the flush " +
@@ -121,7 +125,7 @@ internal sealed class SimulateCommand
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
-            _ops, _duration, _seed, _db, _inMemory, _json, _runId, _unsafe, _ackLog, _recordDmas,
+            _ops, _duration, _seed, _db, _inMemory, _postgres, _json, _runId, _unsafe, _ackLog, _recordDmas,
         };
         Command.Validators.Add(result =>
         {
@@ -129,6 +133,10 @@ internal sealed class SimulateCommand
                 result.AddError("--ops and --duration cannot be used together: end after N operations or after a simulated time");
             if (Given(result, _db) && Given(result, _inMemory))
                 result.AddError("--db and --in-memory cannot be used together: the journal goes to a SQLite file or stays in memory");
+            if (Given(result, _db) && Given(result, _postgres))
+                result.AddError("--db and --postgres cannot be used together: the journal goes to a SQLite file or to PostgreSQL");
+            if (Given(result, _inMemory) && Given(result, _postgres))
+                result.AddError("--in-memory and --postgres cannot be used together: the journal goes to PostgreSQL or stays in memory");
             CheckCombinations(result);
         });
         Command.SetAction((parse, cancellationToken) => InvokeAsync(parse, cancellationToken));
@@ -230,6 +238,7 @@ internal sealed class SimulateCommand
             RecordDmas = parse.GetValue(_recordDmas),
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
+            : parse.GetValue(_postgres) is string postgres ? PersistenceBackend.Postgres(postgres)
             : parse.GetValue(_db) is string db ? PersistenceBackend.Sqlite(db)
             : PersistenceBackend.Default;
         return new SimulateRequest(settings, backend, parse.GetValue(_json));
@@ -255,12 +264,19 @@ internal sealed class SimulateCommand
         {
             if (backend.Kind == PersistenceBackendKind.Sqlite && !CanUseDatabase(backend.Target!, out why))
                 return Usage($"cannot use --db file '{backend.Target}': {why}");
+            if (backend.Kind == PersistenceBackendKind.Postgres)
+            {
+                // The server answers and lets the user into the database before anything of the run happens.
+                var (problem, pgWhy) = await PostgresDatabase.CheckAsync(backend.Target!, forReading: false, cancellationToken).ConfigureAwait(false);
+                if (problem != PostgresDatabase.Problem.None)
+                    return Usage($"cannot use --postgres: {pgWhy}");
+            }
 
             var output = new FlushingTextWriter(_stdout);
             IAnsiConsole console;
             try
             {
-                output.WriteLine($"run_id={settings.RunId} db={(backend.Kind == PersistenceBackendKind.InMemory ? "in-memory" : backend.Target)}");
+                output.WriteLine($"run_id={settings.RunId} db={backend.Describe()}");
                 output.WriteLine(Describe(settings));
                 console = CreateConsole(output);
             }
@@ -295,7 +311,8 @@ internal sealed class SimulateCommand
             catch (Exception e)
             {
                 // A failed run is not a usage error: say what failed, in one line, without a stack trace.
-                _stderr.WriteLine($"ptactors {Name}: run {settings.RunId} failed: {e.Message}");
+                string message = backend.Kind == PersistenceBackendKind.Postgres ? PostgresDatabase.Redact(e.Message, backend.Target) : e.Message;
+                _stderr.WriteLine($"ptactors {Name}: run {settings.RunId} failed: {message}");
                 return Program.ExitInternalError;
             }
 
@@ -574,6 +591,29 @@ internal sealed class SimulateCommand
             if (value is null)
                 result.AddError($"bad value '{text}' for {name} ({expected})");
             return value;
+        },
+    };
+
+    /// <summary>
+    /// <c>--postgres CONN</c>: an Npgsql connection string. A bad value is an error that never repeats the value (it
+    /// may hold a password).
+    /// </summary>
+    internal static Option<string?> PostgresOption(string description) => new("--postgres")
+    {
+        Description = description + ". CONN: an Npgsql connection string, e.g. \"Host=127.0.0.1;Port=5432;Username=u;Password=p;Database=ptactors\"",
+        HelpName = "CONN",
+        CustomParser = result =>
+        {
+            if (result.Tokens.Count != 1)
+                return null;
+            string text = result.Tokens[0].Value;
+            string masked = PostgresDatabase.Mask(text);
+            if (string.IsNullOrWhiteSpace(text) || masked.StartsWith('('))
+            {
+                result.AddError("bad value for --postgres (an Npgsql connection string: Host=...;Port=...;Username=...;Password=...;Database=...)");
+                return null;
+            }
+            return text;
         },
     };
 
