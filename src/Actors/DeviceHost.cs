@@ -14,7 +14,21 @@ namespace PtActors.Actors;
 public sealed class DeviceHost : ReceiveActor
 {
     /// <summary>One hosted device and where its traffic goes.</summary>
-    public sealed record HostedDevice(IDeviceWorkload Workload, IActorRef Domain, IActorRef Iotlb);
+    public sealed record HostedDevice(IDeviceWorkload Workload, IActorRef Domain, IActorRef Iotlb, int Cpu = 0);
+
+    /// <summary>Asks for the host's cost-model ledger (the end of a run); the answer is <see cref="Costs"/>.</summary>
+    public sealed record GetCosts
+    {
+        /// <summary>The message.</summary>
+        public static GetCosts Instance { get; } = new();
+    }
+
+    /// <summary>
+    /// Copies of the host's cost-model ledgers, one per domain its devices map through (in the order of their first
+    /// device): the devices' map calls on their CPUs and each domain's IOVA caches. Each ledger sees its domain's
+    /// answers in the domain's own order, so the figures do not depend on how the domains' answers interleave.
+    /// </summary>
+    public sealed record Costs(IReadOnlyList<PtActors.Engine.Cost.HostCostLedger> Ledgers);
 
     /// <summary>
     /// Generate window <c>Window</c> = [T0, T1); <c>Quiet</c> asks for no new work (the drain). At most
@@ -55,26 +69,38 @@ public sealed class DeviceHost : ReceiveActor
     private long _submittedWindow;
     private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled, _lockWaitsAboveZero;
     private ulong _bytesMapped;
+    private readonly List<PtActors.Engine.Cost.HostCostLedger> _costs = new();
 
     /// <summary>Lock-wait histogram: bucket k counts waits in [2^(k-1), 2^k) µs (bucket 0: below 1 µs).</summary>
     public const int LockWaitBuckets = 40;
 
     /// <summary>Props.</summary>
-    public static Props Props(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null) => Akka.Actor.Props.Create(() => new DeviceHost(devices, pools));
+    public static Props Props(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null, PtActors.Engine.Cost.CostModel? cost = null)
+        => Akka.Actor.Props.Create(() => new DeviceHost(devices, pools, cost));
 
-    /// <summary>Creates a host of <paramref name="devices"/>; message arrays come from (and go back to) <paramref name="pools"/>.</summary>
-    public DeviceHost(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null)
+    /// <summary>
+    /// Creates a host of <paramref name="devices"/>; message arrays come from (and go back to) <paramref name="pools"/>;
+    /// the devices' map calls are timed by <paramref name="cost"/> (the default model when null).
+    /// </summary>
+    public DeviceHost(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null, PtActors.Engine.Cost.CostModel? cost = null)
     {
+        int cpus = 1;
+        foreach (var d in devices)
+            cpus = Math.Max(cpus, d.Cpu + 1);
+        var model = cost ?? PtActors.Engine.Cost.CostModel.Default;
         var domains = new Dictionary<IActorRef, Destination<DmaOp>>();
         var units = new Dictionary<IActorRef, Destination<DmaAccess>>();
         foreach (var d in devices)
         {
             if (!domains.TryGetValue(d.Domain, out var domain))
+            {
                 _domains.Add(domains[d.Domain] = domain = new Destination<DmaOp>(d.Domain, new Outbox<DmaOp>(pinned: true)));
+                _costs.Add(domain.Costs = new PtActors.Engine.Cost.HostCostLedger(model, cpus));
+            }
             domain.Devices.Add(d.Workload.Device);
             if (!units.TryGetValue(d.Iotlb, out var unit))
                 _units.Add(units[d.Iotlb] = unit = new Destination<DmaAccess>(d.Iotlb, new Outbox<DmaAccess>(pools?.Dmas)));
-            var slot = new Slot(d.Workload, domain, unit);
+            var slot = new Slot(d.Workload, domain, unit, d.Cpu);
             _devices.Add(d.Workload.Device, slot);
             _order.Add(slot);
         }
@@ -124,6 +150,13 @@ public sealed class DeviceHost : ReceiveActor
             Sender.Tell(new Generated(g.Window, Counters()));
         });
 
+        Receive<GetCosts>(_ =>
+        {
+            var copies = new PtActors.Engine.Cost.HostCostLedger[_costs.Count];
+            for (int i = 0; i < copies.Length; i++)
+                copies[i] = _costs[i].Snapshot();
+            Sender.Tell(new Costs(copies));
+        });
         Receive<Resend>(r =>
         {
             foreach (var domain in _domains)
@@ -159,7 +192,28 @@ public sealed class DeviceHost : ReceiveActor
     {
         Count(result);
         if (_devices.TryGetValue((int)(result.Id >> 32), out var d))
+        {
+            Cost(d, result);
             d.Workload.OnResult(result);
+        }
+    }
+
+    /// <summary>Times an answered call on its device's CPU (the cost model): maps here, unmaps on the unit.</summary>
+    private void Cost(Slot device, in DmaOpResult r)
+    {
+        switch (r.Kind)
+        {
+            case DmaOpKind.DmaMap:
+                device.DmaMaps = true;
+                device.Domain.Costs!.Mapped(device.Cpu, r.Kind, r.Bytes, r.Error == PtActors.Engine.Errno.None);
+                break;
+            case DmaOpKind.Map:
+                device.Domain.Costs!.Mapped(device.Cpu, r.Kind, r.Bytes, r.Error == PtActors.Engine.Errno.None);
+                break;
+            case DmaOpKind.Unmap when device.DmaMaps && r.Error == PtActors.Engine.Errno.None:
+                device.Domain.Costs!.Freed(device.Cpu, r.Bytes);
+                break;
+        }
     }
 
     /// <summary>Counts a domain's answer by the kind of operation it answers.</summary>
@@ -210,12 +264,17 @@ public sealed class DeviceHost : ReceiveActor
         public ReadOnlyMemory<T> Sent;
         /// <summary>The hosted devices whose traffic goes here.</summary>
         public readonly List<int> Devices = new();
+        /// <summary>For a domain: the cost-model ledger of the calls answered by it.</summary>
+        public PtActors.Engine.Cost.HostCostLedger? Costs;
     }
 
     /// <summary>A hosted device with its destinations resolved once (no per-operation lookups).</summary>
-    private sealed class Slot(IDeviceWorkload workload, Destination<DmaOp> domain, Destination<DmaAccess> unit)
+    private sealed class Slot(IDeviceWorkload workload, Destination<DmaOp> domain, Destination<DmaAccess> unit, int cpu)
     {
         public readonly IDeviceWorkload Workload = workload;
+        public readonly int Cpu = cpu;
+        /// <summary>Whether the device maps through the DMA API (its unmaps return IOVAs to the caches).</summary>
+        public bool DmaMaps;
         public readonly Destination<DmaOp> Domain = domain;
         public readonly Destination<DmaAccess> Unit = unit;
         public uint DmaSeq;

@@ -46,7 +46,7 @@ public sealed class IotlbActor : ReceiveActor
     public sealed record GetCounters;
 
     /// <summary>The unit's counters and bound domains.</summary>
-    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyDictionary<string, IommuDomain> Tables);
+    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyDictionary<string, IommuDomain> Tables, PtActors.Engine.Cost.UnitCostLedger? Costs = null);
 
     /// <summary>A domain's table arrived and its devices are attached (to the coordinator).</summary>
     public sealed record Bound(string Unit, string Domain, IommuDomain Table);
@@ -187,7 +187,7 @@ public sealed class IotlbActor : ReceiveActor
             SendReleases();
             Sender.Tell(new Drained(_name));
         });
-        Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), new Dictionary<string, IommuDomain>(_tables))));
+        Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), new Dictionary<string, IommuDomain>(_tables), _unit.Costs.Snapshot())));
     }
 
     /// <summary>

@@ -77,6 +77,7 @@ internal static class RunFigures
             LockWaitP50Us = Percentile(waits, 0.50),
             LockWaitP99Us = Percentile(waits, 0.99),
             LockWaits = lockWaits,
+            LockWaitHistogram = new PtActors.Engine.Cost.BucketCounts(waits),
             TablePagesMax = TablePagesMax(run.LanePagesAtWindowEnd, run.FinalPages),
             EventsPersisted = run.Events,
             OpsPersisted = run.OpsPersisted,

@@ -46,6 +46,8 @@ public sealed record SimulationSettings
     public UnsafeMode Unsafe { get; init; } = UnsafeMode.None;
     /// <summary>Also journal the DMAs each unit translated, per unit and window (<see cref="DmaRecorder"/>), for replay.</summary>
     public bool RecordDmas { get; init; }
+    /// <summary>What work costs on the simulated clock (docs/model.md); it times the run, it changes nothing the run does.</summary>
+    public PtActors.Engine.Cost.CostModel Cost { get; init; } = PtActors.Engine.Cost.CostModel.Default;
 
     /// <summary>
     /// The configuration as <c>key=value</c> words (the run id aside): what a run prints first, what the run
@@ -151,6 +153,8 @@ public sealed record SimulationResult
     public long Dmas { get; init; }
     /// <summary>Acknowledged operations per second of wall time.</summary>
     public double OpsPerSec { get; init; }
+    /// <summary>The cost model's figures (null where a run's figures come from elsewhere, e.g. a replay).</summary>
+    public PtActors.Engine.Cost.CostFigures? Cost { get; init; }
     /// <summary>Wall time, seconds.</summary>
     public double WallS { get; init; }
     /// <summary>Simulated time, seconds.</summary>
@@ -183,6 +187,8 @@ public sealed record SimulationResult
     public double LockWaitP99Us { get; init; }
     /// <summary>Operations that waited for their range lock (a wait above 0).</summary>
     public long LockWaits { get; init; }
+    /// <summary>The range-lock waits: bucket 0 below 1 µs, bucket k ≥ 1 in [2^(k-1), 2^k) µs (null where not collected).</summary>
+    public PtActors.Engine.Cost.BucketCounts? LockWaitHistogram { get; init; }
     /// <summary>Most table pages held at once (summed over domains at window ends).</summary>
     public long TablePagesMax { get; init; }
     /// <summary>Events written.</summary>

@@ -99,6 +99,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             _schedule.HostResent(lane, slot, r.Window);
         });
         Receive<IotlbActor.Counters>(OnCounters);
+        Receive<DeviceHost.Costs>(OnHostCosts);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
         // A child that failed (stopped by the strategy below) or stopped on its own: the run cannot go on.
         Receive<Terminated>(t => Fail(t.ActorRef.Path.Name));
@@ -159,6 +160,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             Policy = _s.Policy,
             Cpus = _s.Cpus,
             Iotlb = new IotlbConfig(_s.IotlbEntries, Math.Min(8, _s.IotlbEntries)),
+            Cost = _s.Cost,
+            InvalidationNs = (ulong)Math.Round(_s.Cost.InvalidationNs),
         });
         var hostOrder = new List<int[]>(topology.Lanes.Count);
         foreach (var plan in topology.Lanes)
@@ -192,9 +195,13 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             _slotOfDomainRef[domain] = (plan.Lane, slot);
             lane.Unit.Tell(new IotlbActor.AttachDevices(plan.Name, plan.Index + 1, domain, plan.Devices.ToArray()));
             var hosted = new List<DeviceHost.HostedDevice>();
-            foreach (int dev in plan.Devices)
-                hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit));
-            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools), plan.HostName));
+            for (int i = 0; i < plan.Devices.Count; i++)
+            {
+                // The k-th device of a domain runs on CPU k mod --cpus (as its unit queues its unmaps).
+                int dev = plan.Devices[i];
+                hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit, i % _s.Cpus));
+            }
+            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools, _s.Cost), plan.HostName));
             lane.Hosts.Add(host);
             lane.Counters.Add(null);
             _slotOfHost[host] = (plan.Lane, slot);
@@ -236,8 +243,29 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     {
         _awaitingCounters = _lanes.Count;
         _unitCounters.Clear();
+        _hostCosts.Clear();
         foreach (var lane in _lanes)
+        {
             lane.Unit.Tell(new IotlbActor.GetCounters());
+            foreach (var host in lane.Hosts)
+            {
+                _awaitingCounters++;
+                host.Tell(DeviceHost.GetCosts.Instance);
+            }
+        }
+    }
+
+    private readonly List<(int Lane, int Slot, PtActors.Engine.Cost.HostCostLedger Ledger)> _hostCosts = new();
+
+    private void OnHostCosts(DeviceHost.Costs c)
+    {
+        if (_slotOfHost.TryGetValue(Sender, out var at))
+        {
+            foreach (var ledger in c.Ledgers)
+                _hostCosts.Add((at.Lane, at.Slot, ledger));
+        }
+        if (--_awaitingCounters == 0)
+            Finish();
     }
 
     private IEnumerable<DeviceHost.HostCounters> HostCounters()
@@ -292,9 +320,12 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         _unitCounters.Add(c);
         foreach (var (name, table) in c.Tables)
             _tables[name] = table;
-        if (--_awaitingCounters > 0)
-            return;
+        if (--_awaitingCounters == 0)
+            Finish();
+    }
 
+    private void Finish()
+    {
         double wall = _wall.Elapsed.TotalSeconds;
         long finalPages = 0;
         var pages = new List<IReadOnlyList<long>>(_lanes.Count);
@@ -303,8 +334,27 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             finalPages += LanePages(lane);
             pages.Add(lane.PagesAtWindowEnd);
         }
+        // Hosts answer in any order: sort the ledgers by lane and host so that the figures' sums are reproducible.
+        var units = new List<(int Lane, PtActors.Engine.Cost.UnitCostLedger Ledger)>(_unitCounters.Count);
+        foreach (var u in _unitCounters)
+        {
+            if (u.Costs is not null)
+                units.Add((_laneOfUnit[u.Unit], u.Costs));
+        }
+        units.Sort(static (a, b) => a.Lane.CompareTo(b.Lane));
+        // A stable sort: one host's ledgers keep their domain order.
+        var sorted = _hostCosts.OrderBy(static h => h.Lane).ThenBy(static h => h.Slot).ToList();
+        _hostCosts.Clear();
+        _hostCosts.AddRange(sorted);
+        var hosts = new List<(int Lane, PtActors.Engine.Cost.HostCostLedger Ledger)>(_hostCosts.Count);
+        foreach (var (lane, _, ledger) in _hostCosts)
+            hosts.Add((lane, ledger));
         var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, HostCounters().ToList(), _unitCounters,
             pages, finalPages, _tables, _events, _opsPersisted, _schedule.Windows, wall));
+        result = result with
+        {
+            Cost = PtActors.Engine.Cost.CostFigures.Compute(_s.Cpus, hosts, units, result.Maps, result.SimS * 1e9),
+        };
         var windDown = new PtActors.Engine.Replay.LaneWindDown[_lanes.Count];
         for (int l = 0; l < windDown.Length; l++)
         {

@@ -60,6 +60,40 @@ public class SimulatorTests
     }
 
     [Fact]
+    public async Task StrictCostsMoreThanLazyInTheCostModel()
+    {
+        var runner = new Simulator();
+        var strict = await runner.RunAsync(Small("nvme", new FlushPolicySpec(FlushPolicyKind.Strict)), PersistenceBackend.InMemory, null, CancellationToken.None);
+        var lazy = await runner.RunAsync(Small("nvme"), PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.NotNull(strict.Cost);
+        Assert.NotNull(lazy.Cost);
+        // A strict unmap waits for its own invalidation: its p99 call latency is at least one command's time.
+        Assert.True(strict.Cost.OpLatencyP99Us >= PtActors.Engine.Cost.CostModel.Default.InvalidationNs / 1000, $"strict p99 {strict.Cost.OpLatencyP99Us}");
+        Assert.True(strict.Cost.OpLatencyP99Us > lazy.Cost.OpLatencyP99Us);
+        Assert.True(strict.Cost.CpuUtilization >= lazy.Cost.CpuUtilization);
+        Assert.True(strict.Cost.InvQueueUtilization > lazy.Cost.InvQueueUtilization);
+        Assert.True(strict.Cost.ThroughputRatio <= lazy.Cost.ThroughputRatio);
+        Assert.InRange(strict.Cost.ThroughputRatio, 0, 1);
+        Assert.InRange(lazy.Cost.CpuUtilization, 0, 1);
+        // Every unmap that removed something has a stale window; strict's close within a few commands.
+        Assert.True(strict.Cost.StaleWindow.Count > 0);
+        Assert.True(strict.Cost.StaleWindow.Percentile(0.5) < lazy.Cost.StaleWindow.Percentile(0.5));
+    }
+
+    [Fact]
+    public async Task SlowerInvalidationsCostStrictMore()
+    {
+        var runner = new Simulator();
+        var settings = Small("nvme", new FlushPolicySpec(FlushPolicyKind.Strict));
+        var fast = await runner.RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var slow = await runner.RunAsync(settings with { Cost = settings.Cost with { InvalidationNs = 10_000 } }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.Equal(fast.TableHash, slow.TableHash); // the model times the run; it changes nothing the run does
+        Assert.Equal(fast.Invalidations, slow.Invalidations);
+        Assert.True(slow.Cost!.OpLatencyP99Us > fast.Cost!.OpLatencyP99Us);
+        Assert.True(slow.Cost.ThroughputRatio < fast.Cost.ThroughputRatio);
+    }
+
+    [Fact]
     public async Task AnotherSeedGivesOtherFigures()
     {
         var runner = new Simulator();

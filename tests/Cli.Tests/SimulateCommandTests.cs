@@ -113,7 +113,13 @@ public sealed partial class SimulateCommandTests : IDisposable
         "invalidations", "invalidations_per_unmap", "over_invalidated_bytes", "stale_in_window", "stale_violations",
         "use_after_free", "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "lock_waits", "table_pages_max",
         "events_persisted", "ops_persisted", "table_hash", "memory_hash", "faults", "errors",
+        "throughput_ratio", "device_gbps", "device_iops", "cpu_utilization", "inv_queue_utilization",
+        "op_latency_p50_us", "op_latency_p99_us", "translation_stall_us",
     ];
+
+    /// <summary>What <c>--json</c> writes: the figures, then the distributions.</summary>
+    private static readonly string[] JsonFileKeys =
+        [.. JsonKeys, "lock_wait_histogram", "stale_window_histogram", "op_latency_histogram"];
 
     // ---- defaults --------------------------------------------------------------------------------------------
 
@@ -581,7 +587,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.NotEqual(0xEF, bytes[0]); // no BOM
         using var doc = JsonDocument.Parse(bytes);
         var root = doc.RootElement;
-        Assert.Equal(JsonKeys, root.EnumerateObject().Select(p => p.Name).ToArray());
+        Assert.Equal(JsonFileKeys, root.EnumerateObject().Select(p => p.Name).ToArray());
         Assert.Equal("json1", root.GetProperty("run_id").GetString());
         Assert.Equal(1000, root.GetProperty("ops").GetInt64());
         Assert.Equal(4321, root.GetProperty("dmas").GetInt64());
@@ -646,7 +652,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         File.WriteAllText(path, new string('x', 10_000));
         Assert.Equal(0, Ptactors(["simulate", "--in-memory", "--json", path]).Exit);
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-        Assert.Equal(JsonKeys.Length, doc.RootElement.EnumerateObject().Count());
+        Assert.Equal(JsonFileKeys.Length, doc.RootElement.EnumerateObject().Count());
     }
 
     [Fact]
@@ -787,6 +793,49 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Equal("ptactors simulate: run stop cancelled\n", r.Stderr);
     }
 
+    // ---- --cost FILE -----------------------------------------------------------------------------------------
+
+    [Fact]
+    public void CostFileOverridesTheModelsKeys()
+    {
+        string path = Path.Combine(_dir, "cost.conf");
+        File.WriteAllText(path, "ptactors.cost {\n  invalidation-ns = 4000\n  walk-read-ns = 150\n}\n");
+        var r = Ptactors(["simulate", "--in-memory", "--cost", path]);
+        Assert.Equal("", r.Stderr);
+        Assert.Equal(0, r.Exit);
+        var cost = Assert.Single(r.Runner.Calls).Settings.Cost;
+        Assert.Equal(PtActors.Engine.Cost.CostModel.Default with { InvalidationNs = 4000, WalkReadNs = 150 }, cost);
+    }
+
+    [Fact]
+    public void WithoutACostFileTheRunHasTheDefaults()
+    {
+        var r = Ptactors(["simulate", "--in-memory"]);
+        Assert.Equal(PtActors.Engine.Cost.CostModel.Default, Assert.Single(r.Runner.Calls).Settings.Cost);
+    }
+
+    [Theory]
+    [InlineData("ptactors.cost {\n  invalidation-ns = 4000\n  no-such-cost = 1\n}\n", ":3: unknown cost key 'no-such-cost'")]
+    [InlineData("ptactors.cost.walk-read-ns = -5\n", ": walk-read-ns must be a number of nanoseconds from 0 to 1e9, not -5")]
+    [InlineData("ptactors.cost.walk-read-ns = ${nowhere}\n", ": not valid HOCON")]
+    public void ABadCostFileIsAUsageErrorNamingTheFileAndKeyBeforeTheRun(string text, string expected)
+    {
+        string path = Path.Combine(_dir, "bad-cost.conf");
+        File.WriteAllText(path, text);
+        var r = Ptactors(["simulate", "--in-memory", "--cost", path]);
+        AssertUsageError(r, "--cost");
+        Assert.Contains(path + expected, r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AMissingCostFileIsAUsageError()
+    {
+        string path = Path.Combine(_dir, "none.conf");
+        var r = Ptactors(["simulate", "--in-memory", "--cost", path]);
+        AssertUsageError(r, "--cost");
+        Assert.Contains(path + ": cannot read it", r.Stderr, StringComparison.Ordinal);
+    }
+
     // ---- help ------------------------------------------------------------------------------------------------
 
     [Fact]
@@ -802,7 +851,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         foreach (string option in new[]
         {
             "--iommus", "--domains", "--devices", "--workload", "--format", "--policy", "--iotlb", "--cpus", "--inflight",
-            "--late-dma", "--ops", "--duration", "--seed", "--db", "--in-memory", "--json", "--run-id", "--unsafe",
+            "--late-dma", "--ops", "--duration", "--seed", "--db", "--in-memory", "--json", "--run-id", "--unsafe", "--cost",
         })
         {
             Assert.Contains(option, r.Stdout, StringComparison.Ordinal);

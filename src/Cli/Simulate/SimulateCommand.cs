@@ -71,6 +71,7 @@ internal sealed class SimulateCommand
     private readonly Option<UnsafeMode?> _unsafe;
     private readonly Option<string?> _ackLog;
     private readonly Option<bool> _recordDmas;
+    private readonly Option<string?> _cost;
 
     /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
     public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
@@ -122,10 +123,13 @@ internal sealed class SimulateCommand
         {
             Description = "Also journal the DMAs each unit translated, per unit and window, so that replay replays them (costs throughput: see docs/performance.md)",
         };
+        _cost = Valued<string?>("--cost", "FILE",
+            "Override costs of the cost model: a HOCON file of keys under ptactors.cost, as in config/cost-model.conf " +
+            "(docs/model.md) [default: config/cost-model.conf]", SimulateValues.FilePath);
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
-            _ops, _duration, _seed, _db, _inMemory, _postgres, _json, _runId, _unsafe, _ackLog, _recordDmas,
+            _ops, _duration, _seed, _db, _inMemory, _postgres, _json, _runId, _unsafe, _ackLog, _recordDmas, _cost,
         };
         Command.Validators.Add(result =>
         {
@@ -250,6 +254,12 @@ internal sealed class SimulateCommand
         var (settings, backend, jsonPath) = request;
         if (!PersistenceIds.IsValidPart(settings.RunId))
             return Usage($"run id '{settings.RunId}' is invalid");
+        if (parse.GetValue(_cost) is { } costFile)
+        {
+            if (!CostModelConfig.TryLoad(costFile, out var cost, out string? costWhy))
+                return Usage($"bad --cost file: {costWhy}");
+            settings = settings with { Cost = cost };
+        }
 
         // Every file is checked before the run starts: a long run must not end in "cannot write". The JSON goes to a
         // temporary file beside --json, renamed over it once complete: a failure never leaves a partial file.

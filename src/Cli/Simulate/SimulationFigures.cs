@@ -11,7 +11,7 @@ namespace PtActors.Cli.Simulate;
 internal static class SimulationFigures
 {
     /// <summary>The keys and values, in output order (a value is a string, long, ulong or double).</summary>
-    public static IReadOnlyList<(string Key, object Value)> Of(SimulationResult r) =>
+    public static IReadOnlyList<(string Key, object? Value)> Of(SimulationResult r) =>
     [
         ("run_id", r.RunId),
         ("unsafe", UnsafeModes.Name(r.Unsafe)),
@@ -41,7 +41,48 @@ internal static class SimulationFigures
         ("memory_hash", r.MemoryHash),
         ("faults", r.Faults),
         ("errors", r.Errors),
+        ("throughput_ratio", r.Cost?.ThroughputRatio),
+        ("device_gbps", r.Cost?.DeviceGbps),
+        ("device_iops", r.Cost?.DeviceIops),
+        ("cpu_utilization", r.Cost?.CpuUtilization),
+        ("inv_queue_utilization", r.Cost?.InvQueueUtilization),
+        ("op_latency_p50_us", r.Cost?.OpLatencyP50Us),
+        ("op_latency_p99_us", r.Cost?.OpLatencyP99Us),
+        ("translation_stall_us", r.Cost?.TranslationStallUs),
     ];
+
+    /// <summary>
+    /// The distributions <c>--json</c> writes after the figures (not in the summary table): each an array of
+    /// <c>{"le_us": upper bound of the bucket in simulated µs, "count": n}</c>, non-empty buckets in order.
+    /// </summary>
+    public static IReadOnlyList<(string Key, IReadOnlyList<(double LeUs, long Count)>? Buckets)> Distributions(SimulationResult r) =>
+    [
+        ("lock_wait_histogram", LockWaitBuckets(r.LockWaitHistogram)),
+        ("stale_window_histogram", r.Cost is null ? null : Buckets(r.Cost.StaleWindow)),
+        ("op_latency_histogram", r.Cost is null ? null : Buckets(r.Cost.OpLatency)),
+    ];
+
+    private static List<(double, long)>? LockWaitBuckets(PtActors.Engine.Cost.BucketCounts? histogram)
+    {
+        if (histogram is null)
+            return null;
+        var list = new List<(double, long)>();
+        for (int k = 0; k < histogram.Length; k++)
+        {
+            // Bucket 0 counts waits below 1 µs (written as 0), bucket k ≥ 1 those in [2^(k-1), 2^k) µs.
+            if (histogram[k] > 0)
+                list.Add((k == 0 ? 0 : Math.Pow(2, k), histogram[k]));
+        }
+        return list;
+    }
+
+    private static List<(double, long)> Buckets(PtActors.Engine.Cost.LatencyHistogram h)
+    {
+        var list = new List<(double, long)>();
+        foreach (var (upperNs, count) in h.Buckets())
+            list.Add((upperNs / 1000, count));
+        return list;
+    }
 
     /// <summary>
     /// Writes the figures as one JSON object (UTF-8, no BOM, indented, a final newline). Numbers are JSON numbers
@@ -54,6 +95,23 @@ internal static class SimulationFigures
             json.WriteStartObject();
             foreach (var (key, value) in Of(result))
                 WriteValue(json, key, value);
+            foreach (var (key, buckets) in Distributions(result))
+            {
+                if (buckets is null)
+                {
+                    json.WriteNull(key);
+                    continue;
+                }
+                json.WriteStartArray(key);
+                foreach (var (le, count) in buckets)
+                {
+                    json.WriteStartObject();
+                    json.WriteNumber("le_us", le);
+                    json.WriteNumber("count", count);
+                    json.WriteEndObject();
+                }
+                json.WriteEndArray();
+            }
             json.WriteEndObject();
         }
         stream.WriteByte((byte)'\n');
@@ -88,8 +146,9 @@ internal static class SimulationFigures
     }
 
     /// <summary>A figure as the summary table shows it (invariant; integers in full, doubles to a useful precision).</summary>
-    public static string Display(string key, object value) => value switch
+    public static string Display(string key, object? value) => value switch
     {
+        null => "-",
         string s => s,
         long l => l.ToString(CultureInfo.InvariantCulture),
         ulong u => u.ToString(CultureInfo.InvariantCulture),
@@ -100,6 +159,7 @@ internal static class SimulationFigures
             "ops_per_sec" => d.ToString("0", CultureInfo.InvariantCulture),
             "wall_s" => d.ToString("0.000", CultureInfo.InvariantCulture),
             "sim_s" => d.ToString("0.000000###", CultureInfo.InvariantCulture),
+            "throughput_ratio" or "cpu_utilization" or "inv_queue_utilization" => d.ToString("0.0000", CultureInfo.InvariantCulture),
             _ => d.ToString("0.###", CultureInfo.InvariantCulture),
         },
         _ => value.ToString() ?? "",

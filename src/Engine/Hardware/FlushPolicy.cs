@@ -83,6 +83,8 @@ public sealed record IommuUnitConfig
     public ulong BatchIdleNs { get; init; } = 1_000_000;
     /// <summary>Deliberately broken: table pages go back to the allocator at unmap, before the flush.</summary>
     public bool FreeTablesBeforeFlush { get; init; }
+    /// <summary>What the unit's work costs on the simulated clock (<see cref="IommuUnit.Costs"/>); its invalidation latency is <see cref="Cost.CostModel.InvalidationNs"/>.</summary>
+    public Cost.CostModel Cost { get; init; } = PtActors.Engine.Cost.CostModel.Default;
     /// <summary>Deliberately broken: attach and detach leave the hardware's cached device context alone.</summary>
     public bool SkipContextInvalidation { get; init; }
 }

@@ -30,6 +30,7 @@ public sealed partial class IommuUnit
         if (slot >= 0)
         {
             Stats.Hits++;
+            Costs.Translate(Clock.NowNs, 0);
             ref var e = ref Iotlb[slot];
             if ((e.Perms & need) == 0)
                 return Fault(device, iova, write, FaultReason.Permission);
@@ -53,6 +54,7 @@ public sealed partial class IommuUnit
             walk.StartPage = childPage;
         }
         domain.WalkForDma(ref walk);
+        Costs.Translate(Clock.NowNs, Math.Max(1, walk.Depth));
 
         bool freedRead = false;
         for (int i = 0; i < walk.Depth; i++)

@@ -108,7 +108,10 @@ public sealed partial class IommuUnit
     /// <summary>Flushes everything a policy is holding back for every bound domain (the end of a run).</summary>
     public void Drain()
     {
-        foreach (var ctx in _domains.Values)
+        // In domain-id order: the order commands reach the queue must not depend on when domains were (re)bound.
+        var contexts = new List<DomainContext>(_domains.Values);
+        contexts.Sort(static (a, b) => a.Id.CompareTo(b.Id));
+        foreach (var ctx in contexts)
         {
             if (ctx.Queues is not null && QueuedEntries(ctx) > 0)
             {
@@ -239,6 +242,7 @@ public sealed partial class IommuUnit
     {
         Stats.Invalidations++;
         Stats.InvalidationBusyNs += (long)Config.InvalidationNs;
+        Costs.Command(Clock.NowNs);
         switch (cmd.Kind)
         {
             case InvalidationKind.PageSelective:
@@ -269,6 +273,8 @@ public sealed partial class IommuUnit
         var unflushed = ctx.Unflushed;
         if (psiBytes == 0 && start == 0 && last == ulong.MaxValue)
         {
+            foreach (var r in CollectionsMarshal.AsSpan(unflushed))
+                Costs.Covered(r.TimeNs);
             unflushed.Clear();      // a whole-domain flush covers every unmap
             return;
         }
@@ -280,7 +286,10 @@ public sealed partial class IommuUnit
         foreach (var r in records)
         {
             if (r.Start >= start && r.Last <= last)
+            {
+                Costs.Covered(r.TimeNs);
                 union?.Add((r.Start, r.Last));
+            }
             else
                 records[kept++] = r;
         }

@@ -57,7 +57,12 @@ public sealed partial class IommuUnit : IIotlbSyncHandler
         Clock = clock;
         Iotlb = new Iotlb(config.Iotlb);
         WalkCache = new WalkCache(config.WalkCache);
+        // One invalidation latency: the unit's configured one (the simulator sets it from its cost model).
+        Costs = new Cost.UnitCostLedger(config.Cost.InvalidationNs == config.InvalidationNs ? config.Cost : config.Cost with { InvalidationNs = config.InvalidationNs }, config.Cpus);
     }
+
+    /// <summary>The cost model's timing of this unit's work (it times; it decides nothing).</summary>
+    public Cost.UnitCostLedger Costs { get; }
 
     /// <summary>The unit's name.</summary>
     public string Name { get; }

@@ -32,6 +32,7 @@ public sealed class UnitWindow : IPreStateOracle
     private readonly List<DmaAccess> _dmas = new();
     private readonly WindowUnmaps _unmaps = new();
     private readonly List<(FlushNotice Notice, IommuDomain Table)> _flushes = new();
+    private readonly bool _queued;
     private int _pendingFrom;   // first unmap of the window not yet run (the pre-state oracle's horizon)
 
     /// <summary>A window runner for <paramref name="unit"/> (it becomes the unit's pre-state oracle).</summary>
@@ -39,6 +40,7 @@ public sealed class UnitWindow : IPreStateOracle
     {
         _unit = unit;
         unit.PreState = this;
+        _queued = unit.Config.Policy.Kind is FlushPolicyKind.Lazy or FlushPolicyKind.LazySingle;
     }
 
     /// <summary>Whether nothing waits to run in the window (no DMA, unmap notice or flush).</summary>
@@ -75,7 +77,6 @@ public sealed class UnitWindow : IPreStateOracle
     /// </summary>
     public void Run(ulong endNs)
     {
-        var clock = _unit.Clock;
         CollectionsMarshal.AsSpan(_flushes).Sort(default(StampOrder));
         _unmaps.Sort();
         CollectionsMarshal.AsSpan(_dmas).Sort();
@@ -91,27 +92,32 @@ public sealed class UnitWindow : IPreStateOracle
                 if (tf <= tu && tf <= td)
                 {
                     var (n, table) = _flushes[f++];
-                    clock.AdvanceTo(n.StampNs);
+                    AdvanceTo(n.StampNs);
+                    long before = _unit.Stats.Invalidations;
                     _unit.FlushNow(table, n.Id, n.Start, n.End, n.Kind);
+                    int cpu = _devices.TryGetValue((int)(n.Id >> 32), out var dev) ? dev.Cpu : 0;
+                    _unit.Costs.Flushed(cpu, n.StampNs, _unit.Stats.Invalidations - before);
                 }
                 else if (tu <= td)
                 {
                     var (n, table) = _unmaps[u++];
                     _pendingFrom = u;
-                    clock.AdvanceTo(n.StampNs);
+                    AdvanceTo(n.StampNs);
                     int cpu = _devices.TryGetValue((int)(n.Id >> 32), out var dev) ? dev.Cpu : 0;
+                    long before = _unit.Stats.Invalidations;
                     _unit.Unmapped(table, n.Id, n.Iova, n.Unmapped, cpu);
+                    _unit.Costs.Unmap(cpu, n.StampNs, n.Unmapped, _queued, _unit.Stats.Invalidations - before);
                 }
                 else
                 {
                     var a = _dmas[d++];
-                    clock.AdvanceTo(a.StampNs);
+                    AdvanceTo(a.StampNs);
                     if (_devices.TryGetValue(a.Device, out var dev))
                         _unit.Dma(dev.Device, a.Iova, a.Write);
                     DmasRun++;
                 }
             }
-            clock.AdvanceTo(endNs);
+            AdvanceTo(endNs);
         }
         finally
         {
@@ -120,6 +126,16 @@ public sealed class UnitWindow : IPreStateOracle
             _dmas.Clear();
             _pendingFrom = 0;
         }
+    }
+
+    /// <summary>Advances the unit's clock; invalidations its timers issue on the way are timed as timer flushes.</summary>
+    private void AdvanceTo(ulong ns)
+    {
+        long before = _unit.Stats.Invalidations;
+        _unit.Clock.AdvanceTo(ns);
+        long issued = _unit.Stats.Invalidations - before;
+        if (issued > 0)
+            _unit.Costs.TimerFlushed(issued);
     }
 
     /// <inheritdoc/>

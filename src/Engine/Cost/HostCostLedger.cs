@@ -1,0 +1,114 @@
+using PtActors.Engine.Dma;
+
+namespace PtActors.Engine.Cost;
+
+/// <summary>
+/// The CPU side of the cost model for the devices of one domain: what their map calls cost on their CPUs, with
+/// the domain's per-CPU IOVA caches (two magazines per CPU and size class, a shared depot of full magazines,
+/// as drivers/iommu/iova.c keeps them), and the bytes each CPU's devices mapped. The unmaps' CPU time is the
+/// unit's (<see cref="UnitCostLedger"/>), where the invalidations they wait for are timed.
+/// </summary>
+public sealed class HostCostLedger
+{
+    private readonly CostModel _model;
+    private readonly int[,] _cached;     // [cpu, order]: IOVAs a CPU's two magazines hold
+    private readonly int[] _depot;       // [order]: full magazines in the domain's depot
+
+    /// <summary>A ledger for devices on CPUs 0 .. <paramref name="cpus"/> − 1.</summary>
+    public HostCostLedger(CostModel model, int cpus)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        _model = model;
+        int orders = Math.Max(0, model.IovaCacheMaxOrder + 1);
+        _cached = new int[Math.Max(1, cpus), Math.Max(1, orders)];
+        _depot = new int[Math.Max(1, orders)];
+        CpuNs = new double[Math.Max(1, cpus)];
+        BytesByCpu = new double[Math.Max(1, cpus)];
+    }
+
+    /// <summary>CPU time each CPU spent in map calls.</summary>
+    public double[] CpuNs { get; private set; }
+
+    /// <summary>Bytes the devices on each CPU mapped (what they offered to move).</summary>
+    public double[] BytesByCpu { get; private set; }
+
+    /// <summary>Latency of each map call (its CPU work: nothing a map does waits for the IOMMU).</summary>
+    public LatencyHistogram MapLatency { get; private set; } = new();
+
+    /// <summary>IOVA allocations.</summary>
+    public long IovaAllocs { get; private set; }
+
+    /// <summary>IOVA allocations neither the CPU's magazines nor the depot could serve.</summary>
+    public long IovaCacheMisses { get; private set; }
+
+    /// <summary>A map call of kind <paramref name="kind"/> answered on CPU <paramref name="cpu"/> with <paramref name="bytes"/> mapped (0 when it failed).</summary>
+    public void Mapped(int cpu, DmaOpKind kind, ulong bytes, bool ok)
+    {
+        cpu %= CpuNs.Length;
+        double ns = _model.MapNs(bytes);
+        if (kind == DmaOpKind.DmaMap)
+            ns += _model.DmaCallNs + Allocate(cpu, bytes);
+        CpuNs[cpu] += ns;
+        MapLatency.Add(ns);
+        if (ok)
+            BytesByCpu[cpu] += bytes;
+    }
+
+    /// <summary>A DMA-API unmap on CPU <paramref name="cpu"/> returns the IOVA of <paramref name="bytes"/> to the caches.</summary>
+    public void Freed(int cpu, ulong bytes)
+    {
+        int order = Order(bytes);
+        if (order < 0)
+            return;
+        cpu %= CpuNs.Length;
+        int capacity = 2 * _model.IovaMagazineSize;
+        if (_cached[cpu, order] < capacity)
+        {
+            _cached[cpu, order]++;
+            return;
+        }
+        // Both magazines full: one goes to the depot, the CPU starts an empty one with this IOVA.
+        _depot[order]++;
+        _cached[cpu, order] = _model.IovaMagazineSize + 1;
+    }
+
+    private double Allocate(int cpu, ulong bytes)
+    {
+        IovaAllocs++;
+        int order = Order(bytes);
+        if (order >= 0)
+        {
+            if (_cached[cpu, order] > 0)
+            {
+                _cached[cpu, order]--;
+                return _model.IovaCacheHitNs;
+            }
+            if (_depot[order] > 0)
+            {
+                _depot[order]--;
+                _cached[cpu, order] = _model.IovaMagazineSize - 1;
+                return _model.IovaCacheHitNs;
+            }
+        }
+        IovaCacheMisses++;
+        return _model.IovaCacheMissNs;
+    }
+
+    /// <summary>The size class of an IOVA of <paramref name="bytes"/> (log2 of its pages rounded up), or −1 when too large to cache.</summary>
+    private int Order(ulong bytes)
+    {
+        ulong pages = Math.Max(1, (bytes + 4095) >> 12);
+        int order = 64 - System.Numerics.BitOperations.LeadingZeroCount(pages - 1);
+        return order <= _model.IovaCacheMaxOrder ? order : -1;
+    }
+
+    /// <summary>A copy of the ledger's figures (for handing to another thread).</summary>
+    public HostCostLedger Snapshot()
+    {
+        var c = (HostCostLedger)MemberwiseClone();
+        c.CpuNs = (double[])CpuNs.Clone();
+        c.BytesByCpu = (double[])BytesByCpu.Clone();
+        c.MapLatency = MapLatency.Clone();
+        return c;
+    }
+}
