@@ -836,6 +836,89 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Contains(path + ": cannot read it", r.Stderr, StringComparison.Ordinal);
     }
 
+    // ---- comparisons -----------------------------------------------------------------------------------------
+
+    [Fact]
+    public void ListsRunEveryCombinationWithItsOwnRunId()
+    {
+        string path = Path.Combine(_dir, "cmp.json");
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "cmp", "--policy", "strict,batch:32", "--iotlb", "64,128", "--cpus", "2",
+            "--json", path]);
+        Assert.Equal("", r.Stderr);
+        Assert.Equal(0, r.Exit);
+        var calls = r.Runner.Calls.Select(c => c.Settings).OrderBy(c => c.RunId, StringComparer.Ordinal).ToArray();
+        Assert.Equal(["cmp-1", "cmp-2", "cmp-3", "cmp-4"], calls.Select(c => c.RunId));
+        Assert.Equal([FlushPolicyKind.Strict, FlushPolicyKind.Strict, FlushPolicyKind.Batch, FlushPolicyKind.Batch], calls.Select(c => c.Policy.Kind));
+        Assert.Equal([64, 128, 64, 128], calls.Select(c => c.IotlbEntries));
+        Assert.All(calls, c => Assert.Equal(2, c.Cpus));
+        Assert.All(calls, c => Assert.Equal(1UL, c.Seed)); // the same seeded workload in every configuration
+
+        Assert.Equal("run_id=cmp db=in-memory", r.Lines[0]);
+        Assert.Contains(r.Lines, l => Regex.IsMatch(l, @"^figure\s+policy=strict iotlb=64\s+policy=strict iotlb=128\s+policy=batch:32 iotlb=64\s+policy=batch:32 iotlb=128$"));
+        Assert.Contains(r.Lines, l => Regex.IsMatch(l, @"^invalidations\s+0\s+0\s+0\s+0$"));
+        Assert.Equal($"json={path}", r.Lines[^1]);
+
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal(4, runs.Length);
+        Assert.Equal(["policy", "iotlb", "cpus", "format", .. JsonFileKeys], runs[0].EnumerateObject().Select(p => p.Name).ToArray());
+        Assert.Equal("batch:32", runs[2].GetProperty("policy").GetString());
+        Assert.Equal(128, runs[3].GetProperty("iotlb").GetInt32());
+        Assert.Equal(2, runs[3].GetProperty("cpus").GetInt32());
+        Assert.Equal("x86_64", runs[3].GetProperty("format").GetString());
+        Assert.Equal("cmp-4", runs[3].GetProperty("run_id").GetString());
+    }
+
+    [Fact]
+    public void OneValueInEveryListIsAPlainRun()
+    {
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "one", "--policy", "strict", "--iotlb", "64"]);
+        Assert.Equal(0, r.Exit);
+        Assert.Equal("one", r.Settings.RunId);
+        Assert.DoesNotContain(r.Lines, l => l.StartsWith("comparing", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(new[] { "--policy", "strict,lazy,strict" }, "--policy")]
+    [InlineData(new[] { "--iotlb", "64,65" }, "--iotlb")]
+    [InlineData(new[] { "--cpus", "1,0" }, "--cpus")]
+    [InlineData(new[] { "--format", "amdv1,arm" }, "--format")]
+    [InlineData(new[] { "--policy", "strict,lazy,lazy-single,batch:2,batch:4", "--iotlb", "8,16,24,32", "--cpus", "1,2,3,4" }, "at most 64")]
+    [InlineData(new[] { "--policy", "strict,lazy", "--ack-log", "acks.log" }, "--ack-log")]
+    public void ABadListIsAUsageErrorBeforeAnyRun(string[] args, string expected)
+    {
+        var r = Ptactors(["simulate", "--in-memory", .. args]);
+        AssertUsageError(r, expected);
+    }
+
+    [Fact]
+    public void AFailedConfigurationFailsTheComparisonAndWritesNoJson()
+    {
+        string path = Path.Combine(_dir, "failed.json");
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "f", "--policy", "strict,lazy", "--json", path],
+            new FakeRunner { Failure = new InvalidOperationException("the journal broke") });
+        Assert.Equal(Program.ExitInternalError, r.Exit);
+        Assert.Contains("ptactors simulate: run f-1 failed: the journal broke", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("ptactors simulate: run f-2 failed: the journal broke", r.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(path));
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void ARealComparisonShowsStrictIssuingMoreInvalidationsThanLazy()
+    {
+        string path = Path.Combine(_dir, "real.json");
+        var r = EndToEndTests.Ptactors(["simulate", "--in-memory", "--workload", "nvme", "--iommus", "1", "--domains", "2",
+            "--devices", "8", "--ops", "2000", "--policy", "strict,lazy", "--json", path]);
+        Assert.True(r.Exit == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal("strict", runs[0].GetProperty("policy").GetString());
+        Assert.True(runs[0].GetProperty("invalidations").GetInt64() > runs[1].GetProperty("invalidations").GetInt64());
+        Assert.True(runs[0].GetProperty("op_latency_p99_us").GetDouble() > runs[1].GetProperty("op_latency_p99_us").GetDouble());
+        Assert.Equal(runs[0].GetProperty("ops").GetInt64(), runs[1].GetProperty("ops").GetInt64());
+    }
+
     // ---- help ------------------------------------------------------------------------------------------------
 
     [Fact]

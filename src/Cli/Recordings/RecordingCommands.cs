@@ -374,23 +374,5 @@ internal sealed partial class RecordingCommands
         return ExitUsage;
     }
 
-    private void WriteColumns(List<string[]> rows)
-    {
-        int columns = rows[0].Length;
-        var width = new int[columns];
-        foreach (var row in rows)
-        {
-            for (int c = 0; c < columns - 1; c++)
-                width[c] = Math.Max(width[c], row[c].Length);
-        }
-        foreach (var row in rows)
-        {
-            var line = new System.Text.StringBuilder();
-            for (int c = 0; c < columns; c++)
-            {
-                line.Append(c < columns - 1 ? row[c].PadRight(width[c] + 2) : row[c]);
-            }
-            _stdout.WriteLine(line.ToString().TrimEnd());
-        }
-    }
+    private void WriteColumns(List<string[]> rows) => TextColumns.Write(_stdout, rows);
 }

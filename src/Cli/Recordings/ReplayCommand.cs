@@ -37,9 +37,9 @@ internal sealed partial class RecordingCommands
         var db = DbOption();
         var run = new Option<string?>("--run") { Description = "The run to replay [default: the database's only run]", HelpName = "ID" };
         var policies = SimulateCommand.Valued<Listed<FlushPolicySpec>?>("--policy", "P[,P...]",
-            $"Flush policies to replay under: strict, lazy, lazy-single, batch:N (N at most {SimulateValues.MaxBatch}) [default: the recorded one]", List(SimulateValues.Policy));
+            $"Flush policies to replay under: strict, lazy, lazy-single, batch:N (N at most {SimulateValues.MaxBatch}) [default: the recorded one]", SimulateValues.List(SimulateValues.Policy));
         var iotlbs = SimulateCommand.Valued<Listed<int>?>("--iotlb", "N[,N...]",
-            $"IOTLB entries per unit, each a multiple of 8 up to {SimulateValues.MaxIotlbEntries} [default: the recorded size]", List(SimulateValues.IotlbEntries));
+            $"IOTLB entries per unit, each a multiple of 8 up to {SimulateValues.MaxIotlbEntries} [default: the recorded size]", SimulateValues.List(SimulateValues.IotlbEntries));
         var format = SimulateCommand.Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64", "Page-table format of the replay's domains [default: the recorded one]", SimulateValues.Format);
         var cpus = SimulateCommand.Valued<int?>("--cpus", "N", $"CPUs for the per-CPU flush queues, at most {SimulateValues.MaxCpus} [default: the recorded number]",
             (string text, out string expected) => SimulateValues.Count(text, SimulateValues.MaxCpus, out expected));
@@ -59,8 +59,8 @@ internal sealed partial class RecordingCommands
         command.Validators.Add(result =>
         {
             // Values with errors of their own are left to those errors.
-            var policyList = result.GetResult(policies) is { Tokens: [var pt] } ? List(SimulateValues.Policy)(pt.Value, out _) : null;
-            var iotlbList = result.GetResult(iotlbs) is { Tokens: [var it] } ? List(SimulateValues.IotlbEntries)(it.Value, out _) : null;
+            var policyList = result.GetResult(policies) is { Tokens: [var pt] } ? SimulateValues.List(SimulateValues.Policy)(pt.Value, out _) : null;
+            var iotlbList = result.GetResult(iotlbs) is { Tokens: [var it] } ? SimulateValues.List(SimulateValues.IotlbEntries)(it.Value, out _) : null;
             long p = policyList?.Items.Length ?? 1, i = iotlbList?.Items.Length ?? 1;
             if (p * i > MaxReplayConfigurations)
                 result.AddError($"--policy x --iotlb make {p * i} configurations: at most {MaxReplayConfigurations}");
@@ -76,32 +76,7 @@ internal sealed partial class RecordingCommands
     }
 
     /// <summary>The values of a comma-separated option (a class: System.CommandLine gives array-typed options arity rules of their own).</summary>
-    private sealed record Listed<T>(T[] Items);
 
-    /// <summary>A comma-separated list of values each <paramref name="one"/> accepts, without repeats.</summary>
-    private static SimulateCommand.ValueParser<Listed<T>?> List<T>(SimulateCommand.ValueParser<T?> one) where T : struct
-        => (string text, out string expected) =>
-        {
-            var values = new List<T>();
-            expected = "";
-            foreach (string item in text.Split(','))
-            {
-                if (one(item, out expected) is not T value)
-                {
-                    expected = $"'{Shorten(item)}': {expected}";
-                    return null;
-                }
-                if (values.Contains(value))
-                {
-                    expected = $"'{Shorten(item)}' is listed twice";
-                    return null;
-                }
-                values.Add(value);
-            }
-            return new Listed<T>([.. values]);
-        };
-
-    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 
     private async Task<int> ReplayAsync(string db, string? runId, FlushPolicySpec[]? policies, int[]? iotlbs, PtFormatKind? format, int? cpus,
         string? jsonPath, string? saveId, SynthDmas? synth, CancellationToken ct)

@@ -12,7 +12,17 @@ using Spectre.Console;
 namespace PtActors.Cli.Simulate;
 
 /// <summary>What one <c>ptactors simulate</c> command line asks for.</summary>
-internal sealed record SimulateRequest(SimulationSettings Settings, PersistenceBackend Backend, string? JsonPath);
+internal sealed record SimulateRequest(SimulationSettings Settings, PersistenceBackend Backend, string? JsonPath)
+{
+    /// <summary>
+    /// The configurations to run: one, or the cross product of the list options (a comparison), each with its
+    /// parameters under their JSON keys and a label naming the parameters that vary.
+    /// </summary>
+    public IReadOnlyList<SimulateVariant> Variants { get; init; } = [new SimulateVariant(Settings, [], "")];
+}
+
+/// <summary>One configuration of a comparison: its settings, its parameters (JSON key, value as written), its column label.</summary>
+internal sealed record SimulateVariant(SimulationSettings Settings, IReadOnlyList<(string Key, object Value)> Parameters, string Label);
 
 /// <summary>
 /// <c>ptactors simulate</c>: parses the options into <see cref="SimulationSettings"/> and a
@@ -54,10 +64,10 @@ internal sealed class SimulateCommand
     private readonly Option<int?> _domains;
     private readonly Option<int?> _devices;
     private readonly Option<string?> _workload;
-    private readonly Option<PtFormatKind?> _format;
-    private readonly Option<FlushPolicySpec?> _policy;
-    private readonly Option<int?> _iotlb;
-    private readonly Option<int?> _cpus;
+    private readonly Option<Listed<PtFormatKind>?> _format;
+    private readonly Option<Listed<FlushPolicySpec>?> _policy;
+    private readonly Option<Listed<int>?> _iotlb;
+    private readonly Option<Listed<int>?> _cpus;
     private readonly Option<int?> _inflight;
     private readonly Option<double?> _lateDma;
     private readonly Option<long?> _ops;
@@ -97,11 +107,12 @@ internal sealed class SimulateCommand
         _domains = Valued<int?>("--domains", "N", $"Paging domains, spread round-robin over the units, at most {SimulateValues.MaxDomains} [default: {d.Domains}]", CountUpTo(SimulateValues.MaxDomains));
         _devices = Valued<int?>("--devices", "N", $"Devices, spread round-robin over the domains, at most {SimulateValues.MaxDevices} [default: {d.Devices}]", CountUpTo(SimulateValues.MaxDevices));
         _workload = Valued<string?>("--workload", "nic|nvme|gpu|random|mixed", $"What the devices do [default: {d.Workload}]", SimulateValues.Workload);
-        _format = Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64",
-            $"Page-table format of every domain [default: {PtFormatOps.For(d.Format).Name}]", SimulateValues.Format);
-        _policy = Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N", $"IOTLB flush policy of every unit (N at most {SimulateValues.MaxBatch}) [default: {d.Policy}]", SimulateValues.Policy);
-        _iotlb = Valued<int?>("--iotlb", "N", $"IOTLB entries per unit, a multiple of 8 up to {SimulateValues.MaxIotlbEntries}; --iommus x --iotlb at most {SimulateValues.MaxIotlbEntriesTotal} [default: {d.IotlbEntries}]", SimulateValues.IotlbEntries);
-        _cpus = Valued<int?>("--cpus", "N", $"CPUs, for the per-CPU flush queues: the k-th device of a domain is on CPU k mod N; at most {SimulateValues.MaxCpus}, --domains x --cpus at most {SimulateValues.MaxRings} [default: {d.Cpus}]", CountUpTo(SimulateValues.MaxCpus));
+        const string Listable = "; a comma-separated list runs each value (a comparison of every combination)";
+        _format = Valued<Listed<PtFormatKind>?>("--format", "amdv1|x86_64|vtdss|riscv64[,...]",
+            $"Page-table format of every domain{Listable} [default: {PtFormatOps.For(d.Format).Name}]", SimulateValues.List(SimulateValues.Format));
+        _policy = Valued<Listed<FlushPolicySpec>?>("--policy", "strict|lazy|lazy-single|batch:N[,...]", $"IOTLB flush policy of every unit (N at most {SimulateValues.MaxBatch}){Listable} [default: {d.Policy}]", SimulateValues.List(SimulateValues.Policy));
+        _iotlb = Valued<Listed<int>?>("--iotlb", "N[,N...]", $"IOTLB entries per unit, a multiple of 8 up to {SimulateValues.MaxIotlbEntries}; --iommus x --iotlb at most {SimulateValues.MaxIotlbEntriesTotal}{Listable} [default: {d.IotlbEntries}]", SimulateValues.List(SimulateValues.IotlbEntries));
+        _cpus = Valued<Listed<int>?>("--cpus", "N[,N...]", $"CPUs: the k-th device of a domain is on CPU k mod N (its flush-queue ring and its DMA-API calls); at most {SimulateValues.MaxCpus}, --domains x --cpus at most {SimulateValues.MaxRings}{Listable} [default: {d.Cpus}]", SimulateValues.List(CountUpTo(SimulateValues.MaxCpus)));
         _inflight = Valued<int?>("--inflight", "N", $"Operations each device keeps outstanding, at most {SimulateValues.MaxInflight}; --devices x --inflight at most {SimulateValues.MaxOutstanding} [default: {d.Inflight}]", CountUpTo(SimulateValues.MaxInflight));
         _lateDma = Valued<double?>("--late-dma", "P", "Probability of a DMA to an IOVA just unmapped, 0 to 1 [default: the workload's]", SimulateValues.Probability);
         _ops = Valued<long?>("--ops", "N", $"Issue exactly N map+unmap operations; end when all are acknowledged; at most {SimulateValues.MaxOps}, {SimulateValues.MaxOpsInMemory} with --in-memory [default: {d.Ops}]", SimulateValues.Ops);
@@ -142,6 +153,11 @@ internal sealed class SimulateCommand
             if (Given(result, _inMemory) && Given(result, _postgres))
                 result.AddError("--in-memory and --postgres cannot be used together: the journal goes to PostgreSQL or stays in memory");
             CheckCombinations(result);
+            long configurations = (long)Count(result, _policy) * Count(result, _iotlb) * Count(result, _cpus) * Count(result, _format);
+            if (configurations > MaxConfigurations)
+                result.AddError($"--policy x --iotlb x --cpus x --format lists make {configurations} configurations: at most {MaxConfigurations}");
+            if (configurations > 1 && Given(result, _ackLog))
+                result.AddError("--ack-log records the acknowledgements of one run: it cannot be used with lists of --policy, --iotlb, --cpus or --format");
         });
         Command.SetAction((parse, cancellationToken) => InvokeAsync(parse, cancellationToken));
     }
@@ -154,11 +170,11 @@ internal sealed class SimulateCommand
     {
         var d = new SimulationSettings();
         if (Value(result, _iommus, d.Iommus, CountUpTo(SimulateValues.MaxIommus)) is not long iommus
-            || Value(result, _iotlb, d.IotlbEntries, SimulateValues.IotlbEntries) is not long iotlb
+            || Max(result, _iotlb, d.IotlbEntries, SimulateValues.List(SimulateValues.IotlbEntries)) is not long iotlb
             || Value(result, _devices, d.Devices, CountUpTo(SimulateValues.MaxDevices)) is not long devices
             || Value(result, _inflight, d.Inflight, CountUpTo(SimulateValues.MaxInflight)) is not long inflight
             || Value(result, _domains, d.Domains, CountUpTo(SimulateValues.MaxDomains)) is not long domains
-            || Value(result, _cpus, d.Cpus, CountUpTo(SimulateValues.MaxCpus)) is not long cpus)
+            || Max(result, _cpus, d.Cpus, SimulateValues.List(CountUpTo(SimulateValues.MaxCpus))) is not long cpus)
         {
             return;
         }
@@ -181,6 +197,22 @@ internal sealed class SimulateCommand
                     $"{(ulong)devices * (ulong)inflight * windows} operations (--inflight per device per 100us window); the in-memory journal keeps every one, at most {SimulateValues.MaxOpsInMemory}");
         }
     }
+
+    /// <summary>The largest value of a list option (its default when not given); null when its value is bad (an error of its own).</summary>
+    private static long? Max(CommandResult result, Option<Listed<int>?> option, int fallback, ValueParser<Listed<int>?> parse)
+        => result.GetResult(option) switch
+        {
+            null or { Implicit: true } => fallback,
+            { Tokens: [var token] } => parse(token.Value, out _) is { } list ? list.Items.Max() : null,
+            _ => null,
+        };
+
+    /// <summary>How many values a list option has (1 when not given or bad).</summary>
+    private static int Count<T>(CommandResult result, Option<Listed<T>?> option)
+        => result.GetResult(option) is { Implicit: false, Tokens: [var token] } ? token.Value.Split(',').Length : 1;
+
+    /// <summary>The most configurations one comparison runs.</summary>
+    public const int MaxConfigurations = 64;
 
     /// <summary>The value of an option (its default when not given); null when its value is bad (an error of its own).</summary>
     private static long? Value(CommandResult result, Option<int?> option, int fallback, ValueParser<int?> parse)
@@ -227,10 +259,6 @@ internal sealed class SimulateCommand
             Domains = parse.GetValue(_domains) ?? d.Domains,
             Devices = parse.GetValue(_devices) ?? d.Devices,
             Workload = parse.GetValue(_workload) ?? d.Workload,
-            Format = parse.GetValue(_format) ?? d.Format,
-            Policy = parse.GetValue(_policy) ?? d.Policy,
-            IotlbEntries = parse.GetValue(_iotlb) ?? d.IotlbEntries,
-            Cpus = parse.GetValue(_cpus) ?? d.Cpus,
             Inflight = parse.GetValue(_inflight) ?? d.Inflight,
             LateDma = parse.GetValue(_lateDma) ?? d.LateDma,
             Ops = duration is null ? ops ?? d.Ops : null,
@@ -245,7 +273,51 @@ internal sealed class SimulateCommand
             : parse.GetValue(_postgres) is string postgres ? PersistenceBackend.Postgres(postgres)
             : parse.GetValue(_db) is string db ? PersistenceBackend.Sqlite(db)
             : PersistenceBackend.Default;
-        return new SimulateRequest(settings, backend, parse.GetValue(_json));
+        // The cross product of the list options, in option order (policy outermost).
+        var policies = parse.GetValue(_policy) ?? new Listed<FlushPolicySpec>([d.Policy], [d.Policy.ToString()]);
+        var iotlbs = parse.GetValue(_iotlb) ?? new Listed<int>([d.IotlbEntries], [d.IotlbEntries.ToString(CultureInfo.InvariantCulture)]);
+        var cpus = parse.GetValue(_cpus) ?? new Listed<int>([d.Cpus], [d.Cpus.ToString(CultureInfo.InvariantCulture)]);
+        var formats = parse.GetValue(_format) ?? new Listed<PtFormatKind>([d.Format], [PtFormatOps.For(d.Format).Name]);
+        int total = policies.Items.Length * iotlbs.Items.Length * cpus.Items.Length * formats.Items.Length;
+        var variants = new List<SimulateVariant>(total);
+        for (int p = 0; p < policies.Items.Length; p++)
+        {
+            for (int i = 0; i < iotlbs.Items.Length; i++)
+            {
+                for (int c = 0; c < cpus.Items.Length; c++)
+                {
+                    for (int f = 0; f < formats.Items.Length; f++)
+                    {
+                        var one = settings with
+                        {
+                            Policy = policies.Items[p],
+                            IotlbEntries = iotlbs.Items[i],
+                            Cpus = cpus.Items[c],
+                            Format = formats.Items[f],
+                            RunId = total == 1 ? settings.RunId : $"{settings.RunId}-{variants.Count + 1}",
+                        };
+                        (string Key, object Value)[] parameters =
+                        [
+                            ("policy", policies.Texts[p]),
+                            ("iotlb", iotlbs.Items[i]),
+                            ("cpus", cpus.Items[c]),
+                            ("format", PtFormatOps.For(formats.Items[f]).Name),
+                        ];
+                        var label = new List<string>();
+                        if (policies.Items.Length > 1)
+                            label.Add("policy=" + policies.Texts[p]);
+                        if (iotlbs.Items.Length > 1)
+                            label.Add("iotlb=" + iotlbs.Texts[i]);
+                        if (cpus.Items.Length > 1)
+                            label.Add("cpus=" + cpus.Texts[c]);
+                        if (formats.Items.Length > 1)
+                            label.Add("format=" + formats.Texts[f]);
+                        variants.Add(new SimulateVariant(one, parameters, string.Join(' ', label)));
+                    }
+                }
+            }
+        }
+        return new SimulateRequest(variants[0].Settings with { RunId = settings.RunId }, backend, parse.GetValue(_json)) { Variants = variants };
     }
 
     private async Task<int> InvokeAsync(ParseResult parse, CancellationToken cancellationToken)
@@ -259,6 +331,10 @@ internal sealed class SimulateCommand
             if (!CostModelConfig.TryLoad(costFile, out var cost, out string? costWhy))
                 return Usage($"bad --cost file: {costWhy}");
             settings = settings with { Cost = cost };
+            var costed = new List<SimulateVariant>(request.Variants.Count);
+            foreach (var v in request.Variants)
+                costed.Add(v with { Settings = v.Settings with { Cost = cost } });
+            request = request with { Settings = settings, Variants = costed };
         }
 
         // Every file is checked before the run starts: a long run must not end in "cannot write". The JSON goes to a
@@ -283,6 +359,8 @@ internal sealed class SimulateCommand
             }
 
             var output = new FlushingTextWriter(_stdout);
+            if (request.Variants.Count > 1)
+                return await CompareAsync(request, output, json, jsonTemp, cancellationToken).ConfigureAwait(false);
             IAnsiConsole console;
             try
             {
@@ -362,6 +440,143 @@ internal sealed class SimulateCommand
             if (jsonTemp is not null)
                 TryDelete(jsonTemp);
         }
+    }
+
+    /// <summary>
+    /// A comparison: every configuration of <paramref name="request"/> run on the same seeded workload, as many at once
+    /// as there are cores, then one table with a column per configuration and, with <c>--json</c>, <c>runs</c>.
+    /// </summary>
+    private async Task<int> CompareAsync(SimulateRequest request, FlushingTextWriter output, FileStream? json, string? jsonTemp, CancellationToken ct)
+    {
+        var variants = request.Variants;
+        var backend = request.Backend;
+        // In memory each run has its own journal: as many at once as there are cores. Runs recorded in one database
+        // share its run registry (one persistent entity, one writer at a time): one after the other.
+        int parallel = backend.Kind == PersistenceBackendKind.InMemory ? Math.Min(variants.Count, Math.Max(1, Environment.ProcessorCount)) : 1;
+        var sync = new object();
+        try
+        {
+            output.WriteLine($"run_id={request.Settings.RunId} db={backend.Describe()}");
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"comparing {variants.Count} configurations, {parallel} at a time:"));
+            foreach (var v in variants)
+                output.WriteLine($"{v.Settings.RunId}: {Describe(v.Settings)}");
+        }
+        catch (IOException e)
+        {
+            return OutputError("standard output", e);
+        }
+
+        var results = new SimulationResult?[variants.Count];
+        var failures = new List<(int Index, Exception Error)>();
+        using var gate = new SemaphoreSlim(parallel);
+        var tasks = new Task[variants.Count];
+        for (int k = 0; k < variants.Count; k++)
+        {
+            int index = k;
+            tasks[k] = Task.Run(async () =>
+            {
+                await gate.WaitAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    var settings = variants[index].Settings;
+                    var result = await _createRunner().RunAsync(settings, backend, new LatestProgress(), ct).ConfigureAwait(false);
+                    results[index] = result;
+                    lock (sync)
+                        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"done {settings.RunId} ({variants[index].Label}): {result.Ops} ops in {result.WallS:0.00} s"));
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    lock (sync)
+                        failures.Add((index, e));
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }, CancellationToken.None);
+        }
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            _stderr.WriteLine($"ptactors {Name}: comparison {request.Settings.RunId} cancelled");
+            return ExitCancelled;
+        }
+        catch (IOException e)
+        {
+            return OutputError("standard output", e);
+        }
+        if (failures.Count > 0)
+        {
+            failures.Sort(static (a, b) => a.Index.CompareTo(b.Index));
+            bool usage = true;
+            foreach (var (index, e) in failures)
+            {
+                string id = variants[index].Settings.RunId;
+                if (e is RunIdTakenException)
+                {
+                    _stderr.WriteLine($"ptactors {Name}: {e.Message}");
+                    continue;
+                }
+                usage = false;
+                string message = backend.Kind == PersistenceBackendKind.Postgres ? PostgresDatabase.Redact(e.Message, backend.Target) : e.Message;
+                _stderr.WriteLine($"ptactors {Name}: run {id} failed: {message}");
+            }
+            return usage ? ExitUsage : Program.ExitInternalError;
+        }
+
+        var done = new List<(IReadOnlyList<(string Key, object Value)> Parameters, SimulationResult Result)>(variants.Count);
+        for (int k = 0; k < variants.Count; k++)
+            done.Add((variants[k].Parameters, results[k]!));
+        if (json is not null)
+        {
+            try
+            {
+                SimulationFigures.WriteComparisonJson(json, done);
+                json.Flush(flushToDisk: true);
+                json.Dispose();
+                File.Move(jsonTemp!, request.JsonPath!, overwrite: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return OutputError($"--json file '{request.JsonPath}'", e);
+            }
+        }
+
+        try
+        {
+            var rows = new List<string[]>();
+            var header = new List<string> { "figure" };
+            foreach (var v in variants)
+                header.Add(v.Label);
+            rows.Add([.. header]);
+            var figures = new List<IReadOnlyList<(string Key, object? Value)>>(done.Count);
+            foreach (var (_, r) in done)
+                figures.Add(SimulationFigures.Of(r));
+            for (int f = 0; f < figures[0].Count; f++)
+            {
+                string key = figures[0][f].Key;
+                if (key is "table_hash" or "memory_hash")
+                    continue; // 64 hex digits per column: listed below, one line per run
+                var row = new string[variants.Count + 1];
+                row[0] = key;
+                for (int k = 0; k < figures.Count; k++)
+                    row[k + 1] = SimulationFigures.Display(key, figures[k][f].Value);
+                rows.Add(row);
+            }
+            TextColumns.Write(output, rows);
+            foreach (var (_, r) in done)
+                output.WriteLine($"run_id={r.RunId} table_hash={r.TableHash}");
+            if (request.JsonPath is not null)
+                output.WriteLine($"json={request.JsonPath}");
+        }
+        catch (IOException e)
+        {
+            return OutputError("standard output", e);
+        }
+        return 0;
     }
 
     /// <summary>The run's output could not be written (disk full, a closed pipe): not the input's fault.</summary>

@@ -174,4 +174,37 @@ internal static class SimulateValues
         => string.Create(CultureInfo.InvariantCulture, $"{utcNow.UtcDateTime:yyyyMMdd-HHmmss}-{random & 0xffff:x4}");
 
     private static bool IsDecimal(string text) => text.Length > 0 && !text.AsSpan().ContainsAnyExceptInRange('0', '9');
+
+    /// <summary>
+    /// A comma-separated list of values each <paramref name="one"/> accepts, without repeats; each value is kept as
+    /// written (for labels and JSON).
+    /// </summary>
+    public static SimulateCommand.ValueParser<Listed<T>?> List<T>(SimulateCommand.ValueParser<T?> one) where T : struct
+        => (string text, out string expected) =>
+        {
+            var values = new List<T>();
+            var texts = new List<string>();
+            expected = "";
+            foreach (string item in text.Split(','))
+            {
+                if (one(item, out expected) is not T value)
+                {
+                    expected = $"'{Shorten(item)}': {expected}";
+                    return null;
+                }
+                if (values.Contains(value))
+                {
+                    expected = $"'{Shorten(item)}' is listed twice";
+                    return null;
+                }
+                values.Add(value);
+                texts.Add(item);
+            }
+            return new Listed<T>([.. values], [.. texts]);
+        };
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
 }
+
+/// <summary>The values of a list option (<c>--policy strict,lazy</c>), each also as written.</summary>
+internal sealed record Listed<T>(T[] Items, string[] Texts);

@@ -91,30 +91,58 @@ internal static class SimulationFigures
     public static void WriteJson(Stream stream, SimulationResult result)
     {
         using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+            WriteRun(json, [], result);
+        stream.WriteByte((byte)'\n');
+    }
+
+    /// <summary>
+    /// Writes a comparison: <c>{"runs": [...]}</c>, one object per configuration with its parameters (under the
+    /// options' names in snake_case, values as written) followed by every figure and distribution of its run.
+    /// </summary>
+    public static void WriteComparisonJson(Stream stream, IReadOnlyList<(IReadOnlyList<(string Key, object Value)> Parameters, SimulationResult Result)> runs)
+    {
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             json.WriteStartObject();
-            foreach (var (key, value) in Of(result))
-                WriteValue(json, key, value);
-            foreach (var (key, buckets) in Distributions(result))
-            {
-                if (buckets is null)
-                {
-                    json.WriteNull(key);
-                    continue;
-                }
-                json.WriteStartArray(key);
-                foreach (var (le, count) in buckets)
-                {
-                    json.WriteStartObject();
-                    json.WriteNumber("le_us", le);
-                    json.WriteNumber("count", count);
-                    json.WriteEndObject();
-                }
-                json.WriteEndArray();
-            }
+            json.WriteStartArray("runs");
+            foreach (var (parameters, result) in runs)
+                WriteRun(json, parameters, result);
+            json.WriteEndArray();
             json.WriteEndObject();
         }
         stream.WriteByte((byte)'\n');
+    }
+
+    private static void WriteRun(Utf8JsonWriter json, IReadOnlyList<(string Key, object Value)> parameters, SimulationResult result)
+    {
+        json.WriteStartObject();
+        foreach (var (key, value) in parameters)
+        {
+            if (value is int n)
+                json.WriteNumber(key, n);
+            else
+                json.WriteString(key, value.ToString());
+        }
+        foreach (var (key, value) in Of(result))
+            WriteValue(json, key, value);
+        foreach (var (key, buckets) in Distributions(result))
+        {
+            if (buckets is null)
+            {
+                json.WriteNull(key);
+                continue;
+            }
+            json.WriteStartArray(key);
+            foreach (var (le, count) in buckets)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("le_us", le);
+                json.WriteNumber("count", count);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+        }
+        json.WriteEndObject();
     }
 
     /// <summary>One figure: a string, a JSON number, or null (a value that is absent, or a double that is not finite).</summary>
