@@ -33,8 +33,11 @@ public sealed class IotlbActor : ReceiveActor
     /// <summary>Every input of the window is in: run it up to <c>EndNs</c>.</summary>
     public sealed record Process(long Window, ulong EndNs);
 
-    /// <summary>The window is processed; releases are on their way to the domains.</summary>
-    public sealed record Processed(long Window, string Unit, long Dmas);
+    /// <summary>
+    /// The window is processed; releases are on their way to the domains. <c>Dmas</c> and the counters are the unit's
+    /// totals so far (for the run's timeline).
+    /// </summary>
+    public sealed record Processed(long Window, string Unit, long Dmas, ulong EndNs = 0, long Invalidations = 0, long Hits = 0, long Misses = 0);
 
     /// <summary>Flush everything the policy holds (the end of a run).</summary>
     public sealed record Drain(ulong AtNs);
@@ -66,6 +69,7 @@ public sealed class IotlbActor : ReceiveActor
     private readonly Dictionary<IommuDomain, Binding> _byTable = new(ReferenceEqualityComparer.Instance);
     private readonly List<Binding> _bindings = new();
     private readonly UnitWindow _window;
+    private ulong _windowEndNs;
     private readonly MessagePools? _pools;
     private IActorRef _coordinator = ActorRefs.Nobody;
     private IommuDomain? _boot;
@@ -151,10 +155,11 @@ public sealed class IotlbActor : ReceiveActor
                 _recorder!.Tell(new DmaRecorder.Record(_pendingRecord));
             }
             _window.Run(p.EndNs);
+            _windowEndNs = p.EndNs;
             if (_awaitingRecord is not null)
                 return;
             SendReleases();
-            Sender.Tell(new Processed(p.Window, _name, _window.DmasRun));
+            Sender.Tell(Report(p.Window));
         });
         Receive<DmaRecorder.Recorded>(r =>
         {
@@ -163,7 +168,7 @@ public sealed class IotlbActor : ReceiveActor
             _awaitingRecord = null;
             _pendingRecord = null;
             SendReleases();
-            awaiting.Sender.Tell(new Processed(awaiting.Window, _name, _window.DmasRun));
+            awaiting.Sender.Tell(Report(awaiting.Window));
         });
         Receive<Terminated>(t =>
         {
@@ -189,6 +194,10 @@ public sealed class IotlbActor : ReceiveActor
         });
         Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), new Dictionary<string, IommuDomain>(_tables), _unit.Costs.Snapshot())));
     }
+
+    /// <summary>The window is processed: the unit's totals so far, for the run's timeline.</summary>
+    private Processed Report(long window)
+        => new(window, _name, _window.DmasRun, _windowEndNs, _unit.Stats.Invalidations, _unit.Stats.Hits, _unit.Stats.Misses);
 
     /// <summary>
     /// The window's DMAs in an order that does not depend on when the hosts' messages arrived: each host sends one

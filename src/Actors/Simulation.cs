@@ -189,6 +189,8 @@ public sealed record SimulationResult
     public long LockWaits { get; init; }
     /// <summary>The range-lock waits: bucket 0 below 1 µs, bucket k ≥ 1 in [2^(k-1), 2^k) µs (null where not collected).</summary>
     public PtActors.Engine.Cost.BucketCounts? LockWaitHistogram { get; init; }
+    /// <summary>The units over simulated time (null where not collected, e.g. a replay).</summary>
+    public RunTimeline? Timeline { get; init; }
     /// <summary>Most table pages held at once (summed over domains at window ends).</summary>
     public long TablePagesMax { get; init; }
     /// <summary>Events written.</summary>

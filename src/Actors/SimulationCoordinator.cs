@@ -79,6 +79,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         Receive<IotlbActor.Processed>(p =>
         {
             int lane = _laneOfUnit[p.Unit];
+            _timeline[lane].Add(new RunTimeline.Sample(p.Window, p.EndNs, p.Invalidations, p.Hits, p.Misses, p.Dmas));
             // The lane's domains do not commit while their unit processes: their tables are as the window left them.
             _lanes[lane].PagesAtWindowEnd.Add(LanePages(_lanes[lane]));
             ReportProgress(Acknowledged(), force: false);
@@ -169,6 +170,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             string? dmaJournal = _s.RecordDmas ? DmaRecorder.PersistenceIdOf(_s.RunId, plan.UnitName) : null;
             var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(plan.UnitName, unitConfig, _pools, dmaJournal), plan.UnitName));
             _laneOfUnit[plan.UnitName] = _lanes.Count;
+            _timeline[_lanes.Count] = new List<RunTimeline.Sample>();
             _lanes.Add(new LaneActors(unit));
             var order = new int[plan.Domains.Count];
             for (int i = 0; i < order.Length; i++)
@@ -312,6 +314,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
 
     private readonly List<IotlbActor.Counters> _unitCounters = new();
 
+    /// <summary>Each lane's unit's totals at its windows' ends (the run's timeline).</summary>
+    private readonly Dictionary<int, List<RunTimeline.Sample>> _timeline = new();
+
     /// <summary>Each domain's last journalled sequence number (from its latest <see cref="DomainActor.Committed"/>).</summary>
     private readonly Dictionary<string, long> _journalLength = new(StringComparer.Ordinal);
 
@@ -351,9 +356,19 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             hosts.Add((lane, ledger));
         var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, HostCounters().ToList(), _unitCounters,
             pages, finalPages, _tables, _events, _opsPersisted, _schedule.Windows, wall));
+        var timeline = new List<(IReadOnlyList<RunTimeline.Sample>, RunTimeline.Sample)>(_unitCounters.Count);
+        foreach (var u in _unitCounters)
+        {
+            var samples = _timeline[_laneOfUnit[u.Unit]];
+            long dmas = 0;
+            foreach (var sample in samples)
+                dmas = Math.Max(dmas, sample.Dmas);  // the run's end drains flushes; it runs no DMA
+            timeline.Add((samples, new RunTimeline.Sample(long.MaxValue, 0, u.Stats.Invalidations, u.Stats.Hits, u.Stats.Misses, dmas)));
+        }
         result = result with
         {
             Cost = PtActors.Engine.Cost.CostFigures.Compute(_s.Cpus, hosts, units, result.Maps, result.SimS * 1e9),
+            Timeline = RunTimeline.Build(timeline),
         };
         var windDown = new PtActors.Engine.Replay.LaneWindDown[_lanes.Count];
         for (int l = 0; l < windDown.Length; l++)

@@ -119,7 +119,7 @@ public sealed partial class SimulateCommandTests : IDisposable
 
     /// <summary>What <c>--json</c> writes: the figures, then the distributions.</summary>
     private static readonly string[] JsonFileKeys =
-        [.. JsonKeys, "lock_wait_histogram", "stale_window_histogram", "op_latency_histogram"];
+        [.. JsonKeys, "lock_wait_histogram", "stale_window_histogram", "op_latency_histogram", "timeline"];
 
     // ---- defaults --------------------------------------------------------------------------------------------
 

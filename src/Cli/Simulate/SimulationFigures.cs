@@ -142,7 +142,33 @@ internal static class SimulationFigures
             }
             json.WriteEndArray();
         }
+        WriteTimeline(json, result.Timeline);
         json.WriteEndObject();
+    }
+
+    /// <summary>
+    /// <c>timeline</c>: the units over simulated time, an array of <c>{"t_us": end of the interval, "invalidations",
+    /// "iotlb_hits", "iotlb_misses", "dmas": counts in the interval}</c> (null where not collected).
+    /// </summary>
+    private static void WriteTimeline(Utf8JsonWriter json, RunTimeline? timeline)
+    {
+        if (timeline is null)
+        {
+            json.WriteNull("timeline");
+            return;
+        }
+        json.WriteStartArray("timeline");
+        foreach (var p in timeline.Points)
+        {
+            json.WriteStartObject();
+            json.WriteNumber("t_us", p.TUs);
+            json.WriteNumber("invalidations", p.Invalidations);
+            json.WriteNumber("iotlb_hits", p.IotlbHits);
+            json.WriteNumber("iotlb_misses", p.IotlbMisses);
+            json.WriteNumber("dmas", p.Dmas);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
     }
 
     /// <summary>One figure: a string, a JSON number, or null (a value that is absent, or a double that is not finite).</summary>
