@@ -74,7 +74,9 @@ public sealed record CostFigures
         long translations = 0;
         foreach (var (lane, u) in units)
         {
-            unitSlow[lane] = Math.Max(1, u.LastTranslationNs / t);
+            // The lane's devices wait for translations, and (strict, batch) their unmaps for the invalidation
+            // queue: the busier server sets the pace.
+            unitSlow[lane] = Math.Max(1, Math.Max(u.LastTranslationNs, u.SyncQueueBusyNs) / t);
             queue += Math.Min(1, u.QueueBusyNs / t);
             stallNs += u.StallNs;
             translations += u.Translations;

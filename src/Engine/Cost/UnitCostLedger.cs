@@ -10,6 +10,8 @@ public sealed class UnitCostLedger
 {
     private readonly double[] _slots;       // min-heap of the times the translation slots are free
     private double _queueFreeNs;
+    private bool[] _waited;          // the CPUs that have waited for a command on this unit
+    private int _waitingCpus;
 
     /// <summary>A ledger for a unit with <paramref name="cpus"/> CPUs.</summary>
     public UnitCostLedger(CostModel model, int cpus)
@@ -18,6 +20,7 @@ public sealed class UnitCostLedger
         Model = model;
         CpuNs = new double[Math.Max(1, cpus)];
         _slots = new double[model.TranslationsInFlight];
+        _waited = new bool[CpuNs.Length];
     }
 
     /// <summary>The costs.</summary>
@@ -28,6 +31,9 @@ public sealed class UnitCostLedger
 
     /// <summary>Time the invalidation queue was busy.</summary>
     public double QueueBusyNs { get; private set; }
+
+    /// <summary>Queue time of the commands a CPU waited for (strict, batch, a full flush-queue ring, a table page freed): what paces the devices.</summary>
+    public double SyncQueueBusyNs { get; private set; }
 
     /// <summary>Translations timed (IOTLB hits and walks).</summary>
     public long Translations { get; private set; }
@@ -89,25 +95,52 @@ public sealed class UnitCostLedger
     public void Unmap(int cpu, double nowNs, ulong bytes, bool queued, long commands)
     {
         double work = Model.DmaCallNs + Model.UnmapNs(bytes) + Model.IovaFreeNs + (queued ? Model.FlushQueueNs : 0);
-        double latency = work + Wait(nowNs, commands);
-        CpuNs[cpu % CpuNs.Length] += latency;
+        if (commands > 0)
+            SyncQueueBusyNs += commands * Model.InvalidationNs;
+        cpu %= CpuNs.Length;
+        double latency = work + Wait(cpu, nowNs, commands);
+        CpuNs[cpu] += latency;
         UnmapLatency.Add(latency);
     }
 
     /// <summary>CPU <paramref name="cpu"/> waited at <paramref name="nowNs"/> for <paramref name="commands"/> invalidations it issued (a flush its table asked for).</summary>
-    public void Flushed(int cpu, double nowNs, long commands) => CpuNs[cpu % CpuNs.Length] += Wait(nowNs, commands);
+    public void Flushed(int cpu, double nowNs, long commands)
+    {
+        if (commands > 0)
+            SyncQueueBusyNs += commands * Model.InvalidationNs;
+        cpu %= CpuNs.Length;
+        CpuNs[cpu] += Wait(cpu, nowNs, commands);
+    }
 
     /// <summary>A timer flushed with <paramref name="commands"/> invalidations: each submitted and waited for (its CPU time is spread over the CPUs).</summary>
     public void TimerFlushed(long commands) => TimerCpuNs += commands * (Model.InvalidationSubmitNs + Model.InvalidationNs);
 
-    private double Wait(double nowNs, long commands)
-        => commands <= 0 ? 0 : commands * Model.InvalidationSubmitNs + Math.Max(0, LastCompletionNs - nowNs);
+    /// <summary>
+    /// How long a CPU that issued <paramref name="commands"/> at <paramref name="nowNs"/> waits for them: their
+    /// submission, then until the queue has completed them. The queue's backlog is bounded as in a closed system: at
+    /// most one command of each other CPU that has waited on this unit is ahead of this CPU's (a CPU waiting for its flush issues nothing else),
+    /// so an overloaded queue makes CPUs spin longer as more contend, not without bound. The slowdown the queue
+    /// imposes on the devices is its own factor (<see cref="CostFigures"/>).
+    /// </summary>
+    private double Wait(int cpu, double nowNs, long commands)
+    {
+        if (commands <= 0)
+            return 0;
+        if (!_waited[cpu])
+        {
+            _waited[cpu] = true;
+            _waitingCpus++;
+        }
+        double bound = (commands + Math.Max(1, _waitingCpus) - 1) * Model.InvalidationNs;
+        return commands * Model.InvalidationSubmitNs + Math.Min(bound, Math.Max(0, LastCompletionNs - nowNs));
+    }
 
     /// <summary>A copy of the ledger's figures (for handing to another thread).</summary>
     public UnitCostLedger Snapshot()
     {
         var c = (UnitCostLedger)MemberwiseClone();
         c.CpuNs = (double[])CpuNs.Clone();
+        c._waited = (bool[])_waited.Clone();
         c.UnmapLatency = UnmapLatency.Clone();
         c.StaleWindow = StaleWindow.Clone();
         return c;

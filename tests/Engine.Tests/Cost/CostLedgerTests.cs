@@ -223,21 +223,44 @@ public class CostFiguresTests
         var m = CostModel.Default;
         var h = new HostCostLedger(m, 2);
         var u = new UnitCostLedger(m, 2);
-        // CPU 0 does 4 µs of strict unmaps in a 1 µs run; CPU 1 almost nothing.
-        for (int i = 0; i < 4; i++)
-        {
-            u.Command(0);
-            u.Unmap(0, 0, 4096, queued: false, commands: 1);
-        }
+        // CPU 0 does 10 µs of lazy unmaps in a 1 µs run; CPU 1 almost nothing; no invalidation waited for.
+        for (int i = 0; i < 40; i++)
+            u.Unmap(0, 0, 4096, queued: true, commands: 0);
         h.Mapped(0, DmaOpKind.Map, 4096, ok: true);
         h.Mapped(1, DmaOpKind.Map, 4096, ok: true);
         double demand0 = u.CpuNs[0] + h.CpuNs[0];
+        Assert.True(demand0 > 1000);
         var f = CostFigures.Compute(2, [(0, h)], [(0, u)], maps: 2, offeredNs: 1000);
-        // Half the bytes at full speed, half slowed by CPU 0's demand ÷ the run's time (the unit's walks are idle).
+        // Half the bytes at full speed, half slowed by CPU 0's demand ÷ the run's time.
         Assert.Equal((1 + 1000 / demand0) / 2, f.ThroughputRatio, 9);
         Assert.Equal((1 + h.CpuNs[1] / 1000) / 2, f.CpuUtilization, 9);
-        Assert.Equal(1.0, f.InvQueueUtilization); // 4 µs of commands in 1 µs: busy throughout
-        Assert.True(f.OpLatencyP99Us >= 4 * m.InvalidationNs / 1000);
+        Assert.Equal(0, f.InvQueueUtilization);
+    }
+
+    [Fact]
+    public void AnInvalidationQueueThatCannotKeepUpPacesItsLanesDevices()
+    {
+        var m = CostModel.Default;
+        var h = new HostCostLedger(m, 4);
+        var u = new UnitCostLedger(m, 4);
+        // 4 CPUs issue 10 strict unmaps each at once: 40 µs of commands in a 20 µs run.
+        for (int i = 0; i < 10; i++)
+        {
+            for (int cpu = 0; cpu < 4; cpu++)
+            {
+                u.Command(0);
+                u.Unmap(cpu, 0, 4096, queued: false, commands: 1);
+            }
+        }
+        for (int cpu = 0; cpu < 4; cpu++)
+            h.Mapped(cpu, DmaOpKind.Map, 4096, ok: true);
+        var f = CostFigures.Compute(4, [(0, h)], [(0, u)], maps: 4, offeredNs: 20_000);
+        Assert.Equal(1.0, f.InvQueueUtilization);
+        // The queue needed 40 µs for 20 µs of offered work: at most half the bytes moved.
+        Assert.True(f.ThroughputRatio <= 0.5 + 1e-9, $"ratio {f.ThroughputRatio}");
+        // A CPU waits for at most one command of each other CPU ahead of its own (a closed system), not the whole backlog.
+        double work = m.DmaCallNs + m.UnmapNs(4096) + m.IovaFreeNs + m.InvalidationSubmitNs;
+        Assert.InRange(f.OpLatencyP99Us * 1000, work + m.InvalidationNs, (work + 4 * m.InvalidationNs) * 1.25);
     }
 
     [Fact]
