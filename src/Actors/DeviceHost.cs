@@ -70,20 +70,27 @@ public sealed class DeviceHost : ReceiveActor
     private long _maps, _unmaps, _others, _errors, _dmas, _submitted, _issued, _cancelled, _lockWaitsAboveZero;
     private ulong _bytesMapped;
     private readonly List<PtActors.Engine.Cost.HostCostLedger> _costs = new();
+    private readonly bool _passthrough;
 
     /// <summary>Lock-wait histogram: bucket k counts waits in [2^(k-1), 2^k) µs (bucket 0: below 1 µs).</summary>
     public const int LockWaitBuckets = 40;
 
     /// <summary>Props.</summary>
-    public static Props Props(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null, PtActors.Engine.Cost.CostModel? cost = null)
-        => Akka.Actor.Props.Create(() => new DeviceHost(devices, pools, cost));
+    public static Props Props(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null, PtActors.Engine.Cost.CostModel? cost = null,
+        bool passthrough = false)
+        => Akka.Actor.Props.Create(() => new DeviceHost(devices, pools, cost, passthrough));
 
     /// <summary>
     /// Creates a host of <paramref name="devices"/>; message arrays come from (and go back to) <paramref name="pools"/>;
-    /// the devices' map calls are timed by <paramref name="cost"/> (the default model when null).
+    /// the devices' map calls are timed by <paramref name="cost"/> (the default model when null). Under
+    /// <paramref name="passthrough"/> there is no IOMMU: the host answers every DMA-API call itself, as dma-direct
+    /// does (a map's address is the physical one), and its devices' DMAs reach memory untranslated (counted, sent to
+    /// no unit); the domains and units see nothing.
     /// </summary>
-    public DeviceHost(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null, PtActors.Engine.Cost.CostModel? cost = null)
+    public DeviceHost(IReadOnlyList<HostedDevice> devices, MessagePools? pools = null, PtActors.Engine.Cost.CostModel? cost = null,
+        bool passthrough = false)
     {
+        _passthrough = passthrough;
         int cpus = 1;
         foreach (var d in devices)
             cpus = Math.Max(cpus, d.Cpu + 1);
@@ -129,6 +136,8 @@ public sealed class DeviceHost : ReceiveActor
                     _devices[op.Device].Workload.OnResult(new DmaOpResult(op.Id, PtActors.Engine.Errno.ECANCELED, 0, 0, 0));
                 }
                 _sink.Refused.Clear();
+                if (_passthrough)
+                    AnswerDirectly();
                 foreach (var domain in _domains)
                 {
                     if (domain.Box.Count == 0)
@@ -188,6 +197,47 @@ public sealed class DeviceHost : ReceiveActor
         });
     }
 
+    /// <summary>
+    /// Passthrough: answers the window's calls as dma-direct would, in each domain's stamp order — a map gets its
+    /// physical address, an unmap succeeds, an explicit-IOVA map or a dirty read has no IOMMU to go to
+    /// (EOPNOTSUPP) — and lets the window's DMAs through untranslated.
+    /// </summary>
+    private void AnswerDirectly()
+    {
+        foreach (var domain in _domains)
+        {
+            if (domain.Box.Count == 0)
+                continue;
+            _submitted += domain.Box.Count;
+            domain.Box.Items.Sort();
+            var answers = new List<DmaOpResult>(domain.Box.Count);
+            foreach (ref readonly var op in domain.Box.Items)
+            {
+                answers.Add(op.Kind switch
+                {
+                    DmaOpKind.DmaMap => new DmaOpResult(op.Id, PtActors.Engine.Errno.None, op.Paddr, (op.Size + 4095) & ~4095UL, 0, op.Kind),
+                    DmaOpKind.Unmap => new DmaOpResult(op.Id, PtActors.Engine.Errno.None, op.Iova, op.Size, 0, op.Kind),
+                    _ => new DmaOpResult(op.Id, PtActors.Engine.Errno.EOPNOTSUPP, 0, 0, 0, op.Kind),
+                });
+            }
+            domain.Box.Clear();
+            foreach (var answer in answers)
+            {
+                Count(answer, locked: false);
+                if (_devices.TryGetValue((int)(answer.Id >> 32), out var d))
+                {
+                    domain.Costs!.Direct(d.Cpu, answer.Kind == DmaOpKind.DmaMap && answer.Error == PtActors.Engine.Errno.None ? answer.Bytes : 0);
+                    d.Workload.OnResult(answer);
+                }
+            }
+        }
+        foreach (var unit in _units)
+        {
+            _dmas += unit.Box.Count;
+            unit.Box.Clear();
+        }
+    }
+
     private void Deliver(in DmaOpResult result)
     {
         Count(result);
@@ -217,7 +267,7 @@ public sealed class DeviceHost : ReceiveActor
     }
 
     /// <summary>Counts a domain's answer by the kind of operation it answers.</summary>
-    private void Count(in DmaOpResult r)
+    private void Count(in DmaOpResult r, bool locked = true)
     {
         if (r.Error != PtActors.Engine.Errno.None)
             _errors++;
@@ -238,7 +288,8 @@ public sealed class DeviceHost : ReceiveActor
         }
         // Only an operation that took a range lock (possibly at once) waited or not: a DmaMap allocates its IOVA
         // and never locks, nor does an operation on an empty or wrapping range.
-        if (r.Kind == DmaOpKind.DmaMap || (_lockless.Count > 0 && _lockless.Remove(r.Id)))
+        bool lockless = _lockless.Count > 0 && _lockless.Remove(r.Id);
+        if (!locked || lockless || r.Kind == DmaOpKind.DmaMap)
             return;
         if (r.LockWaitNs > 0)
             _lockWaitsAboveZero++;

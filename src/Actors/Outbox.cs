@@ -66,6 +66,9 @@ internal sealed class Outbox<T> where T : unmanaged
         return taken;
     }
 
+    /// <summary>Forgets the items collected, keeping the array (nothing is sent: the passthrough path).</summary>
+    public void Clear() => _count = 0;
+
     /// <summary>A new array (contents undefined: only what <see cref="Add"/> wrote is ever read).</summary>
     private T[] NewArray(int length)
         => _pool?.Rent(Math.Max(MinCapacity, length)) ?? GC.AllocateUninitializedArray<T>(Math.Max(MinCapacity, length), _pinned);

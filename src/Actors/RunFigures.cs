@@ -66,7 +66,8 @@ internal static class RunFigures
             Maps = maps,
             Unmaps = unmaps,
             BytesMapped = bytes,
-            IotlbHitRate = hits + misses == 0 ? 0 : (double)hits / (hits + misses),
+            // Passthrough translates nothing: a hit rate would be a claim about an IOTLB that does not exist.
+            IotlbHitRate = run.Settings.Policy.Kind == PtActors.Engine.Hardware.FlushPolicyKind.Passthrough ? double.NaN : hits + misses == 0 ? 0 : (double)hits / (hits + misses),
             Invalidations = inv,
             InvalidationsPerUnmap = unmaps == 0 ? 0 : (double)inv / unmaps,
             OverInvalidatedBytes = over,

@@ -158,7 +158,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         var topology = new RunTopology(_s);
         var unitConfig = UnsafeModes.Apply(_s.Unsafe, new IommuUnitConfig
         {
-            Policy = _s.Policy,
+            // Under passthrough no traffic reaches a unit (the hosts answer and DMA directly): it idles as strict.
+            Policy = _s.Policy.Kind == FlushPolicyKind.Passthrough ? FlushPolicySpec.Strict : _s.Policy,
             Cpus = _s.Cpus,
             Iotlb = new IotlbConfig(_s.IotlbEntries, Math.Min(8, _s.IotlbEntries)),
             Cost = _s.Cost,
@@ -203,7 +204,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
                 int dev = plan.Devices[i];
                 hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit, i % _s.Cpus));
             }
-            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools, _s.Cost), plan.HostName));
+            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools, _s.Cost, _s.Policy.Kind == FlushPolicyKind.Passthrough), plan.HostName));
             lane.Hosts.Add(host);
             lane.Counters.Add(null);
             _slotOfHost[host] = (plan.Lane, slot);

@@ -80,6 +80,33 @@ public class SimulatorTests
         Assert.True(strict.Cost.StaleWindow.Percentile(0.5) < lazy.Cost.StaleWindow.Percentile(0.5));
     }
 
+    [Theory]
+    [InlineData("nvme")]
+    [InlineData("random")]
+    public async Task PassthroughAnswersTheDmaApiWithoutAnIommu(string workload)
+    {
+        var runner = new Simulator();
+        var strict = await runner.RunAsync(Small(workload, new FlushPolicySpec(FlushPolicyKind.Strict)), PersistenceBackend.InMemory, null, CancellationToken.None);
+        var pt = await runner.RunAsync(Small(workload, new FlushPolicySpec(FlushPolicyKind.Passthrough)), PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.Equal(4000, pt.Ops);
+        Assert.True(pt.Dmas > 0);
+        Assert.Equal(0, pt.Invalidations);
+        Assert.True(double.IsNaN(pt.IotlbHitRate)); // no IOTLB: no hit rate, not a rate of 0
+        Assert.Equal(0, pt.Faults + pt.StaleInWindow + pt.StaleViolations + pt.UseAfterFree);
+        Assert.Equal(0, pt.EventsPersisted);
+        Assert.Equal(0, pt.LockWaits);
+        Assert.Equal(0, pt.Cost!.InvQueueUtilization);
+        Assert.Equal(0, pt.Cost.TranslationStallUs);
+        Assert.True(pt.Cost.ThroughputRatio >= strict.Cost!.ThroughputRatio);
+        Assert.True(pt.Cost.CpuUtilization < strict.Cost.CpuUtilization);
+        if (workload == "random")
+            Assert.True(pt.Errors > 0); // explicit-IOVA maps and dirty reads have no IOMMU to go to
+        else
+            Assert.Equal(0, pt.Errors);
+        var again = await runner.RunAsync(Small(workload, new FlushPolicySpec(FlushPolicyKind.Passthrough)), PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.Equal(pt with { OpsPerSec = 0, WallS = 0 }, again with { OpsPerSec = 0, WallS = 0 });
+    }
+
     [Fact]
     public async Task SlowerInvalidationsCostStrictMore()
     {

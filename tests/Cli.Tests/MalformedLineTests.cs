@@ -119,6 +119,7 @@ public class MalformedLineTests
         { "iommu u0 mode=fifo", "bad value 'fifo' for mode" },
         { "iommu u0 policy=eager", "bad value 'eager' for policy" },
         { "iommu u0 policy=batch:0", "bad value 'batch:0' for policy" },
+        { "iommu u0 policy=passthrough", "bad value 'passthrough' for policy" },
         { "iommu u0 cpus=0", "bad value '0' for cpus" },
         { "iommu u0 inv_ns=fast", "bad number 'fast'" },
         { "iommu u0 color=red", "iommu does not accept key 'color'" },

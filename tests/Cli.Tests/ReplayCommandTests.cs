@@ -26,6 +26,21 @@ public sealed class ReplayCommandTests : IDisposable
         return path;
     }
 
+    [Fact]
+    public void PassthroughIsNoPolicyToReplayUnderAndAPassthroughRunHasNothingToReplay()
+    {
+        string db = Record("pt", "nvme", "passthrough");
+        var r = Ptactors("replay", "--db", db, "--run", "pt");
+        Assert.Equal(2, r.Exit);
+        Assert.Contains("run 'pt' ran under passthrough", r.Stderr, StringComparison.Ordinal);
+
+        Record("st", "nvme", "strict", db: "r2.db");
+        r = Ptactors("replay", "--db", Path.Combine(_dir, "r2.db"), "--policy", "strict,passthrough");
+        Assert.Equal(2, r.Exit);
+        Assert.Contains("--policy", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("passthrough has no IOMMU to replay through", r.Stderr, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("amdv1", "mixed", "lazy")]
     [InlineData("vtdss", "random", "strict")]

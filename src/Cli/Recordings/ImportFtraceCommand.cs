@@ -45,7 +45,7 @@ internal sealed partial class RecordingCommands
         var db = SimulateCommand.Valued<string?>("--db", "FILE", $"The SQLite database to record into (created if missing) [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
         var runId = SimulateCommand.Valued<string?>("--run-id", "ID", "Run id [default: ftrace- and UTC yyyyMMdd-HHmmss and 4 random hex digits]", SimulateValues.RunId);
         var policy = SimulateCommand.Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N",
-            "The flush policy the recording is made under (a trace does not say; Linux's default DMA domain is lazy) [default: lazy]", SimulateValues.Policy);
+            "The flush policy the recording is made under (a trace does not say; Linux's default DMA domain is lazy) [default: lazy]", SimulateValues.UnitPolicy);
         var format = SimulateCommand.Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64", "Page-table format of the domains [default: x86_64]", SimulateValues.Format);
         var command = new Command("import-ftrace",
             "Import a Linux ftrace / trace-cmd report of iommu map/unmap events as a recording (one domain per device), replayable with `replay`.")

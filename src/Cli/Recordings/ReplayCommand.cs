@@ -37,7 +37,7 @@ internal sealed partial class RecordingCommands
         var db = DbOption();
         var run = new Option<string?>("--run") { Description = "The run to replay [default: the database's only run]", HelpName = "ID" };
         var policies = SimulateCommand.Valued<Listed<FlushPolicySpec>?>("--policy", "P[,P...]",
-            $"Flush policies to replay under: strict, lazy, lazy-single, batch:N (N at most {SimulateValues.MaxBatch}) [default: the recorded one]", SimulateValues.List(SimulateValues.Policy));
+            $"Flush policies to replay under: strict, lazy, lazy-single, batch:N (N at most {SimulateValues.MaxBatch}) [default: the recorded one]", SimulateValues.List(SimulateValues.UnitPolicy));
         var iotlbs = SimulateCommand.Valued<Listed<int>?>("--iotlb", "N[,N...]",
             $"IOTLB entries per unit, each a multiple of 8 up to {SimulateValues.MaxIotlbEntries} [default: the recorded size]", SimulateValues.List(SimulateValues.IotlbEntries));
         var format = SimulateCommand.Valued<PtFormatKind?>("--format", "amdv1|x86_64|vtdss|riscv64", "Page-table format of the replay's domains [default: the recorded one]", SimulateValues.Format);
@@ -59,7 +59,7 @@ internal sealed partial class RecordingCommands
         command.Validators.Add(result =>
         {
             // Values with errors of their own are left to those errors.
-            var policyList = result.GetResult(policies) is { Tokens: [var pt] } ? SimulateValues.List(SimulateValues.Policy)(pt.Value, out _) : null;
+            var policyList = result.GetResult(policies) is { Tokens: [var pt] } ? SimulateValues.List(SimulateValues.UnitPolicy)(pt.Value, out _) : null;
             var iotlbList = result.GetResult(iotlbs) is { Tokens: [var it] } ? SimulateValues.List(SimulateValues.IotlbEntries)(it.Value, out _) : null;
             long p = policyList?.Items.Length ?? 1, i = iotlbList?.Items.Length ?? 1;
             if (p * i > MaxReplayConfigurations)
@@ -128,6 +128,8 @@ internal sealed partial class RecordingCommands
             if (synth is not null && recording.Dmas is not null)
                 return Usage("replay", $"--synth-dmas: run '{run.RunId}' has recorded DMAs (simulate --record-dmas), which are replayed: synthesized ones cannot be added");
             var recorded = recording.Recorded;
+            if (recorded.Policy.Kind == FlushPolicyKind.Passthrough)
+                return Usage("replay", $"run '{run.RunId}' ran under passthrough: without an IOMMU it journalled no operations, so there is nothing to replay");
             var variants = new List<ReplayVariant>();
             foreach (var policy in policies ?? [recorded.Policy])
             {

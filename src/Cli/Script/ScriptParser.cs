@@ -153,7 +153,7 @@ internal static class ScriptParser
                     };
                     break;
                 case "policy":
-                    if (!FlushPolicySpec.TryParse(value, out var policy))
+                    if (!FlushPolicySpec.TryParse(value, out var policy) || policy.Kind == FlushPolicyKind.Passthrough)
                         throw new ScriptSyntaxException($"bad value {ScriptText.Quote(value)} for policy (strict, lazy, lazy-single or batch:N)");
                     config = config with { Policy = policy };
                     break;

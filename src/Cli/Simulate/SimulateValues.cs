@@ -141,8 +141,15 @@ internal static class SimulateValues
     /// <summary>A flush policy.</summary>
     public static FlushPolicySpec? Policy(string text, out string expected)
     {
-        expected = $"strict, lazy, lazy-single or batch:N with N from 1 to {MaxBatch}";
+        expected = $"strict, lazy, lazy-single, batch:N with N from 1 to {MaxBatch}, or passthrough";
         return FlushPolicySpec.TryParse(text, out var spec) && spec.BatchSize <= MaxBatch ? spec : null;
+    }
+
+    /// <summary>A flush policy an IOMMU unit runs (replay, import): <see cref="Policy"/> without passthrough.</summary>
+    public static FlushPolicySpec? UnitPolicy(string text, out string expected)
+    {
+        expected = $"strict, lazy, lazy-single or batch:N with N from 1 to {MaxBatch} (passthrough has no IOMMU to replay through)";
+        return FlushPolicySpec.TryParse(text, out var spec) && spec.BatchSize <= MaxBatch && spec.Kind != FlushPolicyKind.Passthrough ? spec : null;
     }
 
     /// <summary>A deliberately broken IOMMU configuration (or none).</summary>

@@ -54,6 +54,18 @@ public sealed class HostCostLedger
             BytesByCpu[cpu] += bytes;
     }
 
+    /// <summary>
+    /// Passthrough (no IOMMU): a DMA-API call on CPU <paramref name="cpu"/> is dma-direct's work only, no IOVA and
+    /// no page table; a successful map offered <paramref name="mappedBytes"/> to move.
+    /// </summary>
+    public void Direct(int cpu, ulong mappedBytes)
+    {
+        cpu %= CpuNs.Length;
+        CpuNs[cpu] += _model.DmaCallNs;
+        MapLatency.Add(_model.DmaCallNs);
+        BytesByCpu[cpu] += mappedBytes;
+    }
+
     /// <summary>A DMA-API unmap on CPU <paramref name="cpu"/> returns the IOVA of <paramref name="bytes"/> to the caches.</summary>
     public void Freed(int cpu, ulong bytes)
     {

@@ -11,6 +11,12 @@ public enum FlushPolicyKind
     LazySingle,
     /// <summary>Gather N unmaps of a domain, then one sync; also sync after 1 ms with nothing new.</summary>
     Batch,
+    /// <summary>
+    /// No translation at all: the identity domain of Linux's <c>iommu.passthrough=1</c>, where the DMA API maps to
+    /// physical addresses directly. A setting of the simulator (the baseline its costs are read against), never of
+    /// an IOMMU unit: scripts and replays refuse it.
+    /// </summary>
+    Passthrough,
 }
 
 /// <summary>A policy and its parameter, as written in a script or on the command line.</summary>
@@ -19,7 +25,7 @@ public readonly record struct FlushPolicySpec(FlushPolicyKind Kind, int BatchSiz
     /// <summary>strict.</summary>
     public static FlushPolicySpec Strict => new(FlushPolicyKind.Strict);
 
-    /// <summary>Parses <c>strict</c>, <c>lazy</c>, <c>lazy-single</c> or <c>batch:N</c> (N ≥ 1).</summary>
+    /// <summary>Parses <c>strict</c>, <c>lazy</c>, <c>lazy-single</c>, <c>batch:N</c> (N ≥ 1) or <c>passthrough</c>.</summary>
     public static bool TryParse(string text, out FlushPolicySpec spec)
     {
         spec = Strict;
@@ -32,6 +38,9 @@ public readonly record struct FlushPolicySpec(FlushPolicyKind Kind, int BatchSiz
                 return true;
             case "lazy-single":
                 spec = new(FlushPolicyKind.LazySingle);
+                return true;
+            case "passthrough":
+                spec = new(FlushPolicyKind.Passthrough);
                 return true;
         }
         if (text.StartsWith("batch:", StringComparison.Ordinal)
@@ -50,6 +59,7 @@ public readonly record struct FlushPolicySpec(FlushPolicyKind Kind, int BatchSiz
         FlushPolicyKind.Strict => "strict",
         FlushPolicyKind.Lazy => "lazy",
         FlushPolicyKind.LazySingle => "lazy-single",
+        FlushPolicyKind.Passthrough => "passthrough",
         _ => $"batch:{BatchSize}",
     };
 }
