@@ -123,6 +123,7 @@ internal static class Program
         var simulate = new SimulateCommand(createRunner, stdout, stderr, stdoutIsTerminal);
 
         var recordings = new Recordings.RecordingCommands(stdout, stderr);
+        var report = new Report.ReportCommand(stdout, stderr);
 
         var root = new RootCommand("PtActors: a simulator of Linux iommupt IOMMU page tables.")
         {
@@ -132,6 +133,7 @@ internal static class Program
             recordings.Verify,
             recordings.Replay,
             recordings.ImportFtrace,
+            report.Command,
         };
         // No @response-file expansion: a scenario path is taken as given.
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
@@ -146,7 +148,8 @@ internal static class Program
             return ScriptRunner.ExitMalformed;
         }
         if (parse.Errors.Count > 0 && (parse.CommandResult.Command == recordings.Replay || parse.CommandResult.Command == recordings.ImportFtrace
-            || parse.CommandResult.Command == recordings.Runs || parse.CommandResult.Command == recordings.Verify))
+            || parse.CommandResult.Command == recordings.Runs || parse.CommandResult.Command == recordings.Verify
+            || parse.CommandResult.Command == report.Command))
         {
             // A bad replay, import, runs or verify option: each error names it, nothing is read or written, exit 2.
             string name = parse.CommandResult.Command.Name;
