@@ -48,6 +48,14 @@ public sealed record SimulationSettings
     public bool RecordDmas { get; init; }
     /// <summary>What work costs on the simulated clock (docs/model.md); it times the run, it changes nothing the run does.</summary>
     public PtActors.Engine.Cost.CostModel Cost { get; init; } = PtActors.Engine.Cost.CostModel.Default;
+    /// <summary>NIC devices: a page_pool RX ring (buffers mapped once) instead of a buffer mapped per packet.</summary>
+    public bool NicPagePool { get; init; }
+    /// <summary>NIC page pool: its pages, 4 KiB or 2 MiB.</summary>
+    public ulong BufferPageBytes { get; init; } = 4096;
+    /// <summary>NIC link rate, Gb/s (null: the workload's default, 25).</summary>
+    public double? LinkGbps { get; init; }
+    /// <summary>NIC buffers per ring (null: the workload's default, 1024).</summary>
+    public int? NicRing { get; init; }
 
     /// <summary>
     /// The configuration as <c>key=value</c> words (the run id aside): what a run prints first, what the run
@@ -62,7 +70,21 @@ public sealed record SimulationSettings
         return string.Create(inv,
             $"iommus={Iommus} domains={Domains} devices={Devices} workload={Workload} format={PtActors.Engine.Formats.PtFormatOps.For(Format).Name} " +
             $"policy={Policy} iotlb={IotlbEntries} cpus={Cpus} inflight={Inflight} late_dma={lateDma} {end} seed={Seed} " +
-            $"unsafe={UnsafeModes.Name(Unsafe)}{(RecordDmas ? " record-dmas=true" : "")}");
+            $"unsafe={UnsafeModes.Name(Unsafe)}{(RecordDmas ? " record-dmas=true" : "")}{NicDescription()}");
+    }
+
+    /// <summary>The NIC settings that differ from the workload's defaults (nothing when none does).</summary>
+    private string NicDescription()
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        string text = NicPagePool ? " nic_buffers=page-pool" : "";
+        if (BufferPageBytes != 4096)
+            text += BufferPageBytes == 2UL << 20 ? " buffer_page=2M" : " buffer_page=" + BufferPageBytes.ToString(inv);
+        if (LinkGbps is double g)
+            text += " link_gbps=" + g.ToString("0.###", inv);
+        if (NicRing is int ring)
+            text += " ring=" + ring.ToString(inv);
+        return text;
     }
 
     /// <summary>A duration in the largest unit that divides it (<c>1500ms</c>, <c>2s</c>).</summary>

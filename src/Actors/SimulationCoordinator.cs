@@ -180,7 +180,16 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         }
         _schedule = new LaneSchedule(this, _s.WindowNs, _s.Ops, _s.DurationNs, hostOrder);
 
-        var options = new WorkloadOptions { Inflight = _s.Inflight, LateDmaProbability = _s.LateDma };
+        var defaults = new WorkloadOptions();
+        var options = new WorkloadOptions
+        {
+            Inflight = _s.Inflight,
+            LateDmaProbability = _s.LateDma,
+            NicPagePool = _s.NicPagePool,
+            NicBufferPageBytes = _s.BufferPageBytes,
+            LinkGbps = _s.LinkGbps ?? defaults.LinkGbps,
+            NicRingSize = _s.NicRing ?? defaults.NicRingSize,
+        };
         options.Validate();
         _unbound = topology.Domains.Count;
         foreach (var plan in topology.Domains)

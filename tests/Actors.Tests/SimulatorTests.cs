@@ -108,6 +108,24 @@ public class SimulatorTests
     }
 
     [Fact]
+    public async Task APagePoolOfHugePagesKeepsTheIotlbHittingWhereFourKibPagesMiss()
+    {
+        var runner = new Simulator();
+        var settings = Small("nic") with { Iommus = 1, Domains = 4, Devices = 16, IotlbEntries = 64, NicPagePool = true, Ops = 20_000 };
+        var small = await runner.RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var huge = await runner.RunAsync(settings with { BufferPageBytes = 2UL << 20 }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var perPacket = await runner.RunAsync(settings with { NicPagePool = false }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.Equal(0, small.Errors + small.Faults + huge.Errors + huge.Faults);
+        // RX buffers are recycled through the whole ring: 4 KiB pages overflow a 64-entry IOTLB, 2 MiB pages do not.
+        Assert.True(huge.IotlbHitRate > 0.8, $"2M hit rate {huge.IotlbHitRate}"); // TX still maps per packet
+        Assert.True(small.IotlbHitRate < huge.IotlbHitRate - 0.2, $"4K {small.IotlbHitRate} against 2M {huge.IotlbHitRate}");
+        // Mapping per packet, every DMA goes to a fresh mapping: no reuse at all.
+        Assert.True(perPacket.IotlbHitRate < small.IotlbHitRate);
+        // RX makes no DMA-API call per packet in a pool: more DMAs for the same number of calls.
+        Assert.True(small.Dmas > perPacket.Dmas);
+    }
+
+    [Fact]
     public async Task SlowerInvalidationsCostStrictMore()
     {
         var runner = new Simulator();

@@ -836,6 +836,42 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Contains(path + ": cannot read it", r.Stderr, StringComparison.Ordinal);
     }
 
+    // ---- NIC buffers -----------------------------------------------------------------------------------------
+
+    [Fact]
+    public void NicOptionsReachTheSettingsAndTheConfigLine()
+    {
+        var r = Ptactors(["simulate", "--in-memory", "--nic-buffers", "page-pool", "--buffer-page", "2M", "--link-gbps", "100", "--ring", "512"]);
+        Assert.Equal("", r.Stderr);
+        var s = r.Settings;
+        Assert.True(s.NicPagePool);
+        Assert.Equal(2UL << 20, s.BufferPageBytes);
+        Assert.Equal(100, s.LinkGbps);
+        Assert.Equal(512, s.NicRing);
+        Assert.EndsWith("unsafe=none nic_buffers=page-pool buffer_page=2M link_gbps=100 ring=512", r.Lines[1], StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--buffer-page", "2M" }, "needs --nic-buffers page-pool")]
+    [InlineData(new[] { "--nic-buffers", "page-pool", "--buffer-page", "1G" }, "--buffer-page")]
+    [InlineData(new[] { "--nic-buffers", "recycled" }, "--nic-buffers")]
+    [InlineData(new[] { "--link-gbps", "0" }, "--link-gbps")]
+    [InlineData(new[] { "--link-gbps", "20000" }, "--link-gbps")]
+    [InlineData(new[] { "--ring", "65537" }, "--ring")]
+    public void ABadNicOptionIsAUsageError(string[] args, string expected)
+        => AssertUsageError(Ptactors(["simulate", "--in-memory", .. args]), expected);
+
+    [Fact]
+    public void BufferPagesAreAComparisonParameter()
+    {
+        string path = Path.Combine(_dir, "pages.json");
+        var r = Ptactors(["simulate", "--in-memory", "--run-id", "bp", "--nic-buffers", "page-pool", "--buffer-page", "4K,2M", "--json", path]);
+        Assert.Equal(0, r.Exit);
+        Assert.Equal([4096UL, 2UL << 20], r.Runner.Calls.Select(c => c.Settings).OrderBy(c => c.RunId, StringComparer.Ordinal).Select(c => c.BufferPageBytes));
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        Assert.Equal(["4K", "2M"], doc.RootElement.GetProperty("runs").EnumerateArray().Select(e => e.GetProperty("buffer_page").GetString()));
+    }
+
     // ---- comparisons -----------------------------------------------------------------------------------------
 
     [Fact]
@@ -861,7 +897,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
         Assert.Equal(4, runs.Length);
-        Assert.Equal(["policy", "iotlb", "cpus", "format", .. JsonFileKeys], runs[0].EnumerateObject().Select(p => p.Name).ToArray());
+        Assert.Equal(["policy", "iotlb", "cpus", "format", "buffer_page", .. JsonFileKeys], runs[0].EnumerateObject().Select(p => p.Name).ToArray());
         Assert.Equal("batch:32", runs[2].GetProperty("policy").GetString());
         Assert.Equal(128, runs[3].GetProperty("iotlb").GetInt32());
         Assert.Equal(2, runs[3].GetProperty("cpus").GetInt32());

@@ -82,6 +82,10 @@ internal sealed class SimulateCommand
     private readonly Option<string?> _ackLog;
     private readonly Option<bool> _recordDmas;
     private readonly Option<string?> _cost;
+    private readonly Option<string?> _nicBuffers;
+    private readonly Option<Listed<ulong>?> _bufferPage;
+    private readonly Option<double?> _linkGbps;
+    private readonly Option<int?> _ring;
 
     /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
     public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
@@ -137,10 +141,19 @@ internal sealed class SimulateCommand
         _cost = Valued<string?>("--cost", "FILE",
             "Override costs of the cost model: a HOCON file of keys under ptactors.cost, as in config/cost-model.conf " +
             "(docs/model.md) [default: config/cost-model.conf]", SimulateValues.FilePath);
+        _nicBuffers = Valued<string?>("--nic-buffers", "map-per-packet|page-pool",
+            "How NIC devices get RX buffers: a dma_map per packet, or a page_pool mapped once when the ring fills and recycled (docs/simulator.md) [default: map-per-packet]",
+            SimulateValues.NicBuffers);
+        _bufferPage = Valued<Listed<ulong>?>("--buffer-page", "4K|2M[,...]",
+            $"Pages the NIC page pool carves its buffers from: 2M maps each with one 2 MiB IOVA page (needs --nic-buffers page-pool){Listable} [default: 4K]",
+            SimulateValues.List(SimulateValues.BufferPage));
+        _linkGbps = Valued<double?>("--link-gbps", "G", "NIC link rate, Gb/s, above 0 and at most 10000 [default: 25]", SimulateValues.LinkGbps);
+        _ring = Valued<int?>("--ring", "N", "NIC buffers per RX and per TX ring, at most 65536 [default: 1024]", CountUpTo(65536));
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
             _ops, _duration, _seed, _db, _inMemory, _postgres, _json, _runId, _unsafe, _ackLog, _recordDmas, _cost,
+            _nicBuffers, _bufferPage, _linkGbps, _ring,
         };
         Command.Validators.Add(result =>
         {
@@ -153,9 +166,11 @@ internal sealed class SimulateCommand
             if (Given(result, _inMemory) && Given(result, _postgres))
                 result.AddError("--in-memory and --postgres cannot be used together: the journal goes to PostgreSQL or stays in memory");
             CheckCombinations(result);
-            long configurations = (long)Count(result, _policy) * Count(result, _iotlb) * Count(result, _cpus) * Count(result, _format);
+            long configurations = (long)Count(result, _policy) * Count(result, _iotlb) * Count(result, _cpus) * Count(result, _format) * Count(result, _bufferPage);
             if (configurations > MaxConfigurations)
-                result.AddError($"--policy x --iotlb x --cpus x --format lists make {configurations} configurations: at most {MaxConfigurations}");
+                result.AddError($"--policy x --iotlb x --cpus x --format x --buffer-page lists make {configurations} configurations: at most {MaxConfigurations}");
+            if (Given(result, _bufferPage) && !(result.GetResult(_nicBuffers) is { Implicit: false, Tokens: [{ Value: "page-pool" }] }))
+                result.AddError("--buffer-page sets the pages of the NIC page pool: it needs --nic-buffers page-pool");
             if (configurations > 1 && Given(result, _ackLog))
                 result.AddError("--ack-log records the acknowledgements of one run: it cannot be used with lists of --policy, --iotlb, --cpus or --format");
         });
@@ -268,6 +283,9 @@ internal sealed class SimulateCommand
             Unsafe = parse.GetValue(_unsafe) ?? d.Unsafe,
             AckLogPath = parse.GetValue(_ackLog),
             RecordDmas = parse.GetValue(_recordDmas),
+            NicPagePool = parse.GetValue(_nicBuffers) == "page-pool",
+            LinkGbps = parse.GetValue(_linkGbps),
+            NicRing = parse.GetValue(_ring),
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
             : parse.GetValue(_postgres) is string postgres ? PersistenceBackend.Postgres(postgres)
@@ -278,7 +296,8 @@ internal sealed class SimulateCommand
         var iotlbs = parse.GetValue(_iotlb) ?? new Listed<int>([d.IotlbEntries], [d.IotlbEntries.ToString(CultureInfo.InvariantCulture)]);
         var cpus = parse.GetValue(_cpus) ?? new Listed<int>([d.Cpus], [d.Cpus.ToString(CultureInfo.InvariantCulture)]);
         var formats = parse.GetValue(_format) ?? new Listed<PtFormatKind>([d.Format], [PtFormatOps.For(d.Format).Name]);
-        int total = policies.Items.Length * iotlbs.Items.Length * cpus.Items.Length * formats.Items.Length;
+        var pages = parse.GetValue(_bufferPage) ?? new Listed<ulong>([d.BufferPageBytes], ["4K"]);
+        int total = policies.Items.Length * iotlbs.Items.Length * cpus.Items.Length * formats.Items.Length * pages.Items.Length;
         var variants = new List<SimulateVariant>(total);
         for (int p = 0; p < policies.Items.Length; p++)
         {
@@ -287,6 +306,7 @@ internal sealed class SimulateCommand
                 for (int c = 0; c < cpus.Items.Length; c++)
                 {
                     for (int f = 0; f < formats.Items.Length; f++)
+                    for (int g = 0; g < pages.Items.Length; g++)
                     {
                         var one = settings with
                         {
@@ -294,6 +314,7 @@ internal sealed class SimulateCommand
                             IotlbEntries = iotlbs.Items[i],
                             Cpus = cpus.Items[c],
                             Format = formats.Items[f],
+                            BufferPageBytes = pages.Items[g],
                             RunId = total == 1 ? settings.RunId : $"{settings.RunId}-{variants.Count + 1}",
                         };
                         (string Key, object Value)[] parameters =
@@ -302,6 +323,7 @@ internal sealed class SimulateCommand
                             ("iotlb", iotlbs.Items[i]),
                             ("cpus", cpus.Items[c]),
                             ("format", PtFormatOps.For(formats.Items[f]).Name),
+                            ("buffer_page", pages.Texts[g]),
                         ];
                         var label = new List<string>();
                         if (policies.Items.Length > 1)
@@ -312,6 +334,8 @@ internal sealed class SimulateCommand
                             label.Add("cpus=" + cpus.Texts[c]);
                         if (formats.Items.Length > 1)
                             label.Add("format=" + formats.Texts[f]);
+                        if (pages.Items.Length > 1)
+                            label.Add("buffer_page=" + pages.Texts[g]);
                         variants.Add(new SimulateVariant(one, parameters, string.Join(' ', label)));
                     }
                 }

@@ -98,6 +98,35 @@ internal static class SimulateValues
     }
 
     /// <summary>A probability from 0 to 1 (a plain decimal: <c>0</c>, <c>0.25</c>, <c>.5</c>, <c>1</c>).</summary>
+    /// <summary>A NIC page pool's page size: 4K or 2M.</summary>
+    public static ulong? BufferPage(string text, out string expected)
+    {
+        expected = "4K or 2M";
+        return text switch
+        {
+            "4K" or "4k" => 4096UL,
+            "2M" or "2m" => 2UL << 20,
+            _ => null,
+        };
+    }
+
+    /// <summary>How NICs get their RX buffers: <c>map-per-packet</c> or <c>page-pool</c>.</summary>
+    public static string? NicBuffers(string text, out string expected)
+    {
+        expected = "map-per-packet or page-pool";
+        return text is "map-per-packet" or "page-pool" ? text : null;
+    }
+
+    /// <summary>A link rate in Gb/s, above 0 and at most 10000.</summary>
+    public static double? LinkGbps(string text, out string expected)
+    {
+        expected = "a rate in Gb/s above 0 and at most 10000";
+        return text.Length > 0 && !text.AsSpan().ContainsAnyExcept("0123456789.")
+            && double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double g)
+            && double.IsFinite(g) && g > 0 && g <= 10_000
+            ? g : null;
+    }
+
     public static double? Probability(string text, out string expected)
     {
         expected = "a probability from 0 to 1";

@@ -10,6 +10,14 @@ namespace PtActors.Engine.Workloads;
 /// rw); once the IOVA is known, one DMA (RX: the device writes, TX: it reads) at a 64-byte-aligned offset inside
 /// the buffer; one wire time later, Unmap with the mapped size; the buffer returns to its ring on the reply.
 /// A packet that finds its ring empty or no inflight budget is dropped (RX overrun, TX queue stop) and counted.
+/// <para>
+/// With <see cref="WorkloadOptions.NicPagePool"/> the RX ring is a page_pool, as modern drivers keep it: its buffers
+/// are carved from pages of <see cref="WorkloadOptions.NicBufferPageBytes"/> (4 KiB: two buffers a page; 2 MiB:
+/// 1024, at 2 MiB-aligned PAs, so the IOMMU can map each page with one 2 MiB leaf), each page DmaMapped once when the
+/// ring fills at the start and never unmapped during the run (the pool does not shrink). An RX packet takes a
+/// buffer whose page is mapped, the device writes it (one DMA), and one wire time later the buffer is back in the
+/// ring: no DMA-API call per packet, so the IOTLB sees the same buffers again and again. TX maps per packet as above.
+/// </para>
 /// </summary>
 public sealed class NicWorkload : DeviceWorkload
 {
@@ -25,6 +33,11 @@ public sealed class NicWorkload : DeviceWorkload
     private const byte EvTxTransfer = 3;
     private const byte EvRxUnmap = 4;
     private const byte EvTxUnmap = 5;
+    private const byte EvPoolFill = 6;
+    private const byte EvPoolRecycle = 7;
+
+    /// <summary>Where the page pool's pages start in the device's region (past the map-per-packet buffers).</summary>
+    private const ulong PoolOffset = 1UL << 30;
 
     private readonly ulong _intervalPs;
     private readonly ulong _intervalWholeNs;  // _intervalPs as whole nanoseconds and the rest
@@ -42,6 +55,16 @@ public sealed class NicWorkload : DeviceWorkload
     // The next packet's arrival, n·interval + phase picoseconds after the start, as whole nanoseconds and the rest.
     private ulong _arrivalNs;
     private ulong _arrivalRestPs;
+    // The page pool (null without one): each page's IOVA once mapped, the next page to map, and the RX buffers
+    // whose page is mapped and that are not in flight, in ring order (a circular queue: the device fills its
+    // descriptors in order, so every buffer of the ring comes round).
+    private readonly ulong[]? _poolIova;
+    private readonly ulong _poolPageBytes;
+    private readonly int _buffersPerPage;
+    private int _poolNextPage;
+    private int[]? _poolFree;
+    private int _poolFreeHead;
+    private int _poolFreeCount;
 
     internal NicWorkload(int device, ulong seed, WorkloadOptions options)
         : base(WorkloadFactory.Nic, device, seed, options)
@@ -54,7 +77,17 @@ public sealed class NicWorkload : DeviceWorkload
         _wireNs = Math.Max(1, _intervalWholeNs);
         _rxThreshold = Xoshiro256StarStar.Threshold(options.NicRxFraction);
         _ring = options.NicRingSize;
+        if (options.NicPagePool)
+        {
+            _poolPageBytes = options.NicBufferPageBytes;
+            _buffersPerPage = (int)(_poolPageBytes / RxBufferBytes);
+            _poolIova = new ulong[(_ring + _buffersPerPage - 1) / _buffersPerPage];
+            _poolFree = new int[_ring];
+        }
     }
+
+    /// <summary>RX buffers in the page pool whose page is mapped (0 without a pool).</summary>
+    public int PoolBuffersMapped { get; private set; }
 
     /// <summary>Picoseconds between two packets (one frame's wire time).</summary>
     public ulong PacketIntervalPs => _intervalPs;
@@ -90,6 +123,8 @@ public sealed class NicWorkload : DeviceWorkload
         _arrivalNs = _phasePs / 1000;
         _arrivalRestPs = _phasePs % 1000;
         Schedule(_startNs + _arrivalNs, EvArrival);
+        if (_poolIova is not null)
+            Schedule(t0, EvPoolFill, prio: PrioRelease);
     }
 
     private protected override void Handle(in WorkEvent ev)
@@ -97,7 +132,23 @@ public sealed class NicWorkload : DeviceWorkload
         switch (ev.Kind)
         {
             case EvArrival:
-                Arrive();
+                if (_poolIova is null)
+                    Arrive();
+                else
+                    ArriveWithPool();
+                break;
+            case EvPoolFill:
+                // Map the pool's pages while the budget lasts; the rest in the next window.
+                while (_poolNextPage < _poolIova!.Length && Budget > 0)
+                {
+                    int page = _poolNextPage++;
+                    Submit(DmaOpKind.DmaMap, 0, PoolPagePa(page), _poolPageBytes, ReadWrite, PoolTag(page));
+                }
+                if (_poolNextPage < _poolIova.Length)
+                    Defer(in ev);
+                break;
+            case EvPoolRecycle:
+                PoolPush(ev.Slot);
                 break;
             case EvRxTransfer:
                 Dma(ev.Arg + (NextBelow(RxBufferBytes >> 6) << 6), write: true);
@@ -154,6 +205,22 @@ public sealed class NicWorkload : DeviceWorkload
 
     private protected override void OnReply(in PendingOp op, in DmaOpResult result)
     {
+        if (op.Tag >= PoolTagBase)
+        {
+            // A page of the pool is mapped (or could not be: its buffers stay out of the ring).
+            int page = op.Tag - PoolTagBase;
+            if (result.Error != Errno.None)
+            {
+                CountDroppedBuffer();
+                return;
+            }
+            _poolIova![page] = result.Iova;
+            int first = page * _buffersPerPage, last = Math.Min(_ring, first + _buffersPerPage);
+            for (int buffer = first; buffer < last; buffer++)
+                PoolPush(buffer);
+            PoolBuffersMapped += last - first;
+            return;
+        }
         int b = op.Tag;
         bool rx = b < _ring;
         if (op.Kind == DmaOpKind.DmaMap && result.Error == Errno.None)
@@ -169,6 +236,52 @@ public sealed class NicWorkload : DeviceWorkload
             _rxFree.Release(b);
         else
             _txFree.Release(b - _ring);
+    }
+
+    private void PoolPush(int buffer)
+    {
+        _poolFree![(_poolFreeHead + _poolFreeCount) % _poolFree.Length] = buffer;
+        _poolFreeCount++;
+    }
+
+    private const int PoolTagBase = 1 << 20;
+
+    private static int PoolTag(int page) => PoolTagBase + page;
+
+    private ulong PoolPagePa(int page) => Region.Base + PoolOffset + (ulong)page * _poolPageBytes;
+
+    /// <summary>
+    /// A packet with a page-pool RX ring: RX takes a mapped pool buffer (no DMA-API call) or is dropped when none is
+    /// free; TX maps per packet, as without a pool (and needs budget).
+    /// </summary>
+    private void ArriveWithPool()
+    {
+        ulong next = AdvanceArrival();
+        Schedule(next, EvArrival);
+        bool rx = Chance(_rxThreshold);
+        if (rx)
+        {
+            if (_poolFreeCount == 0)
+            {
+                CountDropped();
+                return;
+            }
+            int buffer = _poolFree![_poolFreeHead];
+            _poolFreeHead = (_poolFreeHead + 1) % _poolFree.Length;
+            _poolFreeCount--;
+            int page = buffer / _buffersPerPage;
+            ulong iova = _poolIova![page] + (ulong)(buffer % _buffersPerPage) * RxBufferBytes;
+            Dma(iova + (NextBelow(RxBufferBytes >> 6) << 6), write: true);
+            Schedule(Now + _wireNs, EvPoolRecycle, buffer, prio: PrioRelease);
+            return;
+        }
+        int b = TakeBuffer(rx: false);
+        if (b < 0)
+        {
+            CountDropped();
+            return;
+        }
+        Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
     }
 
     /// <summary>A free buffer of the RX or TX ring (the last freed first, else the lowest never used); -1 if none or no budget.</summary>

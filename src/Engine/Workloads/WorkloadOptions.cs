@@ -43,6 +43,12 @@ public sealed record WorkloadOptions
     /// <summary>Buffers in each of the NIC's RX and TX rings.</summary>
     public int NicRingSize { get; init; } = 1024;
 
+    /// <summary>NIC: the RX ring is a page_pool of buffers mapped once, rather than a buffer mapped per packet.</summary>
+    public bool NicPagePool { get; init; }
+
+    /// <summary>NIC page pool: the pages its buffers are carved from, 4 KiB or 2 MiB.</summary>
+    public ulong NicBufferPageBytes { get; init; } = 4096;
+
     /// <summary>NVMe commands per second (arrivals; the inflight limit may throttle them).</summary>
     public int NvmeIops { get; init; } = 200_000;
 
@@ -107,6 +113,8 @@ public sealed record WorkloadOptions
         CheckFraction(GpuHugeProbability, nameof(GpuHugeProbability));
         if (NicRingSize < 1 || NicRingSize > 1 << 16)
             throw new ArgumentOutOfRangeException(nameof(NicRingSize), NicRingSize, "Rings hold 1 to 65536 buffers.");
+        if (NicBufferPageBytes is not (4096 or 2UL << 20))
+            throw new ArgumentOutOfRangeException(nameof(NicBufferPageBytes), NicBufferPageBytes, "Buffer pages are 4 KiB or 2 MiB.");
         if (NvmeIops < 1)
             throw new ArgumentOutOfRangeException(nameof(NvmeIops), NvmeIops, "Must be positive.");
         if (NvmeQueueDepth < 1 || NvmeQueueDepth > 1 << 16)
