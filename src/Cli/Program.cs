@@ -50,7 +50,15 @@ internal static class Program
             return Console.OpenStandardOutput();
         try
         {
-            return new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+            var fd = new FileStream(new SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+            if (!fd.CanSeek)
+                return fd;
+            // A regular file: a FileStream writes at positions of its own (pwrite), which leaves the descriptor's
+            // shared offset where it was, so whatever writes to the same redirection next (`{ ptactors ...; echo
+            // done; } > log`) would overwrite this output. The console stream writes at the shared offset; a regular
+            // file cannot fail with EPIPE, the one error it would hide.
+            fd.Dispose();
+            return Console.OpenStandardOutput();
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
         {

@@ -155,6 +155,21 @@ public sealed class ScriptIoTests : IDisposable
         Assert.Equal("ptactors script: cannot write the output: Broken pipe\nrc=74\n", pipe.Stderr);
     }
 
+    /// <summary>Output redirected to a file shared with the commands around it keeps everyone's lines, in order.</summary>
+    [Fact]
+    public void OutputIntoAFileSharedWithOtherCommandsKeepsTheirOrder()
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        string exe = ScriptHarness.OutputPath("ptactors");
+        string script = ScriptHarness.OutputPath("Golden", "worked-example.pts");
+        string log = Path.Combine(_dir, "log.txt");
+        var r = Shell("{ echo before; \"$0\" script \"$1\"; echo after; } > \"$2\"", exe, script, log);
+        Assert.Equal(0, r.Exit);
+        string expected = "before\n" + File.ReadAllText(ScriptHarness.OutputPath("Golden", "worked-example.expected")) + "after\n";
+        Assert.Equal(expected, File.ReadAllText(log));
+    }
+
     private static (int Exit, string Stdout, string Stderr) Shell(string command, params string[] args)
     {
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
