@@ -9,7 +9,8 @@ namespace PtActors.Bench;
 /// <c>-- direct [WORKLOAD] [OPS]</c> runs the simulator's work in one thread without actors (the baseline of
 /// the actor overhead); <c>-- ftrace [LINES]</c> times <c>TraceImport</c> on a generated trace (a quick check of
 /// <c>FtraceImportBenchmarks</c>); <c>-- read DB RUN DOMAINS [PARALLEL] [BUFFER] [ISOLATION]</c> times reading a recording's
-/// journals through the SQL read journal (<see cref="ReadQuick"/>).
+/// journals through the SQL read journal (<see cref="ReadQuick"/>); <c>-- replay DB [RUN] [ROUNDS]</c> times reading and
+/// replaying a recording under its recorded configuration (<see cref="ReplayQuick"/>).
 /// </summary>
 public static class Program
 {
@@ -45,6 +46,12 @@ public static class Program
             var inv = System.Globalization.CultureInfo.InvariantCulture;
             ReadQuick.Run(args[1], args[2], int.Parse(args[3], inv), args.Length > 4 ? int.Parse(args[4], inv) : Math.Max(2, Environment.ProcessorCount),
                 args.Length > 5 ? int.Parse(args[5], inv) : 500, args.Length > 6 ? args[6] : null, Console.Out);
+            return;
+        }
+        if (args.Length > 1 && args[0] == "replay")
+        {
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            ReplayQuick.Run(args[1], args.Length > 2 ? args[2] : null, args.Length > 3 ? int.Parse(args[3], inv) : 5, Console.Out);
             return;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
