@@ -56,6 +56,16 @@ public sealed record SimulationSettings
     public double? LinkGbps { get; init; }
     /// <summary>NIC buffers per ring (null: the workload's default, 1024).</summary>
     public int? NicRing { get; init; }
+    /// <summary>NIC queue pairs per port (null: the workload's default, 1).</summary>
+    public int? NicQueues { get; init; }
+    /// <summary>NIC frame size in bytes (null: the workload's default, 1500).</summary>
+    public int? FrameBytes { get; init; }
+    /// <summary>NVMe command size in bytes (null: the workload's mix of 4 KiB to 128 KiB).</summary>
+    public ulong? NvmeIoBytes { get; init; }
+    /// <summary>NVMe queue depth (null: the workload's default, 64).</summary>
+    public int? NvmeQueueDepth { get; init; }
+    /// <summary>NVMe commands per second per device (null: the workload's default, 200 000).</summary>
+    public int? NvmeIops { get; init; }
 
     /// <summary>
     /// The configuration as <c>key=value</c> words (the run id aside): what a run prints first, what the run
@@ -73,7 +83,7 @@ public sealed record SimulationSettings
             $"unsafe={UnsafeModes.Name(Unsafe)}{(RecordDmas ? " record-dmas=true" : "")}{NicDescription()}");
     }
 
-    /// <summary>The NIC settings that differ from the workload's defaults (nothing when none does).</summary>
+    /// <summary>The NIC and NVMe settings that differ from the workloads' defaults (nothing when none does).</summary>
     private string NicDescription()
     {
         var inv = System.Globalization.CultureInfo.InvariantCulture;
@@ -84,6 +94,16 @@ public sealed record SimulationSettings
             text += " link_gbps=" + g.ToString("0.###", inv);
         if (NicRing is int ring)
             text += " ring=" + ring.ToString(inv);
+        if (NicQueues is int queues)
+            text += " queues=" + queues.ToString(inv);
+        if (FrameBytes is int mtu)
+            text += " mtu=" + mtu.ToString(inv);
+        if (NvmeIoBytes is ulong io)
+            text += " io_size=" + (io % (1UL << 20) == 0 ? (io >> 20).ToString(inv) + "M" : (io >> 10).ToString(inv) + "K");
+        if (NvmeQueueDepth is int qd)
+            text += " queue_depth=" + qd.ToString(inv);
+        if (NvmeIops is int iops)
+            text += " iops=" + iops.ToString(inv);
         return text;
     }
 

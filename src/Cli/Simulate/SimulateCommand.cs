@@ -86,6 +86,11 @@ internal sealed class SimulateCommand
     private readonly Option<Listed<ulong>?> _bufferPage;
     private readonly Option<double?> _linkGbps;
     private readonly Option<int?> _ring;
+    private readonly Option<int?> _queues;
+    private readonly Option<int?> _mtu;
+    private readonly Option<ulong?> _ioSize;
+    private readonly Option<int?> _queueDepth;
+    private readonly Option<int?> _iops;
 
     /// <summary>A command that runs simulations on <paramref name="runner"/>.</summary>
     public SimulateCommand(ISimulationRunner runner, TextWriter stdout, TextWriter stderr, bool terminal = false)
@@ -149,11 +154,21 @@ internal sealed class SimulateCommand
             SimulateValues.List(SimulateValues.BufferPage));
         _linkGbps = Valued<double?>("--link-gbps", "G", "NIC link rate, Gb/s, above 0 and at most 10000 [default: 25]", SimulateValues.LinkGbps);
         _ring = Valued<int?>("--ring", "N", "NIC buffers per RX and per TX ring, at most 65536 [default: 1024]", CountUpTo(65536));
+        _queues = Valued<int?>("--queues", "N",
+            $"NIC queue pairs per port, each with its RX and TX rings, descriptor rings and completion queues, at most {PtActors.Engine.Workloads.NicWorkload.MaxQueues}; " +
+            "--queues x --ring at most 65536 [default: 1]", CountUpTo(PtActors.Engine.Workloads.NicWorkload.MaxQueues));
+        _mtu = Valued<int?>("--mtu", "BYTES",
+            $"NIC frame size, 64 to {PtActors.Engine.Workloads.WorkloadOptions.MaxFrameBytes} bytes; a frame past 4 KiB is DMAed a page at a time [default: 1500]", SimulateValues.Mtu);
+        _ioSize = Valued<ulong?>("--io-size", "SIZE",
+            "NVMe command size: 4K to 2M in whole 4 KiB pages (4K, 128K, 1M, or bytes) [default: a mix of 4K to 128K]", SimulateValues.IoSize);
+        _queueDepth = Valued<int?>("--queue-depth", "N", "NVMe commands in flight per device (its queue pair's depth), at most 65536 [default: 64]", CountUpTo(65536));
+        _iops = Valued<int?>("--iops", "N",
+            $"NVMe commands each device offers per second, at most {SimulateValues.MaxIops} (those beyond --queue-depth are dropped) [default: 200000]", CountUpTo(SimulateValues.MaxIops));
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
             _ops, _duration, _seed, _db, _inMemory, _postgres, _json, _runId, _unsafe, _ackLog, _recordDmas, _cost,
-            _nicBuffers, _bufferPage, _linkGbps, _ring,
+            _nicBuffers, _bufferPage, _linkGbps, _ring, _queues, _mtu, _ioSize, _queueDepth, _iops,
         };
         Command.Validators.Add(result =>
         {
@@ -171,6 +186,20 @@ internal sealed class SimulateCommand
                 result.AddError($"--policy x --iotlb x --cpus x --format x --buffer-page lists make {configurations} configurations: at most {MaxConfigurations}");
             if (Given(result, _bufferPage) && !(result.GetResult(_nicBuffers) is { Implicit: false, Tokens: [{ Value: "page-pool" }] }))
                 result.AddError("--buffer-page sets the pages of the NIC page pool: it needs --nic-buffers page-pool");
+            string workload = result.GetResult(_workload) is { Implicit: false, Tokens: [var w] } ? w.Value : new SimulationSettings().Workload;
+            foreach (var nvme in new Option[] { _ioSize, _queueDepth, _iops })
+            {
+                if (Given(result, nvme) && workload is not ("nvme" or "mixed"))
+                    result.AddError($"{nvme.Name} sets what nvme devices do: --workload {workload} has none (use nvme or mixed)");
+            }
+            foreach (var nic in new Option[] { _nicBuffers, _linkGbps, _ring, _queues, _mtu })
+            {
+                if (Given(result, nic) && workload is not ("nic" or "mixed"))
+                    result.AddError($"{nic.Name} sets what nic devices do: --workload {workload} has none (use nic or mixed)");
+            }
+            if (Value(result, _queues, 1, CountUpTo(PtActors.Engine.Workloads.NicWorkload.MaxQueues)) is long queues
+                && Value(result, _ring, 1024, CountUpTo(65536)) is long ring && queues * ring > 65536)
+                result.AddError($"--queues {queues} x --ring {ring} is {queues * ring} buffers per direction: at most 65536");
             if (configurations > 1 && Given(result, _ackLog))
                 result.AddError("--ack-log records the acknowledgements of one run: it cannot be used with lists of --policy, --iotlb, --cpus or --format");
         });
@@ -286,6 +315,11 @@ internal sealed class SimulateCommand
             NicPagePool = parse.GetValue(_nicBuffers) == "page-pool",
             LinkGbps = parse.GetValue(_linkGbps),
             NicRing = parse.GetValue(_ring),
+            NicQueues = parse.GetValue(_queues),
+            FrameBytes = parse.GetValue(_mtu),
+            NvmeIoBytes = parse.GetValue(_ioSize),
+            NvmeQueueDepth = parse.GetValue(_queueDepth),
+            NvmeIops = parse.GetValue(_iops),
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
             : parse.GetValue(_postgres) is string postgres ? PersistenceBackend.Postgres(postgres)

@@ -110,6 +110,30 @@ internal static class SimulateValues
         };
     }
 
+    /// <summary>A NIC frame size in bytes, 64 to the jumbo maximum.</summary>
+    public static int? Mtu(string text, out string expected)
+    {
+        expected = $"64 to {PtActors.Engine.Workloads.WorkloadOptions.MaxFrameBytes} bytes";
+        return text.Length <= 6 && IsDecimal(text) && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+            && n is >= 64 and <= PtActors.Engine.Workloads.WorkloadOptions.MaxFrameBytes ? n : null;
+    }
+
+    /// <summary>NVMe commands per second a device offers at most (10 ns apart).</summary>
+    public const int MaxIops = 100_000_000;
+
+    /// <summary>An NVMe command size: whole 4 KiB pages up to 2 MiB, in bytes or with a K or M suffix.</summary>
+    public static ulong? IoSize(string text, out string expected)
+    {
+        expected = "4K to 2M in whole 4 KiB pages: 4K, 128K, 1M, or a number of bytes";
+        (ulong scale, string digits) = text.EndsWith('K') || text.EndsWith('k') ? (1UL << 10, text[..^1])
+            : text.EndsWith('M') || text.EndsWith('m') ? (1UL << 20, text[..^1])
+            : (1UL, text);
+        if (!IsDecimal(digits) || digits.Length > 9 || !ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n))
+            return null;
+        ulong bytes = n * scale;
+        return bytes is >= 4096 and <= PtActors.Engine.Workloads.NvmeWorkload.MaxIoBytes && (bytes & 4095) == 0 ? bytes : null;
+    }
+
     /// <summary>How NICs get their RX buffers: <c>map-per-packet</c> or <c>page-pool</c>.</summary>
     public static string? NicBuffers(string text, out string expected)
     {

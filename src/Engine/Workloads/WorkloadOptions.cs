@@ -34,14 +34,23 @@ public sealed record WorkloadOptions
     /// <summary>The NIC's link rate in Gbit/s (10 to 100 are typical).</summary>
     public double LinkGbps { get; init; } = 25;
 
-    /// <summary>The NIC's frame size in bytes (MTU); on the wire each frame also takes 38 bytes of header, FCS, preamble and gap.</summary>
+    /// <summary>
+    /// The NIC's frame size in bytes (MTU), 64 to 9216 (jumbo frames); on the wire each frame also takes 38 bytes of
+    /// header, FCS, preamble and gap. A frame past 4 KiB is DMAed a page at a time.
+    /// </summary>
     public int FrameBytes { get; init; } = 1500;
+
+    /// <summary>The largest NIC frame (jumbo).</summary>
+    public const int MaxFrameBytes = 9216;
 
     /// <summary>Fraction of NIC packets that are received (the rest are transmitted).</summary>
     public double NicRxFraction { get; init; } = 0.5;
 
     /// <summary>Buffers in each of the NIC's RX and TX rings.</summary>
     public int NicRingSize { get; init; } = 1024;
+
+    /// <summary>Queue pairs per NIC port (an RX and a TX ring each, with their descriptor rings and completion queues); packets spread over them at random.</summary>
+    public int NicQueues { get; init; } = 1;
 
     /// <summary>NIC: the RX ring is a page_pool of buffers mapped once, rather than a buffer mapped per packet.</summary>
     public bool NicPagePool { get; init; }
@@ -51,6 +60,9 @@ public sealed record WorkloadOptions
 
     /// <summary>NVMe commands per second (arrivals; the inflight limit may throttle them).</summary>
     public int NvmeIops { get; init; } = 200_000;
+
+    /// <summary>NVMe command size in bytes, a multiple of 4 KiB up to 2 MiB; 0 (the default) for a mix of 4 KiB to 128 KiB.</summary>
+    public ulong NvmeIoBytes { get; init; }
 
     /// <summary>NVMe commands in flight at most (submission queue depth); arrivals beyond it are dropped.</summary>
     public int NvmeQueueDepth { get; init; } = 64;
@@ -106,17 +118,23 @@ public sealed record WorkloadOptions
             throw new ArgumentOutOfRangeException(nameof(LateDmaMaxDelayNs), LateDmaMaxDelayNs, "Must be at least 1 ns.");
         if (!(LinkGbps > 0 && LinkGbps <= 10_000))
             throw new ArgumentOutOfRangeException(nameof(LinkGbps), LinkGbps, "The link rate must be in (0, 10000] Gbit/s.");
-        if (FrameBytes < 64 || FrameBytes > 2048)
-            throw new ArgumentOutOfRangeException(nameof(FrameBytes), FrameBytes, "Frames are 64 to 2048 bytes (2 KiB RX buffers).");
+        if (FrameBytes < 64 || FrameBytes > MaxFrameBytes)
+            throw new ArgumentOutOfRangeException(nameof(FrameBytes), FrameBytes, $"Frames are 64 to {MaxFrameBytes} bytes.");
         CheckFraction(NicRxFraction, nameof(NicRxFraction));
         CheckFraction(NvmeReadFraction, nameof(NvmeReadFraction));
         CheckFraction(GpuHugeProbability, nameof(GpuHugeProbability));
         if (NicRingSize < 1 || NicRingSize > 1 << 16)
             throw new ArgumentOutOfRangeException(nameof(NicRingSize), NicRingSize, "Rings hold 1 to 65536 buffers.");
+        if (NicQueues < 1 || NicQueues > NicWorkload.MaxQueues)
+            throw new ArgumentOutOfRangeException(nameof(NicQueues), NicQueues, $"A port has 1 to {NicWorkload.MaxQueues} queues.");
+        if ((long)NicQueues * NicRingSize > 1 << 16)
+            throw new ArgumentOutOfRangeException(nameof(NicQueues), NicQueues, $"Queues x ring buffers is at most 65536 per direction, not {(long)NicQueues * NicRingSize}.");
         if (NicBufferPageBytes is not (4096 or 2UL << 20))
             throw new ArgumentOutOfRangeException(nameof(NicBufferPageBytes), NicBufferPageBytes, "Buffer pages are 4 KiB or 2 MiB.");
         if (NvmeIops < 1)
             throw new ArgumentOutOfRangeException(nameof(NvmeIops), NvmeIops, "Must be positive.");
+        if ((NvmeIoBytes & 4095) != 0 || NvmeIoBytes > NvmeWorkload.MaxIoBytes)
+            throw new ArgumentOutOfRangeException(nameof(NvmeIoBytes), NvmeIoBytes, "NVMe commands are whole 4 KiB pages, at most 2 MiB (0: the default mix).");
         if (NvmeQueueDepth < 1 || NvmeQueueDepth > 1 << 16)
             throw new ArgumentOutOfRangeException(nameof(NvmeQueueDepth), NvmeQueueDepth, "Queues hold 1 to 65536 commands.");
         if (GpuBuffers < 1 || GpuBuffers > 1024)

@@ -72,8 +72,13 @@ internal sealed class FakeDomain(int maxDelayWindows = 0, ulong seed = 1, double
     private ulong _next = 1UL << 40;
     private int _window;
 
+    private readonly Dictionary<long, ulong> _iovas = new();
+
     public long Faults { get; private set; }
     public long Hits { get; private set; }
+
+    /// <summary>The IOVA the reply to each of <paramref name="ops"/> carried (they must have been answered).</summary>
+    public ulong[] MappedIovas(IEnumerable<DmaOp> ops) => ops.Select(o => _iovas[o.Id]).ToArray();
     public long AddressInUse { get; private set; }
 
     /// <summary>Takes an op; returns how many ops its device has outstanding now.</summary>
@@ -136,6 +141,7 @@ internal sealed class FakeDomain(int maxDelayWindows = 0, ulong seed = 1, double
         foreach (var op in due)
         {
             var r = Apply(op);
+            _iovas[op.Id] = r.Iova;
             _outstanding[op.Device]--;
             devices[op.Device].OnResult(r);
         }

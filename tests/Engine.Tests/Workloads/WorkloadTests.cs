@@ -115,14 +115,17 @@ public class WorkloadTests
         var nic = (NicWorkload)run.Devices[0];
         double seconds = 200 * 100e-6;
         double expected = seconds * gbps * 1e9 / (1538 * 8);
-        long maps = run.Sinks[0].ByKind[(int)DmaOpKind.DmaMap];
+        // Four coherent allocations (the queue's descriptor rings and completion queues), then a map per packet.
+        Assert.Equal(4, nic.CoherentMapped);
+        long maps = run.Sinks[0].ByKind[(int)DmaOpKind.DmaMap] - 4;
         Assert.InRange(maps, expected * 0.99, expected * 1.01);
         Assert.Equal(0, nic.Stats.Dropped);
         Assert.Equal(maps, nic.Packets);
-        // Every packet: one DMA; every buffer is unmapped a window later (the last windows' ones still in flight).
+        // Every packet: a descriptor read, one data DMA, a completion write; every buffer is unmapped a window later
+        // (the last windows' ones still in flight).
         long unmaps = run.Sinks[0].ByKind[(int)DmaOpKind.Unmap];
         Assert.InRange(unmaps, maps * 0.98, maps);
-        Assert.InRange(run.Sinks[0].DmaCount, unmaps, maps);
+        Assert.InRange(run.Sinks[0].DmaCount, 3 * unmaps, 3 * maps);
         Assert.Equal(0, run.Domain.Faults);
     }
 
@@ -132,7 +135,7 @@ public class WorkloadTests
         var (ops, _) = RunOne("nic", 8, windows: 50, options: new WorkloadOptions { Inflight = 64 });
         var region = WorkloadFactory.PaRegionOf(0, new WorkloadOptions());
         int rx = 0, tx = 0;
-        foreach (var op in ops)
+        foreach (var op in ops.Where(o => o.Kind == DmaOpKind.DmaMap).Skip(4))
         {
             if (op.Kind == DmaOpKind.DmaMap)
             {
@@ -149,6 +152,96 @@ public class WorkloadTests
         Assert.True(run.Devices[0].Stats.Dropped > 0);
         Assert.InRange(run.Sinks[0].OpCount, 50 * 16, 50 * 32);
     }
+
+    [Fact]
+    public void NicKeepsDescriptorRingsAndCompletionQueuesInCoherentMemory()
+    {
+        var options = new WorkloadOptions { NicQueues = 2, NicRingSize = 64, Inflight = 64 };
+        var run = WorkloadRun.Of("nic", 1, 21, options).Windows(40);
+        var nic = (NicWorkload)run.Devices[0];
+        var ops = run.Sinks[0].Ops;
+        Assert.Equal(8, nic.CoherentMapped);
+        // Per queue: the RX ring (64 x 16 B), the RX completions, the TX ring and the TX completions (64 x 64 B each), in pages.
+        var coherent = ops.Take(8).ToList();
+        Assert.All(coherent, o => Assert.Equal(DmaOpKind.DmaMap, o.Kind));
+        Assert.All(coherent, o => Assert.Equal(4096UL, o.Size));
+        var iovas = run.Domain.MappedIovas(coherent);
+        Assert.DoesNotContain(ops, o => o.Kind == DmaOpKind.Unmap && iovas.Contains(o.Iova));
+        var dmas = run.Sinks[0].Dmas;
+        bool In(int which, ulong iova) => iova >= iovas[which] && iova < iovas[which] + 4096;
+        // Descriptors are read, completions written, and every packet does both on the same queue.
+        long descriptors = 0, completions = 0;
+        for (int q = 0; q < 2; q++)
+        {
+            var rxDesc = dmas.Where(d => In(q * 4 + 0, d.Iova)).ToList();
+            var rxCq = dmas.Where(d => In(q * 4 + 1, d.Iova)).ToList();
+            var txDesc = dmas.Where(d => In(q * 4 + 2, d.Iova)).ToList();
+            var txCq = dmas.Where(d => In(q * 4 + 3, d.Iova)).ToList();
+            Assert.All(rxDesc.Concat(txDesc), d => Assert.False(d.Write));
+            Assert.All(rxCq.Concat(txCq), d => Assert.True(d.Write));
+            Assert.Equal(rxDesc.Count, rxCq.Count);
+            Assert.Equal(txDesc.Count, txCq.Count);
+            Assert.True(rxDesc.Count > 50 && txDesc.Count > 50, $"queue {q}: {rxDesc.Count} RX, {txDesc.Count} TX");
+            // Ring order: the k-th descriptor read is slot k mod 64.
+            for (int k = 0; k < rxDesc.Count; k++)
+                Assert.Equal(iovas[q * 4] + (ulong)(k % 64) * 16, rxDesc[k].Iova);
+            descriptors += rxDesc.Count + txDesc.Count;
+            completions += rxCq.Count + txCq.Count;
+        }
+        // Everything else is one data DMA per packet.
+        Assert.Equal(dmas.Count - descriptors - completions, descriptors);
+        Assert.Equal(0, run.Domain.Faults);
+    }
+
+    [Fact]
+    public void NicJumboFramesDmaEveryPageTheyTouch()
+    {
+        var options = new WorkloadOptions { FrameBytes = 9000, Inflight = 256 };
+        var run = WorkloadRun.Of("nic", 1, 4, options).Windows(20);
+        var ops = run.Sinks[0].Ops;
+        var maps = ops.Where(o => o.Kind == DmaOpKind.DmaMap).Skip(4).ToList();
+        Assert.NotEmpty(maps);
+        Assert.All(maps, o => Assert.Equal(12UL << 10, o.Size)); // 9000 bytes in whole pages, RX and TX
+        Assert.Equal(maps.Count, maps.Select(o => o.Paddr).Distinct().Count() + maps.Count - maps.Select(o => o.Paddr).Distinct().Count());
+        var iovas = run.Domain.MappedIovas(maps).ToHashSet();
+        var dmas = run.Sinks[0].Dmas;
+        // Each buffer's data: three DMAs, at its three pages.
+        foreach (ulong iova in iovas.Take(50))
+        {
+            var own = dmas.Where(d => d.Iova >= iova && d.Iova < iova + (12 << 10)).Select(d => d.Iova - iova).ToList();
+            if (own.Count == 0)
+                continue; // mapped in the last window: not moved yet
+            Assert.Equal([0UL, 4096UL, 8192UL], own);
+        }
+        Assert.Equal(0, run.Domain.Faults);
+    }
+
+    [Fact]
+    public void NicPagePoolsArePerQueue()
+    {
+        var options = new WorkloadOptions { NicQueues = 4, NicRingSize = 128, NicPagePool = true, Inflight = 512 };
+        var run = WorkloadRun.Of("nic", 1, 6, options).Windows(30);
+        var nic = (NicWorkload)run.Devices[0];
+        Assert.Equal(16, nic.CoherentMapped);
+        Assert.Equal(4 * 128, nic.PoolBuffersMapped);
+        // 4 queues x 64 pages of two 2 KiB buffers, each page mapped once and never unmapped.
+        var region = WorkloadFactory.PaRegionOf(0, options);
+        var poolMaps = run.Sinks[0].Ops.Where(o => o.Kind == DmaOpKind.DmaMap && o.Paddr >= region.Base + (2UL << 30) && o.Paddr < region.Base + (4UL << 30)).ToList();
+        Assert.Equal(256, poolMaps.Count);
+        Assert.All(poolMaps, o => Assert.Equal(4096UL, o.Size));
+        var iovas = run.Domain.MappedIovas(poolMaps).ToHashSet();
+        Assert.DoesNotContain(run.Sinks[0].Ops, o => o.Kind == DmaOpKind.Unmap && iovas.Contains(o.Iova));
+        Assert.Equal(0, run.Domain.Faults);
+    }
+
+    [Theory]
+    [InlineData(0, 1024, 1500)]
+    [InlineData(65, 1024, 1500)]
+    [InlineData(64, 1025, 1500)]
+    [InlineData(1, 1024, 9217)]
+    [InlineData(1, 1024, 63)]
+    public void NicQueuesRingsAndFramesOutOfRangeAreRefused(int queues, int ring, int frame)
+        => Assert.Throws<ArgumentOutOfRangeException>(() => new WorkloadOptions { NicQueues = queues, NicRingSize = ring, FrameBytes = frame }.Validate());
 
     [Fact]
     public void LateDmaProbabilityIsRespected()
@@ -272,7 +365,8 @@ public class WorkloadTests
         var options = new WorkloadOptions { Inflight = 256 };
         var run = WorkloadRun.Of("nvme", 1, 9, options).Windows(100);
         var ops = run.Sinks[0].Ops;
-        var maps = ops.Where(o => o.Kind == DmaOpKind.DmaMap).ToList();
+        // The first three maps are the queue pair and the PRP-list pool (coherent, never unmapped); the rest data segments.
+        var maps = ops.Where(o => o.Kind == DmaOpKind.DmaMap).Skip(3).ToList();
         Assert.All(maps, o =>
         {
             Assert.Equal(0UL, o.Size & 0xfff);
@@ -281,13 +375,65 @@ public class WorkloadTests
         });
         // Several segments of one command share a stamp and consecutive ids.
         Assert.Contains(maps.GroupBy(o => o.StampNs), g => g.Count() > 1);
-        // 200k IOPS for 10 ms: about 2000 commands, each one DMA per segment and an unmap per segment.
+        // 200k IOPS for 10 ms: about 2000 commands, an unmap per segment.
         var s = run.Devices[0].Stats;
         Assert.InRange(s.UnitsCompleted, 1700, 2100);
         Assert.InRange(s.Unmaps, maps.Count - 8 * 64, maps.Count);
-        Assert.InRange(s.Dmas, s.Unmaps, maps.Count);
         Assert.Equal(0, run.Domain.Faults);
     }
+
+    [Fact]
+    public void NvmeKeepsItsQueuePairInCoherentMemoryAndMovesDataAPageAtATime()
+    {
+        const ulong io = 64 << 10;
+        var options = new WorkloadOptions { Inflight = 256, NvmeIoBytes = io, NvmeQueueDepth = 32, NvmeIops = 100_000 };
+        var run = WorkloadRun.Of("nvme", 1, 5, options).Windows(60);
+        var ops = run.Sinks[0].Ops;
+        var dmas = run.Sinks[0].Dmas;
+        var nvme = (NvmeWorkload)run.Devices[0];
+        Assert.Equal(3, nvme.CoherentMapped);
+        // dma_alloc_coherent of the SQ (32 x 64 B), the CQ (32 x 16 B) and a PRP-list page per slot, in that order, first.
+        var coherent = ops.Take(3).ToList();
+        Assert.All(coherent, o => Assert.Equal(DmaOpKind.DmaMap, o.Kind));
+        Assert.Equal([4096UL, 4096UL, 32UL << 12], coherent.Select(o => o.Size));
+        var results = run.Domain.MappedIovas(coherent);
+        ulong sq = results[0], cq = results[1], prp = results[2];
+        // Never unmapped.
+        Assert.DoesNotContain(ops, o => o.Kind == DmaOpKind.Unmap && (o.Iova == sq || o.Iova == cq || o.Iova == prp));
+        // Every data map is whole pages adding up to 64 KiB per command; every command: one SQ entry read, one PRP-list
+        // read (16 pages > 2), 16 data DMAs a page apart, one CQ entry write.
+        long commands = nvme.Stats.UnitsCompleted;
+        Assert.True(commands > 300, $"{commands} commands");
+        long sqReads = dmas.LongCount(d => d.Iova >= sq && d.Iova < sq + 4096);
+        long cqWrites = dmas.LongCount(d => d.Iova >= cq && d.Iova < cq + 4096);
+        long prpReads = dmas.LongCount(d => d.Iova >= prp && d.Iova < prp + (32UL << 12));
+        Assert.InRange(sqReads, commands, commands + 32);
+        Assert.InRange(cqWrites, commands, commands + 32);
+        Assert.Equal(sqReads, prpReads);
+        Assert.All(dmas.Where(d => d.Iova >= sq && d.Iova < sq + 4096), d => Assert.False(d.Write));
+        Assert.All(dmas.Where(d => d.Iova >= cq && d.Iova < cq + 4096), d => Assert.True(d.Write));
+        long data = dmas.LongCount(d => !(d.Iova >= sq && d.Iova < sq + 4096) && !(d.Iova >= cq && d.Iova < cq + 4096)
+            && !(d.Iova >= prp && d.Iova < prp + (32UL << 12)));
+        Assert.InRange(data, 16 * commands, 16 * (commands + 32));
+        Assert.Equal(0, run.Domain.Faults);
+    }
+
+    [Fact]
+    public void NvmeWithoutPrpListsAllocatesNoPool()
+    {
+        var options = new WorkloadOptions { NvmeIoBytes = 8192 };
+        var run = WorkloadRun.Of("nvme", 1, 5, options).Windows(10);
+        Assert.Equal(2, ((NvmeWorkload)run.Devices[0]).CoherentMapped);
+        Assert.Equal([4096UL, 4096UL], run.Sinks[0].Ops.Take(2).Select(o => o.Size));
+        Assert.All(run.Sinks[0].Ops.Skip(2).Where(o => o.Kind == DmaOpKind.DmaMap), o => Assert.True(o.Size <= 8192));
+    }
+
+    [Theory]
+    [InlineData(4095UL)]
+    [InlineData(3UL << 20)]
+    [InlineData(6000UL)]
+    public void NvmeIoSizeOutOfRangeIsRefused(ulong bytes)
+        => Assert.Throws<ArgumentOutOfRangeException>(() => new WorkloadOptions { NvmeIoBytes = bytes }.Validate());
 
     [Fact]
     public void GpuKeepsLargeMappingsAndRemapsThemElsewhere()
