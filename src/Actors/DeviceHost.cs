@@ -162,8 +162,15 @@ public sealed class DeviceHost : ReceiveActor
         Receive<GetCosts>(_ =>
         {
             var copies = new PtActors.Engine.Cost.HostCostLedger[_costs.Count];
+            var copyOf = new Dictionary<PtActors.Engine.Cost.HostCostLedger, PtActors.Engine.Cost.HostCostLedger>(ReferenceEqualityComparer.Instance);
             for (int i = 0; i < copies.Length; i++)
-                copies[i] = _costs[i].Snapshot();
+                copyOf[_costs[i]] = copies[i] = _costs[i].Snapshot();
+            // What each device moved so far, on its CPU, in its domain's copy.
+            foreach (var d in _devices.Values)
+            {
+                var stats = d.Workload.Stats;
+                copyOf[d.Domain.Costs!].Moved(d.Cpu, stats.BytesMoved, stats.Transfers);
+            }
             Sender.Tell(new Costs(copies));
         });
         Receive<Resend>(r =>
@@ -226,7 +233,7 @@ public sealed class DeviceHost : ReceiveActor
                 Count(answer, locked: false);
                 if (_devices.TryGetValue((int)(answer.Id >> 32), out var d))
                 {
-                    domain.Costs!.Direct(d.Cpu, answer.Kind == DmaOpKind.DmaMap && answer.Error == PtActors.Engine.Errno.None ? answer.Bytes : 0);
+                    domain.Costs!.Direct(d.Cpu);
                     d.Workload.OnResult(answer);
                 }
             }

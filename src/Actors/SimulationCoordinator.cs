@@ -382,7 +382,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         }
         result = result with
         {
-            Cost = PtActors.Engine.Cost.CostFigures.Compute(_s.Cpus, hosts, units, result.Maps, result.SimS * 1e9),
+            Cost = PtActors.Engine.Cost.CostFigures.Compute(_s.Cpus, hosts, units, result.SimS * 1e9),
             Timeline = RunTimeline.Build(timeline),
         };
         var windDown = new PtActors.Engine.Replay.LaneWindDown[_lanes.Count];

@@ -129,6 +129,20 @@ public class SimulatorTests
         Assert.True(small.Dmas > perPacket.Dmas);
     }
 
+    [Theory]
+    [InlineData("nic", 1500UL)]
+    [InlineData("nvme", 64UL << 10)]
+    public async Task DeviceGbpsIsTheDataTheDevicesMoved(string workload, ulong bytesPerTransfer)
+    {
+        // Every transfer of these runs moves the same bytes (a 1500-byte frame; a 64 KiB command): Gb/s and
+        // transfers/s must agree, whatever the slowdown; a page pool moves frames without mapping per packet.
+        var runner = new Simulator();
+        var settings = Small(workload) with { NvmeIoBytes = workload == "nvme" ? bytesPerTransfer : null, NicPagePool = workload == "nic" };
+        var r = await runner.RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None);
+        Assert.True(r.Cost!.DeviceIops > 0);
+        Assert.Equal(r.Cost.DeviceIops * bytesPerTransfer * 8 / 1e9, r.Cost.DeviceGbps, 6);
+    }
+
     [Fact]
     public async Task SlowerInvalidationsCostStrictMore()
     {

@@ -8,9 +8,9 @@ public sealed record CostFigures
 {
     /// <summary>What the devices moved ÷ what they offered.</summary>
     public double ThroughputRatio { get; init; }
-    /// <summary>Gb/s the devices moved (bytes of their mapped buffers × the ratio, per simulated second).</summary>
+    /// <summary>Gb/s of data the devices moved by DMA (their data bytes × the ratio, per simulated second).</summary>
     public double DeviceGbps { get; init; }
-    /// <summary>Map calls (I/O buffers) per simulated second the devices completed.</summary>
+    /// <summary>Transfers (packets, commands, accesses) per simulated second the devices completed, × the ratio.</summary>
     public double DeviceIops { get; init; }
     /// <summary>Mean over the CPUs of the share of the run's time each spent in DMA-API work (at most 1 each).</summary>
     public double CpuUtilization { get; init; }
@@ -28,11 +28,11 @@ public sealed record CostFigures
     public LatencyHistogram OpLatency { get; init; } = new();
 
     /// <summary>
-    /// Computes the figures. <paramref name="hosts"/> and <paramref name="units"/> carry their lane; <paramref name="maps"/>
-    /// is the acknowledged map calls; <paramref name="offeredNs"/> the simulated time the work was offered over.
+    /// Computes the figures. <paramref name="hosts"/> and <paramref name="units"/> carry their lane; the hosts' ledgers
+    /// hold what their devices moved; <paramref name="offeredNs"/> is the simulated time the work was offered over.
     /// </summary>
     public static CostFigures Compute(int cpus, IReadOnlyList<(int Lane, HostCostLedger Ledger)> hosts,
-        IReadOnlyList<(int Lane, UnitCostLedger Ledger)> units, long maps, double offeredNs)
+        IReadOnlyList<(int Lane, UnitCostLedger Ledger)> units, double offeredNs)
     {
         ArgumentNullException.ThrowIfNull(hosts);
         ArgumentNullException.ThrowIfNull(units);
@@ -82,8 +82,10 @@ public sealed record CostFigures
             translations += u.Translations;
         }
         double offered = 0, moved = 0;
+        long transfers = 0;
         foreach (var (lane, h) in hosts)
         {
+            transfers += h.Transfers;
             for (int k = 0; k < h.BytesByCpu.Length; k++)
             {
                 double b = h.BytesByCpu[k];
@@ -96,7 +98,7 @@ public sealed record CostFigures
         {
             ThroughputRatio = ratio,
             DeviceGbps = moved * 8 / t,
-            DeviceIops = maps * ratio / (t / 1e9),
+            DeviceIops = transfers * ratio / (t / 1e9),
             CpuUtilization = utilization / cpuNs.Length,
             InvQueueUtilization = units.Count == 0 ? 0 : queue / units.Count,
             OpLatencyP50Us = latency.Percentile(0.50) / 1000,

@@ -29,8 +29,11 @@ public sealed class HostCostLedger
     /// <summary>CPU time each CPU spent in map calls.</summary>
     public double[] CpuNs { get; private set; }
 
-    /// <summary>Bytes the devices on each CPU mapped (what they offered to move).</summary>
+    /// <summary>Data bytes the devices on each CPU moved by DMA (<see cref="Moved"/>): what they offered, before the model's slowdown.</summary>
     public double[] BytesByCpu { get; private set; }
+
+    /// <summary>Transfers (packets, commands, accesses) those bytes came in.</summary>
+    public long Transfers { get; private set; }
 
     /// <summary>Latency of each map call (its CPU work: nothing a map does waits for the IOMMU).</summary>
     public LatencyHistogram MapLatency { get; private set; } = new();
@@ -41,7 +44,7 @@ public sealed class HostCostLedger
     /// <summary>IOVA allocations neither the CPU's magazines nor the depot could serve.</summary>
     public long IovaCacheMisses { get; private set; }
 
-    /// <summary>A map call of kind <paramref name="kind"/> answered on CPU <paramref name="cpu"/> with <paramref name="bytes"/> mapped (0 when it failed).</summary>
+    /// <summary>A map call of kind <paramref name="kind"/> answered on CPU <paramref name="cpu"/> with <paramref name="bytes"/> mapped (<paramref name="ok"/> false: it failed).</summary>
     public void Mapped(int cpu, DmaOpKind kind, ulong bytes, bool ok)
     {
         cpu %= CpuNs.Length;
@@ -50,20 +53,24 @@ public sealed class HostCostLedger
             ns += _model.DmaCallNs + Allocate(cpu, bytes);
         CpuNs[cpu] += ns;
         MapLatency.Add(ns);
-        if (ok)
-            BytesByCpu[cpu] += bytes;
+    }
+
+    /// <summary>The devices on CPU <paramref name="cpu"/> moved <paramref name="bytes"/> of data in <paramref name="transfers"/> transfers.</summary>
+    public void Moved(int cpu, double bytes, long transfers)
+    {
+        BytesByCpu[cpu % BytesByCpu.Length] += bytes;
+        Transfers += transfers;
     }
 
     /// <summary>
     /// Passthrough (no IOMMU): a DMA-API call on CPU <paramref name="cpu"/> is dma-direct's work only, no IOVA and
-    /// no page table; a successful map offered <paramref name="mappedBytes"/> to move.
+    /// no page table.
     /// </summary>
-    public void Direct(int cpu, ulong mappedBytes)
+    public void Direct(int cpu)
     {
         cpu %= CpuNs.Length;
         CpuNs[cpu] += _model.DmaCallNs;
         MapLatency.Add(_model.DmaCallNs);
-        BytesByCpu[cpu] += mappedBytes;
     }
 
     /// <summary>A DMA-API unmap on CPU <paramref name="cpu"/> returns the IOVA of <paramref name="bytes"/> to the caches.</summary>

@@ -46,7 +46,7 @@ public abstract class DeviceWorkload : IDeviceWorkload
     private bool _started;
 
     private long _submitted, _completed, _errors, _addressInUse, _droppedBuffers, _dropped, _deferred, _dmas,
-        _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units;
+        _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units, _bytesMoved, _transfers;
 
     private protected DeviceWorkload(string kind, int device, ulong seed, WorkloadOptions options)
     {
@@ -94,7 +94,7 @@ public abstract class DeviceWorkload : IDeviceWorkload
 
     /// <inheritdoc/>
     public WorkloadStats Stats => new(_submitted, _completed, _errors, _addressInUse, _droppedBuffers, _dropped, _deferred,
-        _dmas, _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units);
+        _dmas, _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units, _bytesMoved, _transfers);
 
     /// <inheritdoc/>
     public void Generate(ulong t0, ulong t1, IWorkloadSink sink)
@@ -251,8 +251,12 @@ public abstract class DeviceWorkload : IDeviceWorkload
         _sink!.Dma(Now, iova, write);
     }
 
-    /// <summary>A DMA to a random 64-byte-aligned offset of [<paramref name="iova"/>, +<paramref name="size"/>).</summary>
-    private protected void DmaInto(ulong iova, ulong size, bool write) => Dma(iova + (NextBelow(Math.Max(1, size >> 6)) << 6), write);
+    /// <summary>A 64-byte access (counted as data moved) at a random 64-byte-aligned offset of [<paramref name="iova"/>, +<paramref name="size"/>).</summary>
+    private protected void DmaInto(ulong iova, ulong size, bool write)
+    {
+        Dma(iova + (NextBelow(Math.Max(1, size >> 6)) << 6), write);
+        CountMoved(64);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected ulong NextRandom() => _rng.Next();
@@ -277,4 +281,11 @@ public abstract class DeviceWorkload : IDeviceWorkload
     private protected void CountMismatchedUnmap() => _mismatchedUnmaps++;
 
     private protected void CountUnit() => _units++;
+
+    /// <summary>A transfer of <paramref name="bytes"/> of data (a packet's frame, a command's data, a GPU or random device's access) is done.</summary>
+    private protected void CountMoved(ulong bytes)
+    {
+        _bytesMoved += (long)bytes;
+        _transfers++;
+    }
 }

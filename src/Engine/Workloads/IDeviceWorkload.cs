@@ -69,6 +69,8 @@ public interface IDeviceWorkload
 /// <param name="OverlapAttempts">Map operations deliberately aimed inside a live mapping (random only).</param>
 /// <param name="MismatchedUnmaps">Unmaps whose size did not match the mapping (random only).</param>
 /// <param name="UnitsCompleted">Finished work: nic packets, nvme commands, gpu buffer unmaps, random mappings retired.</param>
+/// <param name="BytesMoved">Data bytes the device moved by DMA: nic frames, nvme command data, 64 bytes per gpu or random access to a live mapping (descriptors, completions and late or fault DMAs not counted).</param>
+/// <param name="Transfers">Transfers those bytes came in: nic packets, nvme commands, gpu and random accesses.</param>
 public readonly record struct WorkloadStats(
     long Submitted,
     long Completed,
@@ -84,4 +86,6 @@ public readonly record struct WorkloadStats(
     long ReadDirties,
     long OverlapAttempts,
     long MismatchedUnmaps,
-    long UnitsCompleted);
+    long UnitsCompleted,
+    long BytesMoved,
+    long Transfers);

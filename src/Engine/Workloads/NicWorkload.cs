@@ -282,6 +282,7 @@ public sealed class NicWorkload : DeviceWorkload
                 Dma(iova + offset, write: rx);
         }
         Coherent(q * PerQueue + (rx ? RxCq : TxCq), CompletionBytes, write: true);
+        CountMoved(_frameBytes);
     }
 
     /// <summary>A DMA to the next entry of coherent ring <paramref name="which"/> (none if its allocation is not mapped).</summary>

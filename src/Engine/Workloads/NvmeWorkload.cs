@@ -231,6 +231,7 @@ public sealed class NvmeWorkload : DeviceWorkload
                 Dma(iova + offset, write: !cmd.IsWrite);
             bytes += size;
         }
+        CountMoved(bytes);
         Schedule(Now + Math.Max(1, bytes / BytesPerNs), EvComplete, c, prio: PrioRelease);
     }
 

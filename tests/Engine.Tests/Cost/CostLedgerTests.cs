@@ -166,7 +166,10 @@ public class HostCostLedgerTests
         h.Mapped(1, DmaOpKind.DmaMap, 4096, ok: true);
         Assert.Equal(2, h.IovaCacheMisses); // CPU 1's magazines are its own
         Assert.Equal(3, h.IovaAllocs);
-        Assert.Equal(4096, h.BytesByCpu[1]);
+        Assert.Equal(0, h.BytesByCpu[1]); // mapping moves nothing: the devices' DMAs do
+        h.Moved(3, 1500, 1); // CPU 3 of 2 is CPU 1
+        Assert.Equal(1500, h.BytesByCpu[1]);
+        Assert.Equal(1, h.Transfers);
     }
 
     [Fact]
@@ -195,7 +198,6 @@ public class HostCostLedgerTests
         Assert.Equal(1, h.IovaCacheMisses);
         h.Mapped(0, DmaOpKind.Map, 4096, ok: false);
         Assert.Equal(1, h.IovaAllocs);
-        Assert.Equal(1 << 20, h.BytesByCpu[0]); // a failed map offered nothing
     }
 }
 
@@ -208,8 +210,9 @@ public class CostFiguresTests
         var h = new HostCostLedger(m, 1);
         var u = new UnitCostLedger(m, 1);
         h.Mapped(0, DmaOpKind.DmaMap, 4096, ok: true);
+        h.Moved(0, 4096, 1);
         u.Unmap(0, 0, 4096, queued: true, commands: 0);
-        var f = CostFigures.Compute(1, [(0, h)], [(0, u)], maps: 1, offeredNs: 1e9);
+        var f = CostFigures.Compute(1, [(0, h)], [(0, u)], offeredNs: 1e9);
         Assert.Equal(1.0, f.ThroughputRatio);
         Assert.Equal(4096 * 8 / 1e9, f.DeviceGbps, 12);
         Assert.Equal(1.0, f.DeviceIops, 9);
@@ -227,10 +230,12 @@ public class CostFiguresTests
         for (int i = 0; i < 40; i++)
             u.Unmap(0, 0, 4096, queued: true, commands: 0);
         h.Mapped(0, DmaOpKind.Map, 4096, ok: true);
+        h.Moved(0, 4096, 1);
         h.Mapped(1, DmaOpKind.Map, 4096, ok: true);
+        h.Moved(1, 4096, 1);
         double demand0 = u.CpuNs[0] + h.CpuNs[0];
         Assert.True(demand0 > 1000);
-        var f = CostFigures.Compute(2, [(0, h)], [(0, u)], maps: 2, offeredNs: 1000);
+        var f = CostFigures.Compute(2, [(0, h)], [(0, u)], offeredNs: 1000);
         // Half the bytes at full speed, half slowed by CPU 0's demand ÷ the run's time.
         Assert.Equal((1 + 1000 / demand0) / 2, f.ThroughputRatio, 9);
         Assert.Equal((1 + h.CpuNs[1] / 1000) / 2, f.CpuUtilization, 9);
@@ -253,8 +258,11 @@ public class CostFiguresTests
             }
         }
         for (int cpu = 0; cpu < 4; cpu++)
+        {
             h.Mapped(cpu, DmaOpKind.Map, 4096, ok: true);
-        var f = CostFigures.Compute(4, [(0, h)], [(0, u)], maps: 4, offeredNs: 20_000);
+            h.Moved(cpu, 4096, 1);
+        }
+        var f = CostFigures.Compute(4, [(0, h)], [(0, u)], offeredNs: 20_000);
         Assert.Equal(1.0, f.InvQueueUtilization);
         // The queue needed 40 µs for 20 µs of offered work: at most half the bytes moved.
         Assert.True(f.ThroughputRatio <= 0.5 + 1e-9, $"ratio {f.ThroughputRatio}");
@@ -270,10 +278,11 @@ public class CostFiguresTests
         var h = new HostCostLedger(m, 1);
         var u = new UnitCostLedger(m, 1);
         h.Mapped(0, DmaOpKind.Map, 4096, ok: true);
+        h.Moved(0, 4096, 1);
         for (int i = 0; i < 100; i++)
             u.Translate(0, 4);
         double last = u.LastTranslationNs;
-        var f = CostFigures.Compute(1, [(0, h)], [(0, u)], maps: 1, offeredNs: 1000);
+        var f = CostFigures.Compute(1, [(0, h)], [(0, u)], offeredNs: 1000);
         Assert.Equal(1000 / last, f.ThroughputRatio, 9);
         Assert.True(f.TranslationStallUs > 0);
     }

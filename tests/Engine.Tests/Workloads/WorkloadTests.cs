@@ -188,8 +188,10 @@ public class WorkloadTests
             descriptors += rxDesc.Count + txDesc.Count;
             completions += rxCq.Count + txCq.Count;
         }
-        // Everything else is one data DMA per packet.
+        // Everything else is one data DMA per packet, and each packet moved its frame.
         Assert.Equal(dmas.Count - descriptors - completions, descriptors);
+        Assert.Equal(descriptors, nic.Stats.Transfers);
+        Assert.Equal(1500 * descriptors, nic.Stats.BytesMoved);
         Assert.Equal(0, run.Domain.Faults);
     }
 
@@ -415,6 +417,9 @@ public class WorkloadTests
         long data = dmas.LongCount(d => !(d.Iova >= sq && d.Iova < sq + 4096) && !(d.Iova >= cq && d.Iova < cq + 4096)
             && !(d.Iova >= prp && d.Iova < prp + (32UL << 12)));
         Assert.InRange(data, 16 * commands, 16 * (commands + 32));
+        // What it moved: 64 KiB per command that reached its transfer.
+        Assert.Equal(nvme.Stats.Transfers * (long)io, nvme.Stats.BytesMoved);
+        Assert.InRange(nvme.Stats.Transfers, commands, commands + 32);
         Assert.Equal(0, run.Domain.Faults);
     }
 
