@@ -19,6 +19,26 @@ public static class ReplayQuick
         {
             var list = RunVerifier.ListRunsAsync(system).GetAwaiter().GetResult();
             var run = runId is null ? list.Runs[0] : list.Runs.First(r => r.RunId == runId);
+            if (Environment.GetEnvironmentVariable("REPLAY_ALL_EVENTS") is not null)
+            {
+                var journal = Akka.Persistence.Query.PersistenceQuery.Get(system)
+                    .ReadJournalFor<Akka.Persistence.Sql.Query.SqlReadJournal>(PersistenceConfig.SqlReadJournalId);
+                for (int round = 0; round < rounds; round++)
+                {
+                    var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+                    var sw = Stopwatch.StartNew();
+                    long events = 0, ops = 0;
+                    journal.CurrentAllEvents(Akka.Persistence.Query.Offset.NoOffset())
+                        .RunForeach(e =>
+                        {
+                            events++;
+                            if (e.Event is PtActors.Engine.Dma.DomainBatch b)
+                                ops += b.Ops.Length;
+                        }, Akka.Streams.ActorMaterializer.Create(system)).GetAwaiter().GetResult();
+                    output.WriteLine($"all-events round {round}: {events} events, {ops} ops in {sw.Elapsed.TotalSeconds:F3} s, CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds:F2} s");
+                }
+                return;
+            }
             if (Environment.GetEnvironmentVariable("REPLAY_APPLY_ONLY") is not null)
             {
                 var loaded = RecordingReplay.LoadAsync(system, run, list.EndOf(run.RunId)).GetAwaiter().GetResult();
