@@ -129,7 +129,9 @@ public sealed class PostgresCommandTests(PostgresServer server) : IDisposable
             var sim = Ptactors(["simulate", "--ops", "1000", "--postgres", bad, "--run-id", "never", "--json", Path.Combine(_dir, "never.json")]);
             var runs = Ptactors(["runs", "--postgres", bad]);
             var verify = Ptactors(["verify", "--postgres", bad]);
-            foreach (var (command, r) in new[] { ("simulate", sim), ("runs", runs), ("verify", verify) })
+            var replay = Ptactors(["replay", "--postgres", bad]);
+            var import = Ptactors(["import-ftrace", TracePath, "--postgres", bad, "--run-id", "never"]);
+            foreach (var (command, r) in new[] { ("simulate", sim), ("runs", runs), ("verify", verify), ("replay", replay), ("import-ftrace", import) })
             {
                 Assert.True(r.Exit == 2, $"{command}: exit {r.Exit}: {r.Stderr}");
                 string prefix = command == "simulate" ? "ptactors simulate: cannot use --postgres: " : $"ptactors {command}: --postgres: ";
@@ -158,6 +160,8 @@ public sealed class PostgresCommandTests(PostgresServer server) : IDisposable
             new[] { "simulate", "--ops", "10", "--db", Path.Combine(_dir, "x.db"), "--postgres", conn },
             ["runs", "--db", Path.Combine(_dir, "x.db"), "--postgres", conn],
             ["verify", "--db", Path.Combine(_dir, "x.db"), "--postgres", conn],
+            ["replay", "--db", Path.Combine(_dir, "x.db"), "--postgres", conn],
+            ["import-ftrace", Path.Combine(_dir, "x.trace"), "--db", Path.Combine(_dir, "x.db"), "--postgres", conn],
         })
         {
             var r = Ptactors(args);
@@ -175,6 +179,99 @@ public sealed class PostgresCommandTests(PostgresServer server) : IDisposable
         var none = Ptactors(["verify"]);
         Assert.Equal(2, none.Exit);
         Assert.Contains("--db FILE or --postgres CONN is required", none.Stderr);
+    }
+
+    /// <summary>The example trace of the repository (iommu and dma events of an NVMe drive and a NIC).</summary>
+    private static string TracePath => ScriptHarness.OutputPath("Traces", "nvme-nic.trace");
+
+    [PostgresFact]
+    public void Replay_reads_a_PostgreSQL_recording_and_saves_back_into_it()
+    {
+        string conn = server.CreateDatabase();
+        string db = Path.Combine(_dir, "pt.db");
+        Assert.Equal(0, Ptactors([.. Run, "--postgres", conn, "--run-id", "rec"]).Exit);
+        Assert.Equal(0, Ptactors([.. Run, "--db", db, "--run-id", "rec"]).Exit);
+        string pgJson = Path.Combine(_dir, "pg-replay.json"), sqliteJson = Path.Combine(_dir, "sqlite-replay.json");
+
+        var pg = Ptactors(["replay", "--postgres", conn, "--policy", "lazy,strict", "--json", pgJson]);
+        Assert.True(pg.Exit == 0, pg.Stderr + pg.Stdout);
+        Assert.Contains("recorded configuration: identical", pg.Stdout);
+        var sqlite = Ptactors(["replay", "--db", db, "--policy", "lazy,strict", "--json", sqliteJson]);
+        Assert.True(sqlite.Exit == 0, sqlite.Stderr + sqlite.Stdout);
+        // The same recording read from either database replays to the same figures.
+        using (var a = JsonDocument.Parse(File.ReadAllBytes(pgJson)))
+        using (var b = JsonDocument.Parse(File.ReadAllBytes(sqliteJson)))
+        {
+            Assert.Equal(b.RootElement.GetProperty("recorded_table_hash").GetString(), a.RootElement.GetProperty("recorded_table_hash").GetString());
+            var ra = a.RootElement.GetProperty("runs").EnumerateArray().ToList();
+            var rb = b.RootElement.GetProperty("runs").EnumerateArray().ToList();
+            Assert.Equal(2, ra.Count);
+            for (int i = 0; i < ra.Count; i++)
+            {
+                foreach (string key in new[] { "policy", "table_hash", "identical", "invalidations", "iotlb_hit_rate" })
+                    Assert.Equal(rb[i].GetProperty(key).GetRawText(), ra[i].GetProperty(key).GetRawText());
+            }
+        }
+        string password = new NpgsqlConnectionStringBuilder(conn).Password!;
+        Assert.DoesNotContain(password, pg.Stdout + pg.Stderr);
+
+        // --save writes the replay back into PostgreSQL: listed, verified, replayable.
+        var save = Ptactors(["replay", "--postgres", conn, "--run", "rec", "--policy", "strict", "--save", "rec-strict"]);
+        Assert.True(save.Exit == 0, save.Stderr + save.Stdout);
+        Assert.Contains("saved as run rec-strict", save.Stdout);
+        var runs = Ptactors(["runs", "--postgres", conn]);
+        Assert.Contains(runs.Stdout.Split('\n'), l => l.StartsWith("rec-strict ", StringComparison.Ordinal));
+        var verify = Ptactors(["verify", "--postgres", conn, "--run", "rec-strict"]);
+        Assert.True(verify.Exit == 0, verify.Stdout + verify.Stderr);
+        Assert.Equal(0, Ptactors(["replay", "--postgres", conn, "--run", "rec-strict"]).Exit);
+        // A run id already there: refused, nothing written.
+        long rows = JournalRows(conn);
+        var again = Ptactors(["replay", "--postgres", conn, "--run", "rec", "--save", "rec-strict"]);
+        Assert.Equal(2, again.Exit);
+        Assert.Contains("--save 'rec-strict': run id 'rec-strict' is already in the database", again.Stderr);
+        Assert.Equal(rows, JournalRows(conn));
+    }
+
+    [PostgresFact]
+    public void Import_ftrace_records_into_PostgreSQL_as_into_SQLite()
+    {
+        string conn = server.CreateDatabase(); // empty: the import creates the tables
+        string db = Path.Combine(_dir, "trace.db");
+        var pg = Ptactors(["import-ftrace", TracePath, "--postgres", conn, "--run-id", "tr"]);
+        Assert.True(pg.Exit == 0, pg.Stderr);
+        var sqlite = Ptactors(["import-ftrace", TracePath, "--db", db, "--run-id", "tr"]);
+        Assert.True(sqlite.Exit == 0, sqlite.Stderr);
+        // The same summary and table hash; the database is named with its password masked.
+        string Tail(string stdout) => stdout[stdout.IndexOf(", policy ", StringComparison.Ordinal)..];
+        Assert.Equal(Tail(sqlite.Stdout), Tail(pg.Stdout));
+        string password = new NpgsqlConnectionStringBuilder(conn).Password!;
+        Assert.DoesNotContain(password, pg.Stdout + pg.Stderr);
+        Assert.Contains("Password=***", pg.Stdout);
+        Assert.Equal(0, Ptactors(["verify", "--postgres", conn, "--run", "tr"]).Exit);
+        var replay = Ptactors(["replay", "--postgres", conn, "--run", "tr"]);
+        Assert.True(replay.Exit == 0, replay.Stderr + replay.Stdout);
+        // The same run id again: refused before anything is written.
+        long rows = JournalRows(conn);
+        var again = Ptactors(["import-ftrace", TracePath, "--postgres", conn, "--run-id", "tr"]);
+        Assert.Equal(2, again.Exit);
+        Assert.Contains("run id 'tr' is already in the database", again.Stderr);
+        Assert.Equal(rows, JournalRows(conn));
+    }
+
+    [PostgresFact]
+    public void Verify_checks_an_ack_log_against_a_PostgreSQL_journal()
+    {
+        string conn = server.CreateDatabase();
+        string ackLog = Path.Combine(_dir, "acks.log");
+        var run = Ptactors(["simulate", "--ops", "4000", "--domains", "2", "--postgres", conn, "--run-id", "acked", "--ack-log", ackLog]);
+        Assert.True(run.Exit == 0, run.Stderr);
+        var ok = Ptactors(["verify", "--postgres", conn, "--run", "acked", "--ack-log", ackLog]);
+        Assert.True(ok.Exit == 0, ok.Stdout + ok.Stderr);
+        // An acknowledged operation removed from the journal is missed.
+        PostgresServer.Scalar(conn, "DELETE FROM journal WHERE persistence_id = 'acked/dom0000' AND sequence_number = (SELECT max(sequence_number) FROM journal WHERE persistence_id = 'acked/dom0000') RETURNING ordering");
+        var lost = Ptactors(["verify", "--postgres", conn, "--run", "acked", "--ack-log", ackLog]);
+        Assert.Equal(1, lost.Exit);
+        Assert.Contains("FAILED", lost.Stdout);
     }
 
     private static Dictionary<string, JsonElement> Figures(string path)

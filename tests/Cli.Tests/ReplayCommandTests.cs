@@ -226,7 +226,7 @@ stale hits in window +0 +[1-9][0-9]*
                 "--policy x --iotlb make 72 configurations: at most 64"),
             (["replay", "--db", Path.Combine(_dir, "missing.db")], "no such file"),
             (["replay", "--db", db, "--run", "a", "--json", _dir], "it is a directory"),
-            (["replay"], "Option '--db' is required"),
+            (["replay"], "--db FILE or --postgres CONN is required"),
             (["replay", "--db", db, "--run", "a", "--synth-dmas", "0"], "bad value '0' for --synth-dmas (an integer from 1 to 256)"),
             (["replay", "--db", db, "--run", "a", "--synth-dmas", "257"], "bad value '257' for --synth-dmas"),
             (["replay", "--db", db, "--run", "a", "--synth-dmas", "x"], "bad value 'x' for --synth-dmas"),

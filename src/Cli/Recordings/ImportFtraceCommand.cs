@@ -17,7 +17,7 @@ using PtActors.Persistence.Traces;
 namespace PtActors.Cli.Recordings;
 
 /// <summary>
-/// <c>ptactors import-ftrace TRACE --db FILE [--run-id ID]</c>: a Linux ftrace or <c>trace-cmd report</c> of the
+/// <c>ptactors import-ftrace TRACE [--db FILE | --postgres CONN] [--run-id ID]</c>: a Linux ftrace or <c>trace-cmd report</c> of the
 /// iommu (and dma) events becomes a recording like any other: each device its own domain, every map and unmap
 /// applied through the engine under a flush policy in the window its timestamp falls in, the domains' journals and
 /// the run stored in the database (listed by <c>runs</c>, checked by <c>verify</c>, replayed by <c>replay</c>).
@@ -43,6 +43,7 @@ internal sealed partial class RecordingCommands
     {
         var trace = new Argument<string>("TRACE") { Description = "The ftrace text (trace file or trace-cmd report output) with iommu:map/unmap, io_page_fault and dma events" };
         var db = SimulateCommand.Valued<string?>("--db", "FILE", $"The SQLite database to record into (created if missing) [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
+        var postgres = SimulateCommand.PostgresOption("The PostgreSQL database to record into, instead of --db (the database must exist; the tables are created)");
         var runId = SimulateCommand.Valued<string?>("--run-id", "ID", "Run id [default: ftrace- and UTC yyyyMMdd-HHmmss and 4 random hex digits]", SimulateValues.RunId);
         var policy = SimulateCommand.Valued<FlushPolicySpec?>("--policy", "strict|lazy|lazy-single|batch:N",
             "The flush policy the recording is made under (a trace does not say; Linux's default DMA domain is lazy) [default: lazy]", SimulateValues.UnitPolicy);
@@ -50,37 +51,51 @@ internal sealed partial class RecordingCommands
         var command = new Command("import-ftrace",
             "Import a Linux ftrace / trace-cmd report of iommu map/unmap events as a recording (one domain per device), replayable with `replay`.")
         {
-            trace, db, runId, policy, format,
+            trace, db, postgres, runId, policy, format,
         };
-        command.SetAction((parse, ct) => ImportFtraceAsync(parse.GetValue(trace)!, parse.GetValue(db) ?? PersistenceBackend.Default.Target!,
+        command.Validators.Add(result =>
+        {
+            if (result.GetResult(db) is { Implicit: false } && result.GetResult(postgres) is { Implicit: false })
+                result.AddError("--db and --postgres cannot be used together: record into a SQLite file or a PostgreSQL database");
+        });
+        command.SetAction((parse, ct) => ImportFtraceAsync(parse.GetValue(trace)!, new Source(parse.GetValue(db) ?? (parse.GetValue(postgres) is null ? PersistenceBackend.Default.Target! : null), parse.GetValue(postgres)),
             parse.GetValue(runId), parse.GetValue(policy) ?? new FlushPolicySpec(FlushPolicyKind.Lazy), parse.GetValue(format) ?? PtFormatKind.X86_64, ct));
         return command;
     }
 
-    private async Task<int> ImportFtraceAsync(string tracePath, string db, string? runId, FlushPolicySpec policy, PtFormatKind format, CancellationToken ct)
+    private async Task<int> ImportFtraceAsync(string tracePath, Source source, string? runId, FlushPolicySpec policy, PtFormatKind format, CancellationToken ct)
     {
         const string Cmd = "import-ftrace";
+        string db = source.Name;
         if (Directory.Exists(tracePath))
             return Usage(Cmd, $"TRACE '{tracePath}': it is a directory");
-        if (!Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(db))))
-            return Usage(Cmd, $"--db '{db}': no such directory");
         runId ??= "ftrace-" + SimulateValues.NewRunId();
-        if (File.Exists(db) && new FileInfo(db).Length > 0)
+        if (source.Postgres is { } conn)
         {
-            // An existing database must be a readable ptactors one, and a run id already there is refused, before
-            // anything is opened for writing (opening writes).
-            using var file = DatabaseFile.Open(db, out string? whyNot);
-            if (file is null)
-                return Usage(Cmd, $"--db '{db}': {whyNot}");
-            int taken = await WithSystemAsync(Cmd, db, file, async system =>
-            {
-                var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
-                return list.Runs.Any(r => r.RunId == runId)
-                    ? Usage(Cmd, $"run id '{runId}' is already in the database '{db}': choose another --run-id; nothing was written")
-                    : 0;
-            }).ConfigureAwait(false);
-            if (taken != 0)
+            // The server must answer and the database exist; a database that already holds a journal must not hold the run id.
+            var (problem, why) = await PtActors.Persistence.Postgres.PostgresDatabase.CheckAsync(conn, forReading: false, ct).ConfigureAwait(false);
+            if (problem != PtActors.Persistence.Postgres.PostgresDatabase.Problem.None)
+                return Usage(Cmd, $"--postgres: {why}");
+            var (noJournal, _) = await PtActors.Persistence.Postgres.PostgresDatabase.CheckAsync(conn, forReading: true, ct).ConfigureAwait(false);
+            if (noJournal == PtActors.Persistence.Postgres.PostgresDatabase.Problem.None
+                && await RunIdTakenAsync(Cmd, source, null, runId).ConfigureAwait(false) is int taken and not 0)
                 return taken;
+        }
+        else
+        {
+            string file = source.Db!;
+            if (!Directory.Exists(Path.GetDirectoryName(Path.GetFullPath(file))))
+                return Usage(Cmd, $"--db '{file}': no such directory");
+            if (File.Exists(file) && new FileInfo(file).Length > 0)
+            {
+                // An existing database must be a readable ptactors one, and a run id already there is refused, before
+                // anything is opened for writing (opening writes).
+                using var opened = DatabaseFile.Open(file, out string? whyNot);
+                if (opened is null)
+                    return Usage(Cmd, $"--db '{file}': {whyNot}");
+                if (await RunIdTakenAsync(Cmd, source, opened, runId).ConfigureAwait(false) is int taken and not 0)
+                    return taken;
+            }
         }
 
         ImportedTrace imported;
@@ -147,7 +162,7 @@ internal sealed partial class RecordingCommands
             _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"... and {mismatches - MismatchesListed} more unmapped_size mismatches"));
 
         var end = RecordingStore.CompletedEnd(runId, report.Ops, report.Tables, journal, settings.Domains == 0 ? [] : [new LaneWindDown(last, last)]);
-        int stored = await StoreRecordingAsync(Cmd, db, settings, journal, end, $"cannot write to '{db}'", ct).ConfigureAwait(false);
+        int stored = await StoreRecordingAsync(Cmd, source, settings, journal, end, $"cannot write to '{db}'", ct).ConfigureAwait(false);
         if (stored != 0)
             return stored;
         _stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -161,13 +176,14 @@ internal sealed partial class RecordingCommands
     /// opened for writing only now; 0, or the exit code after one line on stderr (<paramref name="failure"/> says
     /// what could not be done).
     /// </summary>
-    private async Task<int> StoreRecordingAsync(string command, string db, SimulationSettings settings, IReadOnlyList<List<DomainBatch>> journal,
+    private async Task<int> StoreRecordingAsync(string command, Source source, SimulationSettings settings, IReadOnlyList<List<DomainBatch>> journal,
         RunEnded end, string failure, CancellationToken ct)
     {
         ActorSystem? system = null;
         try
         {
-            system = PersistentActorSystem.Create("ptactors-" + command, PersistenceBackend.Sqlite(db),
+            var backend = source.Postgres is { } conn ? PersistenceBackend.Postgres(conn) : PersistenceBackend.Sqlite(source.Db!);
+            system = PersistentActorSystem.Create("ptactors-" + command, backend,
                 Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"));
             await RecordingStore.SaveAsync(system, settings, journal, end, ct).ConfigureAwait(false);
             return 0;
@@ -184,7 +200,7 @@ internal sealed partial class RecordingCommands
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             _stdout.Flush();
-            _stderr.WriteLine($"ptactors {command}: {failure}: {OneLine(e)}");
+            _stderr.WriteLine($"ptactors {command}: {failure}: {OneLine(e, source)}");
             return Program.ExitInternalError;
         }
         finally
@@ -192,8 +208,20 @@ internal sealed partial class RecordingCommands
             if (system is not null)
                 await system.Terminate().ConfigureAwait(false);
             SqliteConnection.ClearAllPools();
+            if (source.IsPostgres)
+                PtActors.Persistence.Postgres.PostgresDatabase.ClearPools();
         }
     }
+
+    /// <summary>0 when <paramref name="runId"/> is not in <paramref name="source"/>'s run registry, else the exit code after saying so.</summary>
+    private Task<int> RunIdTakenAsync(string command, Source source, DatabaseFile? file, string runId)
+        => WithSystemAsync(command, source, file, async system =>
+        {
+            var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
+            return list.Runs.Any(r => r.RunId == runId)
+                ? Usage(command, $"run id '{runId}' is already in the database '{source.Name}': choose another --run-id; nothing was written")
+                : 0;
+        });
 
     /// <summary>
     /// The trace's operations as a recording: each device's in the window its stamp falls in (windows of the

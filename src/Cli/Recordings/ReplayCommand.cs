@@ -34,7 +34,8 @@ internal sealed partial class RecordingCommands
 
     private Command BuildReplay()
     {
-        var db = DbOption();
+        var db = DbOption(required: false);
+        var postgres = PostgresOption();
         var run = new Option<string?>("--run") { Description = "The run to replay [default: the database's only run]", HelpName = "ID" };
         var policies = SimulateCommand.Valued<Listed<FlushPolicySpec>?>("--policy", "P[,P...]",
             $"Flush policies to replay under: strict, lazy, lazy-single, batch:N (N at most {SimulateValues.MaxBatch}) [default: the recorded one]", SimulateValues.List(SimulateValues.UnitPolicy));
@@ -54,10 +55,11 @@ internal sealed partial class RecordingCommands
             "Replay a recorded run open-loop (each operation in its recorded window and order) through fresh domains and units, " +
             "once per configuration (the cross product of the lists), without persisting; compare them side by side.")
         {
-            db, run, policies, iotlbs, format, cpus, synthDmas, seed, json, save,
+            db, postgres, run, policies, iotlbs, format, cpus, synthDmas, seed, json, save,
         };
         command.Validators.Add(result =>
         {
+            OneDatabase(result, db, postgres);
             // Values with errors of their own are left to those errors.
             var policyList = result.GetResult(policies) is { Tokens: [var pt] } ? SimulateValues.List(SimulateValues.UnitPolicy)(pt.Value, out _) : null;
             var iotlbList = result.GetResult(iotlbs) is { Tokens: [var it] } ? SimulateValues.List(SimulateValues.IotlbEntries)(it.Value, out _) : null;
@@ -69,7 +71,7 @@ internal sealed partial class RecordingCommands
             if (result.GetResult(seed) is { Implicit: false } && result.GetResult(synthDmas) is null or { Implicit: true })
                 result.AddError("--seed seeds --synth-dmas: give --synth-dmas N too");
         });
-        command.SetAction((parse, ct) => ReplayAsync(parse.GetValue(db)!, parse.GetValue(run), parse.GetValue(policies)?.Items, parse.GetValue(iotlbs)?.Items,
+        command.SetAction((parse, ct) => ReplayAsync(Source.Of(parse, db, postgres), parse.GetValue(run), parse.GetValue(policies)?.Items, parse.GetValue(iotlbs)?.Items,
             parse.GetValue(format), parse.GetValue(cpus), parse.GetValue(json), parse.GetValue(save),
             parse.GetValue(synthDmas) is int n ? new SynthDmas(n, parse.GetValue(seed) ?? SynthDmas.DefaultSeed) : null, ct));
         return command;
@@ -78,13 +80,15 @@ internal sealed partial class RecordingCommands
     /// <summary>The values of a comma-separated option (a class: System.CommandLine gives array-typed options arity rules of their own).</summary>
 
 
-    private async Task<int> ReplayAsync(string db, string? runId, FlushPolicySpec[]? policies, int[]? iotlbs, PtFormatKind? format, int? cpus,
+    private async Task<int> ReplayAsync(Source source, string? runId, FlushPolicySpec[]? policies, int[]? iotlbs, PtFormatKind? format, int? cpus,
         string? jsonPath, string? saveId, SynthDmas? synth, CancellationToken ct)
     {
         (SimulationSettings Settings, List<PtActors.Engine.Dma.DomainBatch>[] Journal, RunEnded End)? toSave = null;
-        using var file = DatabaseFile.Open(db, out string? why);
-        if (file is null)
-            return Usage("replay", $"--db '{db}': {why}");
+        string db = source.Name;
+        var (file, failed) = await OpenAsync("replay", source, ct).ConfigureAwait(false);
+        if (failed is int openRc)
+            return openRc;
+        using var opened = file;
         if (jsonPath is not null)
         {
             // Checked before anything is replayed; the file itself is written through a temporary one at the end.
@@ -94,7 +98,7 @@ internal sealed partial class RecordingCommands
             if (!Directory.Exists(Path.GetDirectoryName(full)))
                 return Usage("replay", $"--json '{jsonPath}': no such directory");
         }
-        int rc = await WithSystemAsync("replay", db, file, async system =>
+        int rc = await WithSystemAsync("replay", source, file, async system =>
         {
             var list = await RunVerifier.ListRunsAsync(system).ConfigureAwait(false);
             RunStarted? run;
@@ -102,7 +106,7 @@ internal sealed partial class RecordingCommands
             {
                 run = list.Runs.FirstOrDefault(r => r.RunId == runId);
                 if (run is null)
-                    return Usage("replay", $"--run '{runId}': no such run in '{db}' (ptactors runs --db lists them)");
+                    return Usage("replay", $"--run '{runId}': no such run in '{db}' (ptactors runs {source.Option} lists them)");
             }
             else if (list.Runs.Count == 1)
             {
@@ -229,13 +233,13 @@ internal sealed partial class RecordingCommands
         if (toSave is not { } save || rc is not (0 or ExitNotVerified))
             return rc;
         // The reading system is gone: the database is opened for writing only now, for the saved run.
-        int saveRc = await SaveReplayAsync(db, save.Settings, save.Journal, save.End, ct).ConfigureAwait(false);
+        int saveRc = await SaveReplayAsync(source, save.Settings, save.Journal, save.End, ct).ConfigureAwait(false);
         return saveRc != 0 ? saveRc : rc;
     }
 
-    private async Task<int> SaveReplayAsync(string db, SimulationSettings settings, List<PtActors.Engine.Dma.DomainBatch>[] journal, RunEnded end, CancellationToken ct)
+    private async Task<int> SaveReplayAsync(Source source, SimulationSettings settings, List<PtActors.Engine.Dma.DomainBatch>[] journal, RunEnded end, CancellationToken ct)
     {
-        int stored = await StoreRecordingAsync("replay", db, settings, journal, end, $"cannot save run {settings.RunId} to '{db}'", ct).ConfigureAwait(false);
+        int stored = await StoreRecordingAsync("replay", source, settings, journal, end, $"cannot save run {settings.RunId} to '{source.Name}'", ct).ConfigureAwait(false);
         if (stored != 0)
             return stored;
         long events = 0;
