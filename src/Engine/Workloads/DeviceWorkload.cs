@@ -206,6 +206,12 @@ public abstract class DeviceWorkload : IDeviceWorkload
         return true;
     }
 
+    /// <summary>
+    /// The stamp before which new work may run inline (<see cref="TryRunNext"/>): the first scheduled action's stamp or
+    /// the window's end, whichever comes first.
+    /// </summary>
+    private protected ulong InlineLimit => _events.TryPeekStamp(out ulong first) && first < _t1 ? first : _t1;
+
     /// <summary>Postpones <paramref name="ev"/>, the action being handled, to the next window (no budget left), keeping its place among its peers.</summary>
     private protected void Defer(in WorkEvent ev)
     {
@@ -271,6 +277,8 @@ public abstract class DeviceWorkload : IDeviceWorkload
     private protected ulong Jitter(ulong mean) => Math.Max(1, mean / 2 + NextBelow(Math.Max(1, mean)));
 
     private protected void CountDropped() => _dropped++;
+
+    private protected void CountDropped(long count) => _dropped += count;
 
     private protected void CountDroppedBuffer() => _droppedBuffers++;
 

@@ -94,6 +94,8 @@ public sealed class NicWorkload : DeviceWorkload
     private readonly ulong[] _coherentIova;
     private readonly int[] _ringHead;         // per queue and allocation: the next descriptor / completion slot
     private int _setupNext;
+    private int _rxInUse, _txInUse;           // buffers taken from the map-per-packet rings and not yet back
+    private int _poolFreeTotal;               // page-pool buffers free over all queues
     private ulong _startNs;
     private ulong _packet;                    // the next packet's index
     // The next packet's arrival, n·interval + phase picoseconds after the start, as whole nanoseconds and the rest.
@@ -194,6 +196,38 @@ public sealed class NicWorkload : DeviceWorkload
             _arrivalNs++;
         }
         return _startNs + _arrivalNs;
+    }
+
+    /// <summary>
+    /// Drops every packet that arrives before anything else the device has scheduled (and before the window ends),
+    /// counted at once without drawing their direction: called when no packet could be taken, whatever its direction
+    /// and queue (no in-flight budget, or every ring empty). Returns the arrival of the first packet not dropped.
+    /// </summary>
+    private ulong DropWhileBlocked(ulong next)
+    {
+        ulong limit = InlineLimit;
+        if (next >= limit)
+            return next;
+        // Packet j from the next one arrives (P + j·I) / 1000 ns after the start (P: the next one's offset in ps).
+        ulong p = _arrivalNs * 1000 + _arrivalRestPs;
+        ulong span = (limit - _startNs) * 1000 - p;
+        ulong count = (span + _intervalPs - 1) / _intervalPs;
+        // Those packets are dropped; the one after them is the next to arrive.
+        CountDropped((long)count);
+        p += count * _intervalPs;
+        _packet += count;
+        _arrivalNs = p / 1000;
+        _arrivalRestPs = p % 1000;
+        return _startNs + _arrivalNs;
+    }
+
+    /// <summary>Whether no packet arriving now could be taken, whatever its direction and queue.</summary>
+    private bool Blocked()
+    {
+        bool txBlocked = Budget == 0 || _txInUse == _queues * _ring;
+        if (_poolIova is not null)
+            return _poolFreeTotal == 0 && txBlocked;
+        return Budget == 0 || (txBlocked && _rxInUse == _queues * _ring);
     }
 
     private protected override void Start(ulong t0)
@@ -299,32 +333,32 @@ public sealed class NicWorkload : DeviceWorkload
 
     private void Arrive()
     {
-        ulong next = AdvanceArrival();
-        if (Budget == 0)
+        while (true)
         {
-            // Dropped, and so is every packet until a reply (budget only comes back with replies, between windows):
-            // while the next packet comes before anything else the device has scheduled, it is dropped here too
-            // rather than as an event of its own.
-            while (true)
+            ulong next = AdvanceArrival();
+            if (Blocked())
             {
-                _ = Chance(_rxThreshold); // the direction it would have had
+                // Dropped, and so is every packet until something changes (budget comes back with replies, between
+                // windows; buffers with replies or scheduled actions): those before the next scheduled action at once.
                 CountDropped();
-                if (!TryRunNext(next))
-                    break;
-                next = AdvanceArrival();
+                Schedule(DropWhileBlocked(next), EvArrival);
+                return;
             }
-            Schedule(next, EvArrival);
-            return;
-        }
-        Schedule(next, EvArrival);
-        bool rx = Chance(_rxThreshold);
-        int b = TakeBuffer(Queue(), rx);
-        if (b < 0)
-        {
+            bool rx = Chance(_rxThreshold);
+            int b = TakeBuffer(Queue(), rx);
+            if (b >= 0)
+            {
+                Schedule(next, EvArrival);
+                Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
+                return;
+            }
             CountDropped();
-            return;
+            if (!TryRunNext(next))
+            {
+                Schedule(next, EvArrival);
+                return;
+            }
         }
-        Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
     }
 
     private protected override void OnReply(in PendingOp op, in DmaOpResult result)
@@ -371,6 +405,10 @@ public sealed class NicWorkload : DeviceWorkload
             CountUnit();
         int index = rx ? b : b - rxBuffers;
         (rx ? ref _rxFree[index / _ring] : ref _txFree[index / _ring]).Release(index % _ring);
+        if (rx)
+            _rxInUse--;
+        else
+            _txInUse--;
     }
 
     /// <summary>Puts RX buffer <paramref name="buffer"/> (queue·ring + index) back at the tail of its queue's pool ring.</summary>
@@ -379,6 +417,7 @@ public sealed class NicWorkload : DeviceWorkload
         int q = buffer / _ring;
         _poolFree![q * _ring + (_poolFreeHead![q] + _poolFreeCount![q]) % _ring] = buffer;
         _poolFreeCount[q]++;
+        _poolFreeTotal++;
     }
 
     private ulong PoolPagePa(int page) => Region.Base + PoolOffset + (ulong)page * _poolPageBytes;
@@ -389,33 +428,44 @@ public sealed class NicWorkload : DeviceWorkload
     /// </summary>
     private void ArriveWithPool()
     {
-        ulong next = AdvanceArrival();
-        Schedule(next, EvArrival);
-        bool rx = Chance(_rxThreshold);
-        int q = Queue();
-        if (rx)
+        while (true)
         {
-            if (_poolFreeCount![q] == 0)
+            ulong next = AdvanceArrival();
+            if (Blocked())
             {
                 CountDropped();
+                Schedule(DropWhileBlocked(next), EvArrival);
                 return;
             }
-            int buffer = _poolFree![q * _ring + _poolFreeHead![q]];
-            _poolFreeHead[q] = _poolFreeHead[q] + 1 == _ring ? 0 : _poolFreeHead[q] + 1;
-            _poolFreeCount[q]--;
-            int i = buffer % _ring;
-            ulong iova = _poolIova![q * _pagesPerQueue + i / _buffersPerPage] + (ulong)(i % _buffersPerPage) * _rxBytes;
-            Packet(q, rx: true, iova);
-            Schedule(Now + _wireNs, EvPoolRecycle, buffer, prio: PrioRelease);
-            return;
-        }
-        int b = TakeBuffer(q, rx: false);
-        if (b < 0)
-        {
+            bool rx = Chance(_rxThreshold);
+            int q = Queue();
+            if (rx && _poolFreeCount![q] > 0)
+            {
+                Schedule(next, EvArrival);
+                int buffer = _poolFree![q * _ring + _poolFreeHead![q]];
+                _poolFreeHead[q] = _poolFreeHead[q] + 1 == _ring ? 0 : _poolFreeHead[q] + 1;
+                _poolFreeCount[q]--;
+                _poolFreeTotal--;
+                int i = buffer % _ring;
+                ulong iova = _poolIova![q * _pagesPerQueue + i / _buffersPerPage] + (ulong)(i % _buffersPerPage) * _rxBytes;
+                Packet(q, rx: true, iova);
+                Schedule(Now + _wireNs, EvPoolRecycle, buffer, prio: PrioRelease);
+                return;
+            }
+            int b = rx ? -1 : TakeBuffer(q, rx: false);
+            if (b >= 0)
+            {
+                Schedule(next, EvArrival);
+                Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
+                return;
+            }
             CountDropped();
-            return;
+            if (!TryRunNext(next))
+            {
+                Schedule(next, EvArrival);
+                return;
+            }
         }
-        Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
     }
 
     /// <summary>A free buffer of queue <paramref name="q"/>'s RX or TX ring (the last freed first, else the lowest never used); -1 if none or no budget.</summary>
@@ -426,6 +476,10 @@ public sealed class NicWorkload : DeviceWorkload
         int i = rx ? _rxFree[q].Take(_ring) : _txFree[q].Take(_ring);
         if (i < 0)
             return -1;
+        if (rx)
+            _rxInUse++;
+        else
+            _txInUse++;
         return (rx ? 0 : _queues * _ring) + q * _ring + i;
     }
 

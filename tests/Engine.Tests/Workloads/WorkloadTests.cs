@@ -237,6 +237,25 @@ public class WorkloadTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ABlockedNicDropsEveryPacketTheLinkOffers(bool pagePool)
+    {
+        // 64-byte frames at 10 Tb/s: a packet every 81.6 ps, 1.2 M per 100 µs window, against one buffer per ring.
+        var options = new WorkloadOptions { LinkGbps = 10_000, FrameBytes = 64, NicRingSize = 1, Inflight = 4, NicPagePool = pagePool };
+        var run = WorkloadRun.Of("nic", 1, 3, options, record: false).Windows(20);
+        var nic = (NicWorkload)run.Devices[0];
+        Assert.Equal(82UL, nic.PacketIntervalPs); // (64 + 38) · 8 bits at 10 Tb/s, in whole picoseconds
+        double expected = 20 * 100e-6 / 82e-12;
+        Assert.InRange(nic.Packets, expected - 2, expected + 2);
+        var s = nic.Stats;
+        // Every packet either moved or was dropped (those in flight at the end aside).
+        Assert.InRange(s.Dropped + s.Transfers, nic.Packets - 4, nic.Packets);
+        Assert.True(s.Transfers > 5, $"{s.Transfers} packets moved"); // a buffer per ring, each back a window or two later
+        Assert.Equal(0, run.Domain.Faults);
+    }
+
+    [Theory]
     [InlineData(0, 1024, 1500)]
     [InlineData(65, 1024, 1500)]
     [InlineData(64, 1025, 1500)]
