@@ -54,6 +54,26 @@ public static class ReadQuick
                 }
                 output.WriteLine($"baseline round {round}: {rows} rows, {bytes} bytes, {ops} ops read and decoded in {raw.Elapsed.TotalSeconds:F2} s (one thread)");
             }
+            // The codec alone: every row held in memory, decoded again and again (no SQLite, no journal).
+            var rowsInMemory = new List<byte[]>();
+            using (var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly"))
+            {
+                conn.Open();
+                using var cmd = conn.CreateCommand();
+                cmd.CommandText = "SELECT message FROM journal WHERE persistence_id LIKE $run || '/dom%' ORDER BY persistence_id, sequence_number";
+                cmd.Parameters.AddWithValue("$run", run);
+                using var reader = cmd.ExecuteReader();
+                while (reader.Read())
+                    rowsInMemory.Add((byte[])reader.GetValue(0));
+            }
+            for (int round = 0; round < 3; round++)
+            {
+                var sw = Stopwatch.StartNew();
+                long ops = 0;
+                foreach (var message in rowsInMemory)
+                    ops += ((PtActors.Engine.Dma.DomainBatch)registry.Deserialize(message, "domain-batch")).Ops.Length;
+                output.WriteLine($"decode round {round}: {ops} ops decoded in {sw.Elapsed.TotalSeconds:F3} s ({sw.Elapsed.TotalNanoseconds / ops:F0} ns an operation, one thread)");
+            }
             for (int round = 0; round < 3; round++)
             {
                 var sw = Stopwatch.StartNew();

@@ -116,6 +116,27 @@ public sealed record SimulationSettings
         _ => $"{ns}ns",
     };
 
+    /// <summary>
+    /// A duration as <see cref="FormatDuration"/> writes it and <c>--duration</c> takes it: a positive decimal integer
+    /// with a unit (ns, us, ms or s); null for anything else or a value past 2^64 − 1 ns.
+    /// </summary>
+    public static ulong? ParseDuration(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        (int unitLength, ulong scale) = text.EndsWith("ns", StringComparison.Ordinal) ? (2, 1UL)
+            : text.EndsWith("us", StringComparison.Ordinal) ? (2, 1_000UL)
+            : text.EndsWith("ms", StringComparison.Ordinal) ? (2, 1_000_000UL)
+            : text.EndsWith('s') ? (1, 1_000_000_000UL)
+            : (0, 0UL);
+        if (scale == 0)
+            return null;
+        string digits = text[..^unitLength];
+        if (digits.Length == 0 || !digits.All(char.IsAsciiDigit)
+            || !ulong.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong n) || n == 0)
+            return null;
+        return n <= ulong.MaxValue / scale ? n * scale : null;
+    }
+
     /// <summary>The name of domain <paramref name="d"/> (its persistence id is RUNID/NAME).</summary>
     public static string DomainName(int d) => "dom" + d.ToString("D4", System.Globalization.CultureInfo.InvariantCulture);
 

@@ -46,6 +46,13 @@ public sealed class ImportFtraceTests : IDisposable
         var replay = Ptactors("replay", "--db", db, "--policy", "strict,lazy");
         Assert.Equal(0, replay.Exit);
         Assert.Contains("recorded configuration: identical", replay.Stdout);
+
+        // A saved replay of the import keeps the trace's bound (its operation count), not simulate's default.
+        string ops = System.Text.RegularExpressions.Regex.Match(runs.Stdout, @"\nt .* (ops=[0-9]+) ").Groups[1].Value;
+        Assert.StartsWith("ops=", ops);
+        Assert.Equal(0, Ptactors("replay", "--db", db, "--run", "t", "--policy", "strict", "--save", "t-strict").Exit);
+        var saved = Ptactors("runs", "--db", db);
+        Assert.Matches(@"\nt-strict .* policy=strict .*" + ops + " ", saved.Stdout);
     }
 
     private const string Header = "# tracer: nop\n#\n";

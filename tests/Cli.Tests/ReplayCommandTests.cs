@@ -254,7 +254,7 @@ stale hits in window +0 +[1-9][0-9]*
         string db = Record("orig", "random", "strict");
         var r = Ptactors("replay", "--db", db, "--policy", "lazy", "--save", "relazy");
         Assert.Equal(0, r.Exit);
-        Assert.Matches(@"\nsaved as run relazy \(iommus=2 domains=4 devices=16 workload=random format=x86_64 policy=lazy [^)]*\): [0-9]+ events, table_hash [0-9a-f]{64}\n$", r.Stdout);
+        Assert.Matches(@"\nsaved as run relazy \(iommus=2 domains=4 devices=16 workload=random format=x86_64 policy=lazy [^)]* ops=4000 [^)]*\): [0-9]+ events, table_hash [0-9a-f]{64}\n$", r.Stdout);
         var again = Ptactors("replay", "--db", db, "--run", "relazy");
         Assert.Equal(0, again.Exit);
         Assert.Contains("recorded configuration: identical", again.Stdout);

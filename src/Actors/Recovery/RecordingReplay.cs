@@ -83,6 +83,15 @@ public static class RecordingReplay
             Cpus = Int("cpus", 1),
             Seed = ulong.TryParse(Value("seed"), NumberStyles.None, CultureInfo.InvariantCulture, out ulong seed) ? seed : throw Bad("seed"),
             Unsafe = UnsafeModes.Parse(Value("unsafe")) ?? throw Bad("unsafe"),
+            // How the run was bounded: ops=N, duration=D, or ops=none (neither).
+            Ops = SimulationSettings.ValueOf(config, "ops") switch
+            {
+                null or "none" => null,
+                var ops => long.TryParse(ops, NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? n : throw Bad("ops"),
+            },
+            DurationNs = SimulationSettings.ValueOf(config, "duration") is { } duration
+                ? SimulationSettings.ParseDuration(duration) ?? throw Bad("duration")
+                : null,
             RecordDmas = SimulationSettings.ValueOf(config, "record-dmas") switch
             {
                 null or "false" => false,

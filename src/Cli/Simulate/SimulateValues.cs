@@ -164,17 +164,7 @@ internal static class SimulateValues
     public static ulong? Duration(string text, out string expected)
     {
         expected = "a positive integer with a unit (ns, us, ms or s), at most 100s";
-        (int unitLength, ulong scale) = text.EndsWith("ns", StringComparison.Ordinal) ? (2, 1UL)
-            : text.EndsWith("us", StringComparison.Ordinal) ? (2, 1_000UL)
-            : text.EndsWith("ms", StringComparison.Ordinal) ? (2, 1_000_000UL)
-            : text.EndsWith('s') ? (1, 1_000_000_000UL)
-            : (0, 0UL);
-        if (scale == 0)
-            return null;
-        string digits = text[..^unitLength];
-        if (!IsDecimal(digits) || !ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n == 0)
-            return null;
-        return n <= MaxDurationNs / scale ? n * scale : null;
+        return SimulationSettings.ParseDuration(text) is ulong ns && ns <= MaxDurationNs ? ns : null;
     }
 
     /// <summary>A workload name.</summary>

@@ -169,7 +169,10 @@ public sealed class RangeLocks
         {
             if (list[i].Id == id)
             {
-                list.RemoveAt(i);
+                // Order within a bucket does not matter (every check scans it whole): move the last one in.
+                int last = list.Count - 1;
+                list[i] = list[last];
+                list.RemoveAt(last);
                 return;
             }
         }

@@ -246,10 +246,7 @@ public sealed class NicWorkload : DeviceWorkload
         switch (ev.Kind)
         {
             case EvArrival:
-                if (_poolIova is null)
-                    Arrive();
-                else
-                    ArriveWithPool();
+                Arrive();
                 break;
             case EvSetup:
                 // Every queue's rings and completion queues while the budget lasts; the rest in the next window.
@@ -345,13 +342,8 @@ public sealed class NicWorkload : DeviceWorkload
                 return;
             }
             bool rx = Chance(_rxThreshold);
-            int b = TakeBuffer(Queue(), rx);
-            if (b >= 0)
-            {
-                Schedule(next, EvArrival);
-                Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
+            if (TryStartPacket(Queue(), rx, next))
                 return;
-            }
             CountDropped();
             if (!TryRunNext(next))
             {
@@ -359,6 +351,37 @@ public sealed class NicWorkload : DeviceWorkload
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// Takes a buffer of queue <paramref name="q"/> for the packet arriving now and starts it, the next arrival
+    /// scheduled at <paramref name="next"/>; false (nothing done) when the packet is dropped. With page-pool RX
+    /// rings an RX packet takes its queue's next mapped pool buffer (no DMA-API call) or none is free; otherwise the
+    /// packet maps a ring buffer (and needs budget).
+    /// </summary>
+    private bool TryStartPacket(int q, bool rx, ulong next)
+    {
+        if (rx && _poolIova is not null)
+        {
+            if (_poolFreeCount![q] == 0)
+                return false;
+            Schedule(next, EvArrival);
+            int buffer = _poolFree![q * _ring + _poolFreeHead![q]];
+            _poolFreeHead[q] = _poolFreeHead[q] + 1 == _ring ? 0 : _poolFreeHead[q] + 1;
+            _poolFreeCount[q]--;
+            _poolFreeTotal--;
+            int i = buffer % _ring;
+            ulong iova = _poolIova[q * _pagesPerQueue + i / _buffersPerPage] + (ulong)(i % _buffersPerPage) * _rxBytes;
+            Packet(q, rx: true, iova);
+            Schedule(Now + _wireNs, EvPoolRecycle, buffer, prio: PrioRelease);
+            return true;
+        }
+        int b = TakeBuffer(q, rx);
+        if (b < 0)
+            return false;
+        Schedule(next, EvArrival);
+        Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
+        return true;
     }
 
     private protected override void OnReply(in PendingOp op, in DmaOpResult result)
@@ -421,52 +444,6 @@ public sealed class NicWorkload : DeviceWorkload
     }
 
     private ulong PoolPagePa(int page) => Region.Base + PoolOffset + (ulong)page * _poolPageBytes;
-
-    /// <summary>
-    /// A packet with page-pool RX rings: RX takes its queue's next mapped pool buffer (no DMA-API call) or is dropped
-    /// when none is free; TX maps per packet, as without a pool (and needs budget).
-    /// </summary>
-    private void ArriveWithPool()
-    {
-        while (true)
-        {
-            ulong next = AdvanceArrival();
-            if (Blocked())
-            {
-                CountDropped();
-                Schedule(DropWhileBlocked(next), EvArrival);
-                return;
-            }
-            bool rx = Chance(_rxThreshold);
-            int q = Queue();
-            if (rx && _poolFreeCount![q] > 0)
-            {
-                Schedule(next, EvArrival);
-                int buffer = _poolFree![q * _ring + _poolFreeHead![q]];
-                _poolFreeHead[q] = _poolFreeHead[q] + 1 == _ring ? 0 : _poolFreeHead[q] + 1;
-                _poolFreeCount[q]--;
-                _poolFreeTotal--;
-                int i = buffer % _ring;
-                ulong iova = _poolIova![q * _pagesPerQueue + i / _buffersPerPage] + (ulong)(i % _buffersPerPage) * _rxBytes;
-                Packet(q, rx: true, iova);
-                Schedule(Now + _wireNs, EvPoolRecycle, buffer, prio: PrioRelease);
-                return;
-            }
-            int b = rx ? -1 : TakeBuffer(q, rx: false);
-            if (b >= 0)
-            {
-                Schedule(next, EvArrival);
-                Submit(DmaOpKind.DmaMap, 0, BufferPa(b), BufferSize(b), ReadWrite, b);
-                return;
-            }
-            CountDropped();
-            if (!TryRunNext(next))
-            {
-                Schedule(next, EvArrival);
-                return;
-            }
-        }
-    }
 
     /// <summary>A free buffer of queue <paramref name="q"/>'s RX or TX ring (the last freed first, else the lowest never used); -1 if none or no budget.</summary>
     private int TakeBuffer(int q, bool rx)

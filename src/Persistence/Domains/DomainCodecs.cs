@@ -486,7 +486,7 @@ public sealed class DomainCodecs : IPtCodecSet
             ulong header = r.ReadVarUInt64();
             ulong kind = header & 7;
             ulong prot = header >> 3;
-            if (!Enum.IsDefined((DmaOpKind)kind)) throw r.Corrupt($"operation {id} has unknown kind {kind}");
+            if (kind is < (ulong)DmaOpKind.DmaMap or > (ulong)DmaOpKind.ReadDirty) throw r.Corrupt($"operation {id} has unknown kind {kind}");
             if ((prot & ~(ulong)ProtMask) != 0) throw r.Corrupt($"operation {id} has unknown prot bits 0x{prot & ~(ulong)ProtMask:x}");
             ulong iova = r.ReadVarUInt64();
             ulong paddr = r.ReadVarUInt64();

@@ -43,18 +43,40 @@ public ref struct PtReader
 
     public ulong ReadVarUInt64()
     {
+        // Most values of a journal (deltas, counts, kinds) fit one byte: read those without the loop.
+        if ((uint)_pos < (uint)_data.Length && _data[_pos] < 0x80)
+            return _data[_pos++];
+        return ReadVarUInt64Slow();
+    }
+
+    private ulong ReadVarUInt64Slow()
+    {
+        // Locals instead of the fields: the loop runs in registers, the position is stored once.
+        var data = _data;
+        int pos = _pos;
         ulong result = 0;
         for (int shift = 0; shift < 64; shift += 7)
         {
-            byte b = ReadByte();
-            if (shift == 63 && b > 1) throw Corrupt("varint overflows 64 bits");
+            if ((uint)pos >= (uint)data.Length)
+            {
+                _pos = pos;
+                throw Corrupt("unexpected end of data");
+            }
+            byte b = data[pos++];
+            if (shift == 63 && b > 1)
+            {
+                _pos = pos;
+                throw Corrupt("varint overflows 64 bits");
+            }
             result |= (ulong)(b & 0x7F) << shift;
             if ((b & 0x80) == 0)
             {
+                _pos = pos;
                 if (b == 0 && shift > 0) throw Corrupt("varint has a redundant trailing zero byte");
                 return result;
             }
         }
+        _pos = pos;
         throw Corrupt("varint longer than 10 bytes");
     }
 
