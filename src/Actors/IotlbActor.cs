@@ -37,7 +37,8 @@ public sealed class IotlbActor : ReceiveActor
     /// The window is processed; releases are on their way to the domains. <c>Dmas</c> and the counters are the unit's
     /// totals so far (for the run's timeline).
     /// </summary>
-    public sealed record Processed(long Window, string Unit, long Dmas, ulong EndNs = 0, long Invalidations = 0, long Hits = 0, long Misses = 0);
+    /// <param name="TablePages">Table pages of the unit's domains at the window's end (their tables do not change while the unit processes).</param>
+    public sealed record Processed(long Window, string Unit, long Dmas, ulong EndNs = 0, long Invalidations = 0, long Hits = 0, long Misses = 0, long TablePages = 0);
 
     /// <summary>Flush everything the policy holds (the end of a run).</summary>
     public sealed record Drain(ulong AtNs);
@@ -48,18 +49,18 @@ public sealed class IotlbActor : ReceiveActor
     /// <summary>Asks for the counters (<see cref="Counters"/>).</summary>
     public sealed record GetCounters;
 
-    /// <summary>The unit's counters and bound domains.</summary>
-    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyDictionary<string, IommuDomain> Tables, PtActors.Engine.Cost.UnitCostLedger? Costs = null);
+    /// <summary>The unit's counters and the images of its bound domains' tables (the run's hashes are computed from them).</summary>
+    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyList<DomainImage> Domains, PtActors.Engine.Cost.UnitCostLedger? Costs = null);
 
     /// <summary>A domain's table arrived and its devices are attached (to the coordinator).</summary>
-    public sealed record Bound(string Unit, string Domain, IommuDomain Table);
+    public sealed record Bound(string Unit, string Domain);
 
     /// <summary>
     /// A domain already bound announced itself again: it was restarted from its journal (after a failed write).
     /// The unit walks its new table from now on and has re-sent it the hardware writes and releases of the window
     /// that died with the old incarnation (to the coordinator, which has the window re-driven).
     /// </summary>
-    public sealed record DomainRestarted(string Unit, string Domain, IommuDomain Table);
+    public sealed record DomainRestarted(string Unit, string Domain);
 
     private readonly string _name;
     private readonly IommuUnit _unit;
@@ -192,12 +193,27 @@ public sealed class IotlbActor : ReceiveActor
             SendReleases();
             Sender.Tell(new Drained(_name));
         });
-        Receive<GetCounters>(_ => Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), new Dictionary<string, IommuDomain>(_tables), _unit.Costs.Snapshot())));
+        Receive<GetCounters>(_ =>
+        {
+            var images = new List<DomainImage>(_tables.Count);
+            foreach (var (name, table) in _tables)
+                images.Add(DomainImage.Of(name, table));
+            Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), images, _unit.Costs.Snapshot()));
+        });
     }
 
     /// <summary>The window is processed: the unit's totals so far, for the run's timeline.</summary>
     private Processed Report(long window)
-        => new(window, _name, _window.DmasRun, _windowEndNs, _unit.Stats.Invalidations, _unit.Stats.Hits, _unit.Stats.Misses);
+        => new(window, _name, _window.DmasRun, _windowEndNs, _unit.Stats.Invalidations, _unit.Stats.Hits, _unit.Stats.Misses, TablePages());
+
+    /// <summary>Table pages of every domain bound to the unit.</summary>
+    private long TablePages()
+    {
+        long pages = 0;
+        foreach (var (_, table) in _tables)
+            pages += table.TablePages;
+        return pages;
+    }
 
     /// <summary>
     /// The window's DMAs in an order that does not depend on when the hosts' messages arrived: each host sends one
@@ -254,7 +270,7 @@ public sealed class IotlbActor : ReceiveActor
             if (err != Errno.None)
                 throw new InvalidOperationException($"Attaching dev{d} to {domain} failed: {err}.");
         }
-        _coordinator.Tell(new Bound(_name, domain, table));
+        _coordinator.Tell(new Bound(_name, domain));
     }
 
     /// <summary>The boot domain's id: above every domain's (the coordinator numbers them from 1).</summary>
@@ -291,7 +307,7 @@ public sealed class IotlbActor : ReceiveActor
         binding.Actor.Tell(new DomainActor.Rebound(binding.HardwareWrites));
         foreach (var release in binding.Unacknowledged)
             binding.Actor.Tell(release);
-        _coordinator.Tell(new DomainRestarted(_name, domain, table));
+        _coordinator.Tell(new DomainRestarted(_name, domain));
     }
 
     private void SendReleases()

@@ -15,7 +15,7 @@ internal static class RunFigures
         IEnumerable<IotlbActor.Counters> Units,
         IReadOnlyList<IReadOnlyList<long>> LanePagesAtWindowEnd,
         long FinalPages,
-        IReadOnlyDictionary<string, IommuDomain> Tables,
+        IEnumerable<DomainImage> Tables,
         long Events,
         long OpsPersisted,
         long Windows,

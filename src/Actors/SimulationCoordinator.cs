@@ -18,9 +18,11 @@ namespace PtActors.Actors;
 internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
 {
     /// <summary>The actors of one lane, indexed like the schedule's slots.</summary>
-    private sealed class LaneActors(IActorRef unit)
+    private sealed class LaneActors
     {
-        public readonly IActorRef Unit = unit;
+        /// <summary>The lane's actor (creates the others where it runs).</summary>
+        public IActorRef Lane = ActorRefs.Nobody;
+        public IActorRef Unit = ActorRefs.Nobody;
         public readonly List<IActorRef> Domains = new();
         public readonly List<string> DomainNames = new();
         public readonly List<IActorRef> Hosts = new();
@@ -40,7 +42,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     private readonly Dictionary<IActorRef, (int Lane, int Slot)> _slotOfDomainRef = new();
     private readonly Dictionary<IActorRef, (int Lane, int Slot)> _slotOfHost = new();
     private readonly Dictionary<string, int> _laneOfUnit = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, IommuDomain> _tables = new(StringComparer.Ordinal);
+    /// <summary>The images of every domain's table at the run's end, by name (from the units' counters).</summary>
+    private readonly Dictionary<string, DomainImage> _images = new(StringComparer.Ordinal);
     private readonly MessagePools _pools = new();
     private LaneSchedule _schedule = null!;
     private int _unbound;
@@ -56,11 +59,12 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         _progress = progress;
         _done = done;
 
+        Receive<LaneActor.Ready>(OnLaneReady);
+        Receive<LaneActor.Failed>(f => Fail(f.Actor, f.Error));
         Receive<IotlbActor.Bound>(b =>
         {
-            _tables[b.Domain] = b.Table;
-            if (--_unbound == 0)
-                _schedule.Start();
+            _unbound--;
+            TryStart();
         });
         Receive<DeviceHost.Generated>(g =>
         {
@@ -81,7 +85,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             int lane = _laneOfUnit[p.Unit];
             _timeline[lane].Add(new RunTimeline.Sample(p.Window, p.EndNs, p.Invalidations, p.Hits, p.Misses, p.Dmas));
             // The lane's domains do not commit while their unit processes: their tables are as the window left them.
-            _lanes[lane].PagesAtWindowEnd.Add(LanePages(_lanes[lane]));
+            _lanes[lane].PagesAtWindowEnd.Add(p.TablePages);
             ReportProgress(Acknowledged(), force: false);
             _schedule.UnitProcessed(lane);
         });
@@ -90,7 +94,6 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         {
             // The domain was rebuilt from its journal (a failed write); its unit walks the new table and re-sent
             // the releases and hardware writes of the window that died with the old incarnation.
-            _tables[r.Domain] = r.Table;
             var (lane, slot) = _slotOfDomain[r.Domain];
             _schedule.DomainRestarted(lane, slot);
         });
@@ -102,8 +105,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         Receive<IotlbActor.Counters>(OnCounters);
         Receive<DeviceHost.Costs>(OnHostCosts);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
-        // A child that failed (stopped by the strategy below) or stopped on its own: the run cannot go on.
-        Receive<Terminated>(t => Fail(t.ActorRef.Path.Name));
+        // A lane that failed (stopped by the strategy below) or stopped on its own: the run cannot go on. (A lane
+        // whose own actor failed says so first, with Failed.)
+        Receive<Terminated>(t => Fail(t.ActorRef.Path.Name, LaneActor.Describe(_childFailure)));
     }
 
     /// <summary>The latest failure of a child, as the strategy saw it (its Terminated follows).</summary>
@@ -111,8 +115,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     private bool _finished;
 
     /// <summary>
-    /// Any child that throws is stopped, not restarted: a unit, host or domain supervisor that lost its state
-    /// cannot rejoin a run whose windows are in lockstep. Its <see cref="Terminated"/> then ends the run.
+    /// A lane that throws is stopped, not restarted (its actors supervise theirs the same way; see
+    /// <see cref="LaneActor"/>). Its <see cref="Terminated"/> then ends the run.
     /// </summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
     {
@@ -120,14 +124,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         return Directive.Stop;
     });
 
-    /// <summary>Ends the run with one error naming the actor <paramref name="name"/> that failed or stopped.</summary>
-    private void Fail(string name)
-    {
-        var cause = _childFailure is ActorInitializationException { InnerException: { } inner } ? inner : _childFailure;
-        Stop(new InvalidOperationException(cause is null
-            ? $"actor {name} stopped unexpectedly"
-            : $"actor {name} failed: {OneLine(cause.Message)}"));
-    }
+    /// <summary>Ends the run with one error naming the actor <paramref name="name"/> that failed (<paramref name="error"/>) or stopped (null).</summary>
+    private void Fail(string name, string? error)
+        => Stop(new InvalidOperationException(error is null ? $"actor {name} stopped unexpectedly" : $"actor {name} failed: {error}"));
 
     /// <summary>Ends the run with <paramref name="error"/> (the first error wins).</summary>
     private void Stop(Exception error)
@@ -138,8 +137,6 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         _done.TrySetException(error);
         Context.Stop(Self);
     }
-
-    private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
     protected override void PreStart()
     {
@@ -168,11 +165,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         var hostOrder = new List<int[]>(topology.Lanes.Count);
         foreach (var plan in topology.Lanes)
         {
-            string? dmaJournal = _s.RecordDmas ? DmaRecorder.PersistenceIdOf(_s.RunId, plan.UnitName) : null;
-            var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(plan.UnitName, unitConfig, _pools, dmaJournal), plan.UnitName));
             _laneOfUnit[plan.UnitName] = _lanes.Count;
             _timeline[_lanes.Count] = new List<RunTimeline.Sample>();
-            _lanes.Add(new LaneActors(unit));
+            _lanes.Add(new LaneActors());
             var order = new int[plan.Domains.Count];
             for (int i = 0; i < order.Length; i++)
                 order[i] = plan.Domains[i].HostIndex;
@@ -197,35 +192,50 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         };
         options.Validate();
         _unbound = topology.Domains.Count;
-        foreach (var plan in topology.Domains)
+        _lanesStarting = topology.Lanes.Count;
+        foreach (var plan in topology.Lanes)
         {
-            var lane = _lanes[plan.Lane];
-            int slot = lane.Domains.Count;
-            var settings = new DomainActor.Settings(_s.RunId, plan.Name, PtConfig.Default(_s.Format),
-                MaxOpsPerEvent: _s.MaxOpsPerEvent, SnapshotEvery: _s.SnapshotEvery, Iotlb: lane.Unit,
-                ReplyUnmapsAfterFlush: _s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools,
-                AckLog: _ackLog, Index: plan.Index);
-            var domain = Context.Watch(Context.ActorOf(DomainActor.SupervisedProps(settings), plan.Name));
-            lane.Domains.Add(domain);
-            lane.DomainNames.Add(plan.Name);
-            _slotOfDomain[plan.Name] = (plan.Lane, slot);
-            _slotOfDomainRef[domain] = (plan.Lane, slot);
-            lane.Unit.Tell(new IotlbActor.AttachDevices(plan.Name, plan.Index + 1, domain, plan.Devices.ToArray()));
-            var hosted = new List<DeviceHost.HostedDevice>();
-            for (int i = 0; i < plan.Devices.Count; i++)
+            foreach (var d in plan.Domains)
             {
-                // The k-th device of a domain runs on CPU k mod --cpus (as its unit queues its unmaps).
-                int dev = plan.Devices[i];
-                hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(_s.Workload, dev, _s.Seed, options), domain, lane.Unit, i % _s.Cpus));
+                _slotOfDomain[d.Name] = (plan.Index, _lanes[plan.Index].DomainNames.Count);
+                _lanes[plan.Index].DomainNames.Add(d.Name);
             }
-            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools, _s.Cost, _s.Policy.Kind == FlushPolicyKind.Passthrough), plan.HostName));
-            lane.Hosts.Add(host);
-            lane.Counters.Add(null);
-            _slotOfHost[host] = (plan.Lane, slot);
+            var spec = new LaneActor.Spec(_s, plan, unitConfig, options, _pools, _ackLog, Self);
+            _lanes[plan.Index].Lane = Context.Watch(Context.ActorOf(LaneActor.Props(spec), "lane" + plan.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
-        if (_unbound == 0)
-            _schedule.Start();
+        TryStart();
     }
+
+    /// <summary>Lanes whose actors are not up yet.</summary>
+    private int _lanesStarting;
+
+    private void OnLaneReady(LaneActor.Ready ready)
+    {
+        var lane = _lanes[ready.Lane];
+        lane.Unit = ready.Unit;
+        for (int slot = 0; slot < ready.Domains.Count; slot++)
+        {
+            lane.Domains.Add(ready.Domains[slot]);
+            _slotOfDomainRef[ready.Domains[slot]] = (ready.Lane, slot);
+            lane.Hosts.Add(ready.Hosts[slot]);
+            lane.Counters.Add(null);
+            _slotOfHost[ready.Hosts[slot]] = (ready.Lane, slot);
+        }
+        _lanesStarting--;
+        TryStart();
+    }
+
+    /// <summary>Starts the schedule once every lane is up and every domain's table is bound to its unit.</summary>
+    private void TryStart()
+    {
+        if (_lanesStarting == 0 && _unbound == 0 && !_started)
+        {
+            _started = true;
+            _schedule.Start();
+        }
+    }
+
+    private bool _started;
 
     // ILaneDriver: the schedule's requests, as messages to the lane's actors.
 
@@ -309,7 +319,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     {
         long pages = 0;
         foreach (var name in lane.DomainNames)
-            pages += _tables[name].TablePages;
+            pages += _images[name].TablePages;
         return pages;
     }
 
@@ -338,8 +348,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     private void OnCounters(IotlbActor.Counters c)
     {
         _unitCounters.Add(c);
-        foreach (var (name, table) in c.Tables)
-            _tables[name] = table;
+        foreach (var image in c.Domains)
+            _images[image.Name] = image;
         if (--_awaitingCounters == 0)
             Finish();
     }
@@ -370,7 +380,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         foreach (var (lane, _, ledger) in _hostCosts)
             hosts.Add((lane, ledger));
         var result = RunFigures.Aggregate(new RunFigures.Inputs(_s, HostCounters().ToList(), _unitCounters,
-            pages, finalPages, _tables, _events, _opsPersisted, _schedule.Windows, wall));
+            pages, finalPages, _images.Values, _events, _opsPersisted, _schedule.Windows, wall));
         var timeline = new List<(IReadOnlyList<RunTimeline.Sample>, RunTimeline.Sample)>(_unitCounters.Count);
         foreach (var u in _unitCounters)
         {
@@ -394,7 +404,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         var names = new string[_s.Domains];
         for (int d = 0; d < names.Length; d++)
             names[d] = SimulationSettings.DomainName(d);
-        var domains = PtActors.Engine.Replay.RunDomainEnds.Of(names, d => _journalLength.GetValueOrDefault(names[d]), _tables);
+        var domains = PtActors.Engine.Replay.RunDomainEnds.Of(names, d => _journalLength.GetValueOrDefault(names[d]), _images);
         result = result with { WindDown = new PtActors.Engine.Replay.RunWindDown(windDown), Domains = domains };
         ReportProgress(result.Ops, force: true);
         _done.TrySetResult(result);

@@ -60,7 +60,7 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         Assert.Equal(Errno.None, DomainModel.Create(PtConfig.Default(PtFormatKind.X86_64), 0x1000, 0xffff_ffff, out var model));
         unit.Tell(new IotlbActor.AttachDevices("d0", 1, domain.Ref, [3]), TestActor);
         unit.Tell(new DomainActor.Ready("d0", model!.Domain));
-        Assert.Equal(new IotlbActor.Bound("u0", "d0", model.Domain), ExpectMsg<IotlbActor.Bound>());
+        Assert.Equal(new IotlbActor.Bound("u0", "d0"), ExpectMsg<IotlbActor.Bound>());
         // An unmap flushed in window 1: its release goes to the domain, whose next commit then fails.
         const IommuProt RW = IommuProt.Read | IommuProt.Write;
         Assert.True(model.Submit(new DmaOp(0, DmaOp.MakeId(3, 1), DmaOpKind.DmaMap, 0, 0x8000_0000, 0x1000, RW), out var map));
@@ -76,10 +76,13 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         unit.Tell(new DomainActor.Ready("d0", again!.Domain));
         Assert.Empty(domain.ExpectMsg<DomainActor.Rebound>().HardwareWrites);
         Assert.Equal([unmap.Op.Id], domain.ExpectMsg<DomainActor.Release>().UnmapIds.ToArray());
-        Assert.Equal(new IotlbActor.DomainRestarted("u0", "d0", again.Domain), ExpectMsg<IotlbActor.DomainRestarted>());
+        Assert.Equal(new IotlbActor.DomainRestarted("u0", "d0"), ExpectMsg<IotlbActor.DomainRestarted>());
         ExpectNoMsg(TimeSpan.FromMilliseconds(100));                    // and it is not bound a second time
         unit.Tell(new IotlbActor.GetCounters(), TestActor);
-        Assert.Same(again.Domain, ExpectMsg<IotlbActor.Counters>().Tables["d0"]);
+        // Its counters show the new table (a fresh one: one page), not the old incarnation's (which mapped and unmapped).
+        var image = Assert.Single(ExpectMsg<IotlbActor.Counters>().Domains);
+        Assert.Equal(DomainImage.Of("d0", again.Domain).Memory, image.Memory);
+        Assert.NotEqual(DomainImage.Of("d0", model.Domain).Memory, image.Memory);
 
         // Once the domain committed (the next Process), nothing is re-sent any more.
         unit.Tell(new IotlbActor.Process(2, 200_000), TestActor);

@@ -175,7 +175,13 @@ public abstract partial class IommuDomain
     /// writing every present item as (level, index, value) with child-table addresses replaced by their walk
     /// order and accessed/dirty bits cleared — equal mappings hash equal whatever the allocation history.
     /// </summary>
-    public abstract void WriteCanonical(System.Security.Cryptography.IncrementalHash hash);
+    public abstract void WriteCanonical(IByteSink sink);
+
+    /// <summary>Feeds <see cref="WriteCanonical(IByteSink)"/>'s form to <paramref name="hash"/>.</summary>
+    public void WriteCanonical(System.Security.Cryptography.IncrementalHash hash) => WriteCanonical(new HashSink(hash));
+
+    /// <summary>Appends <see cref="WriteMemory(IByteSink)"/>'s image to <paramref name="hash"/>.</summary>
+    public void WriteMemory(System.Security.Cryptography.IncrementalHash hash) => WriteMemory(new HashSink(hash));
 
     /// <summary>
     /// Appends the table's memory exactly as it is to <paramref name="hash"/>: format, top level and page, how many
@@ -183,22 +189,22 @@ public abstract partial class IommuDomain
     /// and page numbers included). Equal only for byte-identical tables with the same allocation state, which is
     /// what a recovery must rebuild.
     /// </summary>
-    public void WriteMemory(System.Security.Cryptography.IncrementalHash hash)
+    public void WriteMemory(IByteSink hash)
     {
         Span<byte> head = stackalloc byte[16];
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head, (int)Format);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head[4..], TopLevel);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head[8..], TopPage);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head[12..], Memory.TotalPages);
-        hash.AppendData(head);
+        hash.Append(head);
         Span<byte> number = stackalloc byte[4];
         for (int page = 0; page < Memory.TotalPages; page++)
         {
             if (!Memory.IsAllocated(page))
                 continue;
             System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(number, page);
-            hash.AppendData(number);
-            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Memory[page].AsSpan()));
+            hash.Append(number);
+            hash.Append(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Memory[page].AsSpan()));
         }
     }
 

@@ -29,16 +29,24 @@ public sealed class RunDomainEnds(IReadOnlyList<DomainEnd> domains) : IEquatable
     /// </summary>
     public static RunDomainEnds Of(IReadOnlyList<string> names, Func<int, long> events, IReadOnlyDictionary<string, IommuDomain> tables)
     {
+        ArgumentNullException.ThrowIfNull(tables);
+        return Of(names, events, name => tables.TryGetValue(name, out var table) ? DomainHashes.MemoryPrefix(name, table) : null, nameof(tables));
+    }
+
+    /// <summary>The ends of domains <paramref name="names"/> (in domain order) from the images of their tables.</summary>
+    public static RunDomainEnds Of(IReadOnlyList<string> names, Func<int, long> events, IReadOnlyDictionary<string, DomainImage> images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return Of(names, events, name => images.TryGetValue(name, out var image) ? DomainHashes.MemoryPrefix(image) : null, nameof(images));
+    }
+
+    private static RunDomainEnds Of(IReadOnlyList<string> names, Func<int, long> events, Func<string, ulong?> memoryPrefix, string what)
+    {
         ArgumentNullException.ThrowIfNull(names);
         ArgumentNullException.ThrowIfNull(events);
-        ArgumentNullException.ThrowIfNull(tables);
         var ends = new DomainEnd[names.Count];
         for (int d = 0; d < ends.Length; d++)
-        {
-            if (!tables.TryGetValue(names[d], out var table))
-                throw new ArgumentException($"no table for domain '{names[d]}'", nameof(tables));
-            ends[d] = new DomainEnd(events(d), DomainHashes.MemoryPrefix(names[d], table));
-        }
+            ends[d] = new DomainEnd(events(d), memoryPrefix(names[d]) ?? throw new ArgumentException($"no table for domain '{names[d]}'", what));
         return new RunDomainEnds(ends);
     }
 

@@ -71,18 +71,18 @@ internal sealed partial class PageTable<TFmt>
         }
     }
 
-    public override void WriteCanonical(System.Security.Cryptography.IncrementalHash hash)
+    public override void WriteCanonical(IByteSink hash)
     {
         Span<byte> head = stackalloc byte[2];
         head[0] = (byte)TFmt.Kind;
         head[1] = (byte)TopLevel;
-        hash.AppendData(System.Text.Encoding.ASCII.GetBytes(TFmt.Name));
-        hash.AppendData(head);
+        hash.Append(System.Text.Encoding.ASCII.GetBytes(TFmt.Name));
+        hash.Append(head);
         int ordinal = 0;
         CanonicalLevel(TopLevel, TopPage, hash, ref ordinal);
     }
 
-    private void CanonicalLevel(int level, int page, System.Security.Cryptography.IncrementalHash hash, ref int ordinal)
+    private void CanonicalLevel(int level, int page, IByteSink hash, ref int ordinal)
     {
         var table = Memory[page];
         Span<byte> rec = stackalloc byte[12];
@@ -99,7 +99,7 @@ internal sealed partial class PageTable<TFmt>
             rec[1] = 0;
             System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(rec[2..], (ushort)i);
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(rec[4..], value);
-            hash.AppendData(rec);
+            hash.Append(rec);
             if (type == PtEntryType.Table)
                 CanonicalLevel(level - 1, ChildPage(pte), hash, ref ordinal);
         }
