@@ -35,20 +35,20 @@ public sealed class DeviceHost : ReceiveActor
     /// <c>Budget</c> map and unmap calls may be issued (negative: no limit); calls beyond it are not issued and
     /// their devices are told so (ECANCELED), so that a run issues exactly the operations it was asked for.
     /// </summary>
-    public sealed record Generate(long Window, ulong T0, ulong T1, bool Quiet, long Budget = -1);
+    public sealed record Generate(long Window, ulong T0, ulong T1, bool Quiet, long Budget = -1) : ILaneMessage;
 
     /// <summary>The window's traffic is sent. Counters are cumulative.</summary>
-    public sealed record Generated(long Window, HostCounters Counters);
+    public sealed record Generated(long Window, HostCounters Counters) : ILaneMessage;
 
     /// <summary>
     /// <c>Domain</c> was restarted from its journal while committing <c>Window</c>: re-send it what this host
     /// submitted for that window (kept until the next <see cref="Generate"/>, which means the window was committed)
     /// and which devices it hosts there. The sender gets <see cref="Resent"/>.
     /// </summary>
-    public sealed record Resend(long Window, IActorRef Domain);
+    public sealed record Resend(long Window, IActorRef Domain) : ILaneMessage;
 
     /// <summary>The window's operations were re-sent.</summary>
-    public sealed record Resent(long Window, IActorRef Domain);
+    public sealed record Resent(long Window, IActorRef Domain) : ILaneMessage;
 
     /// <summary>A host's cumulative counters.</summary>
     /// <para><c>LockWaitHistogram</c> and <c>LockWaits</c> count only the operations that took a range lock (every

@@ -16,10 +16,10 @@ namespace PtActors.Actors;
 internal sealed class DmaRecorder : ReceivePersistentActor
 {
     /// <summary>Persist these DMAs (the sender gets <see cref="Recorded"/>).</summary>
-    public sealed record Record(WindowDmas Dmas);
+    public sealed record Record(WindowDmas Dmas) : INoSerializationVerificationNeeded;
 
     /// <summary>The window's DMAs are in the journal.</summary>
-    public sealed record Recorded(long Window);
+    public sealed record Recorded(long Window) : INoSerializationVerificationNeeded;
 
     private readonly string _persistenceId;
     private long _lastWindow;

@@ -33,7 +33,7 @@ public sealed class DomainActor : ReceivePersistentActor
         int Index = 0);
 
     /// <summary>Operations of one window from one device host (the sender gets their results).</summary>
-    public sealed record Submit(long Window, ReadOnlyMemory<DmaOp> Ops)
+    public sealed record Submit(long Window, ReadOnlyMemory<DmaOp> Ops) : INoSerializationVerificationNeeded
     {
         /// <summary>Operations of a whole array.</summary>
         public Submit(long window, DmaOp[] ops) : this(window, new ReadOnlyMemory<DmaOp>(ops))
@@ -42,7 +42,7 @@ public sealed class DomainActor : ReceivePersistentActor
     }
 
     /// <summary>The flushes covering these unmaps completed at <c>AtNs</c>: their IOVAs, pages and locks may go.</summary>
-    public sealed record Release(ReadOnlyMemory<long> UnmapIds, ulong AtNs)
+    public sealed record Release(ReadOnlyMemory<long> UnmapIds, ulong AtNs) : INoSerializationVerificationNeeded
     {
         /// <summary>Releases of a whole array.</summary>
         public Release(long[] unmapIds, ulong atNs) : this(new ReadOnlyMemory<long>(unmapIds), atNs)
@@ -54,14 +54,14 @@ public sealed class DomainActor : ReceivePersistentActor
     /// Every input of the window is in: apply, persist, answer. The sender gets <see cref="Committed"/>.
     /// <c>Final</c>: the lane's last commit, after its unit's final drain (journalled as such, for replay).
     /// </summary>
-    public sealed record Commit(long Window, bool Final = false);
+    public sealed record Commit(long Window, bool Final = false) : ILaneMessage;
 
     /// <summary>
     /// Results of operations a host submitted (durable when sent). <c>Held</c>: results of unmaps the device may
     /// see only once the flush covering them completed (strict, batch:N): the host keeps them until a later
     /// <c>Released</c> names them. The host hands the released ones to their devices first, then <c>Items</c>.
     /// </summary>
-    public sealed record Results(long Window, string Domain, ReadOnlyMemory<DmaOpResult> Items)
+    public sealed record Results(long Window, string Domain, ReadOnlyMemory<DmaOpResult> Items) : INoSerializationVerificationNeeded
     {
         /// <summary>Results of a whole array.</summary>
         public Results(long window, string domain, DmaOpResult[] items) : this(window, domain, new ReadOnlyMemory<DmaOpResult>(items))
@@ -80,26 +80,26 @@ public sealed class DomainActor : ReceivePersistentActor
     /// (empty when it submitted none) and names every device it hosts on the domain (the new incarnation routes
     /// results by device).
     /// </summary>
-    public sealed record Resubmit(long Window, ReadOnlyMemory<DmaOp> Ops, int[] Devices);
+    public sealed record Resubmit(long Window, ReadOnlyMemory<DmaOp> Ops, int[] Devices) : INoSerializationVerificationNeeded;
 
     /// <summary>
     /// The unit re-sends, to a domain restarted from its journal, what the hardware wrote into the old table since
     /// the last commit (lost with the old incarnation unless its first event of the window was written).
     /// </summary>
-    public sealed record Rebound(long[] HardwareWrites);
+    public sealed record Rebound(long[] HardwareWrites) : INoSerializationVerificationNeeded;
 
     /// <summary>
     /// Commit window <c>Window</c> again after a restart: its inputs were re-sent; the journal held
     /// <c>SequenceNrBefore</c> events before the window's first (what <see cref="Committed"/> reported last), so
     /// the events of the window the journal already holds are not applied twice. The sender gets <see cref="Committed"/>.
     /// </summary>
-    public sealed record Recommit(long Window, long SequenceNrBefore, bool Final = false);
+    public sealed record Recommit(long Window, long SequenceNrBefore, bool Final = false) : ILaneMessage;
 
     /// <summary>
     /// Durable unmaps, and flushes the table asked for, for the IOTLB side; <c>Leaves</c> holds the translations
     /// of the notices that list theirs (<see cref="UnmapNotice.LeafStart"/>).
     /// </summary>
-    public sealed record Unmapped(long Window, string Domain, ReadOnlyMemory<UnmapNotice> Notices, FlushNotice[] Flushes)
+    public sealed record Unmapped(long Window, string Domain, ReadOnlyMemory<UnmapNotice> Notices, FlushNotice[] Flushes) : INoSerializationVerificationNeeded
     {
         /// <summary>Notices of a whole array.</summary>
         public Unmapped(long window, string domain, UnmapNotice[] notices, FlushNotice[] flushes)
@@ -112,10 +112,10 @@ public sealed class DomainActor : ReceivePersistentActor
     }
 
     /// <summary>Sent to the IOTLB side once recovered: the table its walks read (as hardware reads memory).</summary>
-    public sealed record Ready(string Domain, IommuDomain Table);
+    public sealed record Ready(string Domain, IommuDomain Table) : INoSerializationVerificationNeeded;
 
     /// <summary>The window is applied and durable; <c>SequenceNr</c>: the journal's last sequence number now.</summary>
-    public sealed record Committed(long Window, string Domain, int Ops, int Events, long SequenceNr = 0);
+    public sealed record Committed(long Window, string Domain, int Ops, int Events, long SequenceNr = 0) : ILaneMessage;
 
     /// <summary>Asks for a <see cref="Summary"/>.</summary>
     public sealed record GetSummary

@@ -19,10 +19,10 @@ public sealed class IotlbActor : ReceiveActor
     /// Which devices of this unit attach to which domain (sent by the coordinator before the run), in the domain's
     /// order: the k-th device of a domain unmaps on CPU k mod the unit's CPUs.
     /// </summary>
-    public sealed record AttachDevices(string Domain, int DomainId, IActorRef DomainActor, int[] Devices);
+    public sealed record AttachDevices(string Domain, int DomainId, IActorRef DomainActor, int[] Devices) : INoSerializationVerificationNeeded;
 
     /// <summary>A host's DMAs of one window.</summary>
-    public sealed record Dmas(long Window, ReadOnlyMemory<DmaAccess> Items)
+    public sealed record Dmas(long Window, ReadOnlyMemory<DmaAccess> Items) : INoSerializationVerificationNeeded
     {
         /// <summary>DMAs of a whole array.</summary>
         public Dmas(long window, DmaAccess[] items) : this(window, new ReadOnlyMemory<DmaAccess>(items))
@@ -31,20 +31,20 @@ public sealed class IotlbActor : ReceiveActor
     }
 
     /// <summary>Every input of the window is in: run it up to <c>EndNs</c>.</summary>
-    public sealed record Process(long Window, ulong EndNs);
+    public sealed record Process(long Window, ulong EndNs) : ILaneMessage;
 
     /// <summary>
     /// The window is processed; releases are on their way to the domains. <c>Dmas</c> and the counters are the unit's
     /// totals so far (for the run's timeline).
     /// </summary>
     /// <param name="TablePages">Table pages of the unit's domains at the window's end (their tables do not change while the unit processes).</param>
-    public sealed record Processed(long Window, string Unit, long Dmas, ulong EndNs = 0, long Invalidations = 0, long Hits = 0, long Misses = 0, long TablePages = 0);
+    public sealed record Processed(long Window, string Unit, long Dmas, ulong EndNs = 0, long Invalidations = 0, long Hits = 0, long Misses = 0, long TablePages = 0) : ILaneMessage;
 
     /// <summary>Flush everything the policy holds (the end of a run).</summary>
-    public sealed record Drain(ulong AtNs);
+    public sealed record Drain(ulong AtNs) : ILaneMessage;
 
     /// <summary>The drain is done.</summary>
-    public sealed record Drained(string Unit);
+    public sealed record Drained(string Unit) : ILaneMessage;
 
     /// <summary>Asks for the counters (<see cref="Counters"/>).</summary>
     public sealed record GetCounters;
@@ -53,14 +53,14 @@ public sealed class IotlbActor : ReceiveActor
     public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyList<DomainImage> Domains, PtActors.Engine.Cost.UnitCostLedger? Costs = null);
 
     /// <summary>A domain's table arrived and its devices are attached (to the coordinator).</summary>
-    public sealed record Bound(string Unit, string Domain);
+    public sealed record Bound(string Unit, string Domain) : ILaneMessage;
 
     /// <summary>
     /// A domain already bound announced itself again: it was restarted from its journal (after a failed write).
     /// The unit walks its new table from now on and has re-sent it the hardware writes and releases of the window
     /// that died with the old incarnation (to the coordinator, which has the window re-driven).
     /// </summary>
-    public sealed record DomainRestarted(string Unit, string Domain);
+    public sealed record DomainRestarted(string Unit, string Domain) : ILaneMessage;
 
     private readonly string _name;
     private readonly IommuUnit _unit;

@@ -31,13 +31,13 @@ internal sealed class LaneActor : ReceiveActor
         MessagePools Pools, AckLog? AckLog, IActorRef Coordinator);
 
     /// <summary>The lane's actors are up: its unit, then its domains and their hosts in the plan's domain order.</summary>
-    public sealed record Ready(int Lane, IActorRef Unit, IReadOnlyList<IActorRef> Domains, IReadOnlyList<IActorRef> Hosts);
+    public sealed record Ready(int Lane, IActorRef Unit, IReadOnlyList<IActorRef> Domains, IReadOnlyList<IActorRef> Hosts) : ILaneMessage;
 
     /// <summary>
     /// Actor <paramref name="Actor"/> of lane <paramref name="Lane"/> failed (<paramref name="Error"/>: what it threw,
     /// on one line) or stopped on its own (<paramref name="Error"/> null): the run cannot go on.
     /// </summary>
-    public sealed record Failed(int Lane, string Actor, string? Error);
+    public sealed record Failed(int Lane, string Actor, string? Error) : ILaneMessage;
 
     private readonly Spec _spec;
     private Exception? _childFailure;

@@ -18,6 +18,18 @@ public sealed class Simulator : ISimulationRunner
 
     internal static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>The lane protocol's serializer bindings (config/lanes.conf).</summary>
+    public static readonly Config LaneWire = ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("lanes.conf"));
+
+    private readonly Config _config;
+
+    /// <summary>A simulator whose actor systems also get <paramref name="extra"/> (HOCON over the defaults; null: none).</summary>
+    public Simulator(Config? extra = null)
+    {
+        var config = Quiet.WithFallback(LaneWire);
+        _config = extra is null ? config : extra.WithFallback(config);
+    }
+
     /// <inheritdoc/>
     public Task<SimulationResult> RunAsync(SimulationSettings settings, PersistenceBackend backend,
         IProgress<SimulationProgress>? progress, CancellationToken cancellationToken)
@@ -29,7 +41,7 @@ public sealed class Simulator : ISimulationRunner
     {
         ArgumentNullException.ThrowIfNull(settings);
         PersistenceIds.ThrowIfInvalid(settings.RunId, "run id");
-        var system = PersistentActorSystem.Create("ptactors", backend, Quiet);
+        var system = PersistentActorSystem.Create("ptactors", backend, _config);
         try
         {
             // The run (and its clock) starts on a backend that answers: for SQLite, its tables exist and the

@@ -109,12 +109,12 @@ public sealed class PtCodecRegistry
     /// for an unknown manifest, an empty payload, a version outside the codec's range, corrupt fields,
     /// or bytes left over.
     /// </summary>
-    public object Deserialize(ReadOnlySpan<byte> payload, string manifest)
+    public object Deserialize(ReadOnlySpan<byte> payload, string manifest, Akka.Actor.ExtendedActorSystem? system = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         if (!_byManifest.TryGetValue(manifest, out var codec))
             throw new SerializationException($"PtSerializer: unknown manifest '{manifest}' (registered: {string.Join(", ", _byManifest.Keys.Order(StringComparer.Ordinal))})");
-        var reader = new PtReader(payload, manifest);
+        var reader = new PtReader(payload, manifest, system);
         if (payload.IsEmpty) throw reader.Corrupt("empty payload (no version byte)");
         byte version = reader.ReadByte();
         if (version < codec.MinVersion || version > codec.Version)

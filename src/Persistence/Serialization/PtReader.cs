@@ -14,11 +14,24 @@ public ref struct PtReader
     private readonly ReadOnlySpan<byte> _data;
     private int _pos;
 
-    public PtReader(ReadOnlySpan<byte> data, string manifest)
+    public PtReader(ReadOnlySpan<byte> data, string manifest, Akka.Actor.ExtendedActorSystem? system = null)
     {
         _data = data;
         _pos = 0;
         Manifest = manifest;
+        System = system;
+    }
+
+    /// <summary>The actor system deserializing (resolves actor references); null outside one.</summary>
+    public Akka.Actor.ExtendedActorSystem? System { get; }
+
+    /// <summary>An actor reference written by <see cref="PtWriter.WriteActorRef"/>, resolved in <see cref="System"/>.</summary>
+    public Akka.Actor.IActorRef ReadActorRef()
+    {
+        string path = ReadString();
+        if (System is null)
+            throw Corrupt($"actor reference {path} read outside an actor system");
+        return System.Provider.ResolveActorRef(path);
     }
 
     /// <summary>The manifest of the payload, for error messages.</summary>

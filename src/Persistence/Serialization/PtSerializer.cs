@@ -38,7 +38,7 @@ public sealed class PtSerializer : SerializerWithStringManifest
 
     public override byte[] ToBinary(object obj) => Registry.Serialize(obj);
 
-    public override object FromBinary(byte[] bytes, string manifest) => Registry.Deserialize(bytes, manifest);
+    public override object FromBinary(byte[] bytes, string manifest) => Registry.Deserialize(bytes, manifest, system);
 
     public override string Manifest(object o) => Registry.ManifestFor(o);
 

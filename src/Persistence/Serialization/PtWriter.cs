@@ -97,6 +97,16 @@ public sealed class PtWriter
         WriteRaw(value);
     }
 
+    /// <summary>
+    /// An actor reference, as the path Akka gives it for the transport at hand (with the node's address when a
+    /// remote or cluster transport is serializing; what <see cref="PtReader.ReadActorRef"/> resolves).
+    /// </summary>
+    public void WriteActorRef(Akka.Actor.IActorRef actor)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        WriteString(Akka.Serialization.Serialization.SerializedActorPath(actor));
+    }
+
     /// <summary>The bytes with no length prefix.</summary>
     public void WriteRaw(ReadOnlySpan<byte> value)
     {
