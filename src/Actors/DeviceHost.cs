@@ -17,7 +17,7 @@ public sealed class DeviceHost : ReceiveActor
     public sealed record HostedDevice(IDeviceWorkload Workload, IActorRef Domain, IActorRef Iotlb, int Cpu = 0);
 
     /// <summary>Asks for the host's cost-model ledger (the end of a run); the answer is <see cref="Costs"/>.</summary>
-    public sealed record GetCosts
+    public sealed record GetCosts : ILaneMessage
     {
         /// <summary>The message.</summary>
         public static GetCosts Instance { get; } = new();
@@ -28,7 +28,7 @@ public sealed class DeviceHost : ReceiveActor
     /// device): the devices' map calls on their CPUs and each domain's IOVA caches. Each ledger sees its domain's
     /// answers in the domain's own order, so the figures do not depend on how the domains' answers interleave.
     /// </summary>
-    public sealed record Costs(IReadOnlyList<PtActors.Engine.Cost.HostCostLedger> Ledgers);
+    public sealed record Costs(IReadOnlyList<PtActors.Engine.Cost.HostCostLedger> Ledgers) : ILaneMessage;
 
     /// <summary>
     /// Generate window <c>Window</c> = [T0, T1); <c>Quiet</c> asks for no new work (the drain). At most

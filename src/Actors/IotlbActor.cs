@@ -47,10 +47,10 @@ public sealed class IotlbActor : ReceiveActor
     public sealed record Drained(string Unit) : ILaneMessage;
 
     /// <summary>Asks for the counters (<see cref="Counters"/>).</summary>
-    public sealed record GetCounters;
+    public sealed record GetCounters : ILaneMessage;
 
     /// <summary>The unit's counters and the images of its bound domains' tables (the run's hashes are computed from them).</summary>
-    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyList<DomainImage> Domains, PtActors.Engine.Cost.UnitCostLedger? Costs = null);
+    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyList<DomainImage> Domains, PtActors.Engine.Cost.UnitCostLedger? Costs = null) : ILaneMessage;
 
     /// <summary>A domain's table arrived and its devices are attached (to the coordinator).</summary>
     public sealed record Bound(string Unit, string Domain) : ILaneMessage;

@@ -1,5 +1,6 @@
 using System.Runtime.Serialization;
 using PtActors.Engine;
+using PtActors.Engine.Cost;
 using PtActors.Engine.Hardware;
 using PtActors.Persistence.Serialization;
 
@@ -32,6 +33,11 @@ public interface ILaneMessage;
 /// <item><c>lane.unit-stats</c> v1 = the 16 counters of <see cref="IommuUnitStats"/> in declaration order (z each), then
 /// its four first-finding texts (b present, [s text] each).</item>
 /// <item><c>lane.image</c> v1 = s Name, z TablePages, n × byte Canonical, n × byte Memory (<see cref="DomainImage"/>).</item>
+/// <item><c>lane.get-counters</c>, <c>lane.get-costs</c> v1 = nothing. <c>lane.counters</c> v1 = s Unit, unit-stats,
+/// n × image, b HasCosts, [unit ledger]. <c>lane.costs</c> v1 = n × host ledger. A ledger is its cost model (its 13 times
+/// as f64, then z IovaMagazineSize, z IovaCacheMaxOrder, z TranslationsInFlight) and everything it holds
+/// (<see cref="UnitCostLedger.State"/>, <see cref="HostCostLedger.State"/>, f64 for times, histograms as z Count,
+/// f64 SumNs, n × z bucket); restored only when it is consistent with its model.</item>
 /// </list>
 /// </summary>
 public sealed class LaneCodecs : IPtCodecSet
@@ -108,9 +114,205 @@ public sealed class LaneCodecs : IPtCodecSet
             },
             static (ref PtReader r, byte _) => new LaneActor.Failed(Int(ref r), r.ReadString(), r.ReadBool() ? r.ReadString() : null));
         registry.Register<IommuUnitStats>("lane.unit-stats", 1, WriteStats, ReadStats);
-        registry.Register<DomainImage>("lane.image", 1,
-            static (w, m) => { w.WriteString(m.Name); w.WriteVarInt64(m.TablePages); w.WriteBytes(m.Canonical); w.WriteBytes(m.Memory); },
-            static (ref PtReader r, byte _) => new DomainImage(r.ReadString(), Int(ref r), r.ReadBytes(), r.ReadBytes()));
+        registry.Register<IotlbActor.GetCounters>("lane.get-counters", 1, static (_, _) => { }, static (ref PtReader _, byte _) => new IotlbActor.GetCounters());
+        registry.Register<IotlbActor.Counters>("lane.counters", 1,
+            static (w, m) =>
+            {
+                w.WriteString(m.Unit);
+                WriteStats(w, m.Stats);
+                w.WriteCount(m.Domains.Count);
+                foreach (var image in m.Domains)
+                    WriteImage(w, image);
+                w.WriteBool(m.Costs is not null);
+                if (m.Costs is not null)
+                    WriteUnitLedger(w, m.Costs);
+            },
+            static (ref PtReader r, byte v) =>
+            {
+                string unit = r.ReadString();
+                var stats = ReadStats(ref r, v);
+                var images = new DomainImage[r.ReadCount(3)];
+                for (int i = 0; i < images.Length; i++)
+                    images[i] = ReadImage(ref r);
+                return new IotlbActor.Counters(unit, stats, images, r.ReadBool() ? ReadUnitLedger(ref r) : null);
+            });
+        registry.Register<DeviceHost.GetCosts>("lane.get-costs", 1, static (_, _) => { }, static (ref PtReader _, byte _) => DeviceHost.GetCosts.Instance);
+        registry.Register<DeviceHost.Costs>("lane.costs", 1,
+            static (w, m) =>
+            {
+                w.WriteCount(m.Ledgers.Count);
+                foreach (var ledger in m.Ledgers)
+                    WriteHostLedger(w, ledger);
+            },
+            static (ref PtReader r, byte _) =>
+            {
+                var ledgers = new HostCostLedger[r.ReadCount(1)];
+                for (int i = 0; i < ledgers.Length; i++)
+                    ledgers[i] = ReadHostLedger(ref r);
+                return new DeviceHost.Costs(ledgers);
+            });
+        registry.Register<DomainImage>("lane.image", 1, WriteImage, static (ref PtReader r, byte _) => ReadImage(ref r));
+    }
+
+    private static void WriteF64(PtWriter w, double v) => w.WriteUInt64(BitConverter.DoubleToUInt64Bits(v));
+
+    private static double ReadF64(ref PtReader r) => BitConverter.UInt64BitsToDouble(r.ReadUInt64());
+
+    private static void WriteF64s(PtWriter w, double[] values)
+    {
+        w.WriteCount(values.Length);
+        foreach (double v in values)
+            WriteF64(w, v);
+    }
+
+    private static double[] ReadF64s(ref PtReader r)
+    {
+        var values = new double[r.ReadCount(8)];
+        for (int i = 0; i < values.Length; i++)
+            values[i] = ReadF64(ref r);
+        return values;
+    }
+
+    private static void WriteInts(PtWriter w, int[] values)
+    {
+        w.WriteCount(values.Length);
+        foreach (int v in values)
+            w.WriteVarInt64(v);
+    }
+
+    private static int[] ReadInts(ref PtReader r)
+    {
+        var values = new int[r.ReadCount(1)];
+        for (int i = 0; i < values.Length; i++)
+            values[i] = Int(ref r);
+        return values;
+    }
+
+    /// <summary>A cost model: its times (f64) and counts (z), in declaration order.</summary>
+    private static void WriteModel(PtWriter w, CostModel m)
+    {
+        foreach (double v in (ReadOnlySpan<double>)[m.MapCallNs, m.MapPageNs, m.UnmapCallNs, m.UnmapPageNs, m.DmaCallNs, m.IovaCacheHitNs,
+            m.IovaCacheMissNs, m.IovaFreeNs, m.FlushQueueNs, m.InvalidationSubmitNs, m.InvalidationNs, m.WalkReadNs, m.IotlbHitNs])
+            WriteF64(w, v);
+        w.WriteVarInt64(m.IovaMagazineSize);
+        w.WriteVarInt64(m.IovaCacheMaxOrder);
+        w.WriteVarInt64(m.TranslationsInFlight);
+    }
+
+    private static CostModel ReadModel(ref PtReader r)
+    {
+        var m = new CostModel
+        {
+            MapCallNs = ReadF64(ref r),
+            MapPageNs = ReadF64(ref r),
+            UnmapCallNs = ReadF64(ref r),
+            UnmapPageNs = ReadF64(ref r),
+            DmaCallNs = ReadF64(ref r),
+            IovaCacheHitNs = ReadF64(ref r),
+            IovaCacheMissNs = ReadF64(ref r),
+            IovaFreeNs = ReadF64(ref r),
+            FlushQueueNs = ReadF64(ref r),
+            InvalidationSubmitNs = ReadF64(ref r),
+            InvalidationNs = ReadF64(ref r),
+            WalkReadNs = ReadF64(ref r),
+            IotlbHitNs = ReadF64(ref r),
+            IovaMagazineSize = Int(ref r),
+            IovaCacheMaxOrder = Int(ref r),
+            TranslationsInFlight = Int(ref r),
+        };
+        if (m.Problem() is { } problem)
+            throw r.Corrupt($"cost model: {problem}");
+        return m;
+    }
+
+    private static void WriteHistogram(PtWriter w, LatencyHistogram h)
+    {
+        w.WriteVarInt64(h.Count);
+        WriteF64(w, h.SumNs);
+        w.WriteCount(h.BucketCounts.Length);
+        foreach (long n in h.BucketCounts)
+            w.WriteVarInt64(n);
+    }
+
+    private static LatencyHistogram ReadHistogram(ref PtReader r)
+    {
+        long count = r.ReadVarInt64();
+        double sum = ReadF64(ref r);
+        var counts = new long[r.ReadCount(1)];
+        for (int i = 0; i < counts.Length; i++)
+            counts[i] = r.ReadVarInt64();
+        return LatencyHistogram.Restore(counts, count, sum, out string? problem) ?? throw r.Corrupt($"latency histogram: {problem}");
+    }
+
+    private static void WriteUnitLedger(PtWriter w, UnitCostLedger ledger)
+    {
+        WriteModel(w, ledger.Model);
+        var s = ledger.Capture();
+        WriteF64s(w, s.Slots);
+        WriteF64(w, s.QueueFreeNs);
+        w.WriteCount(s.Waited.Length);
+        foreach (bool b in s.Waited)
+            w.WriteBool(b);
+        w.WriteVarInt64(s.WaitingCpus);
+        foreach (double v in (ReadOnlySpan<double>)[s.LastCompletionNs, s.QueueBusyNs, s.SyncQueueBusyNs])
+            WriteF64(w, v);
+        w.WriteVarInt64(s.Translations);
+        WriteF64(w, s.StallNs);
+        WriteF64(w, s.LastTranslationNs);
+        WriteF64s(w, s.CpuNs);
+        WriteF64(w, s.TimerCpuNs);
+        WriteHistogram(w, s.UnmapLatency);
+        WriteHistogram(w, s.StaleWindow);
+    }
+
+    private static UnitCostLedger ReadUnitLedger(ref PtReader r)
+    {
+        var model = ReadModel(ref r);
+        var slots = ReadF64s(ref r);
+        double queueFree = ReadF64(ref r);
+        var waited = new bool[r.ReadCount(1)];
+        for (int i = 0; i < waited.Length; i++)
+            waited[i] = r.ReadBool();
+        int waiting = Int(ref r);
+        double lastCompletion = ReadF64(ref r), queueBusy = ReadF64(ref r), syncBusy = ReadF64(ref r);
+        long translations = r.ReadVarInt64();
+        double stall = ReadF64(ref r), lastTranslation = ReadF64(ref r);
+        var cpuNs = ReadF64s(ref r);
+        double timer = ReadF64(ref r);
+        var unmapLatency = ReadHistogram(ref r);
+        var stale = ReadHistogram(ref r);
+        var state = new UnitCostLedger.State(slots, queueFree, waited, waiting, lastCompletion, queueBusy, syncBusy, translations, stall,
+            lastTranslation, cpuNs, timer, unmapLatency, stale);
+        return UnitCostLedger.Restore(model, state, out string? problem) ?? throw r.Corrupt($"unit cost ledger: {problem}");
+    }
+
+    private static void WriteHostLedger(PtWriter w, HostCostLedger ledger)
+    {
+        WriteModel(w, ledger.Model);
+        var s = ledger.Capture();
+        w.WriteVarInt64(s.Orders);
+        WriteInts(w, s.Cached);
+        WriteInts(w, s.Depot);
+        WriteF64s(w, s.CpuNs);
+        WriteF64s(w, s.BytesByCpu);
+        w.WriteVarInt64(s.Transfers);
+        WriteHistogram(w, s.MapLatency);
+        w.WriteVarInt64(s.IovaAllocs);
+        w.WriteVarInt64(s.IovaCacheMisses);
+    }
+
+    private static HostCostLedger ReadHostLedger(ref PtReader r)
+    {
+        var model = ReadModel(ref r);
+        int orders = Int(ref r);
+        var cached = ReadInts(ref r);
+        var depot = ReadInts(ref r);
+        var cpuNs = ReadF64s(ref r);
+        var bytes = ReadF64s(ref r);
+        long transfers = r.ReadVarInt64();
+        var latency = ReadHistogram(ref r);
+        var state = new HostCostLedger.State(orders, cached, depot, cpuNs, bytes, transfers, latency, r.ReadVarInt64(), r.ReadVarInt64());
+        return HostCostLedger.Restore(model, state, out string? problem) ?? throw r.Corrupt($"host cost ledger: {problem}");
     }
 
     private static int Int(ref PtReader r)
@@ -177,6 +379,16 @@ public sealed class LaneCodecs : IPtCodecSet
             hosts[i] = r.ReadActorRef();
         return new LaneActor.Ready(lane, unit, domains, hosts);
     }
+
+    private static void WriteImage(PtWriter w, DomainImage m)
+    {
+        w.WriteString(m.Name);
+        w.WriteVarInt64(m.TablePages);
+        w.WriteBytes(m.Canonical);
+        w.WriteBytes(m.Memory);
+    }
+
+    private static DomainImage ReadImage(ref PtReader r) => new(r.ReadString(), Int(ref r), r.ReadBytes(), r.ReadBytes());
 
     private static void WriteStats(PtWriter w, IommuUnitStats s)
     {

@@ -30,7 +30,29 @@ public class LaneCodecsTests(ITestOutputHelper output)
     {
         "generate", "generated", "resend", "resent", "commit", "recommit", "committed", "process", "processed", "drain",
         "drained", "bound", "restarted", "ready", "failed", "failed-stopped", "unit-stats", "image",
+        "get-counters", "counters", "counters-without-costs", "get-costs", "costs",
     };
+
+    /// <summary>Ledgers that timed something: every field of their state differs from a fresh one's.</summary>
+    private static (PtActors.Engine.Cost.UnitCostLedger Unit, PtActors.Engine.Cost.HostCostLedger Host) Ledgers()
+    {
+        var model = PtActors.Engine.Cost.CostModel.Default with { InvalidationNs = 1500, TranslationsInFlight = 4 };
+        var unit = new PtActors.Engine.Cost.UnitCostLedger(model, 2);
+        unit.Command(100);
+        unit.Translate(150, 3);
+        unit.Translate(160, 0);
+        unit.Unmap(1, 300, 8192, queued: false, commands: 1);
+        unit.Covered(50);
+        unit.Flushed(0, 5000, 2);
+        unit.TimerFlushed(1);
+        var host = new PtActors.Engine.Cost.HostCostLedger(model, 2);
+        host.Mapped(0, PtActors.Engine.Dma.DmaOpKind.DmaMap, 8192, ok: true);
+        host.Mapped(1, PtActors.Engine.Dma.DmaOpKind.Map, 4096, ok: true);
+        host.Freed(0, 8192);
+        host.Moved(1, 1500, 1);
+        host.Direct(0);
+        return (unit, host);
+    }
 
     private object Sample(string name)
     {
@@ -56,6 +78,11 @@ public class LaneCodecsTests(ITestOutputHelper output)
             "failed-stopped" => new LaneActor.Failed(0, "host0000", null),
             "unit-stats" => new IommuUnitStats { Hits = 5, Misses = 3, Invalidations = 2, MaxStaleWindowNs = long.MaxValue, StaleViolations = 1, FirstStaleViolation = "dev3 read 0x1000 at 5 us" },
             "image" => new DomainImage("dom0002", 3, [1, 2, 3], new byte[9000]),
+            "get-counters" => new IotlbActor.GetCounters(),
+            "counters" => new IotlbActor.Counters("iommu1", new IommuUnitStats { Hits = 4 }, [new DomainImage("dom0001", 2, [4], [5, 6]), new DomainImage("dom0003", 1, [], [7])], Ledgers().Unit),
+            "counters-without-costs" => new IotlbActor.Counters("iommu0", new IommuUnitStats(), [], null),
+            "get-costs" => DeviceHost.GetCosts.Instance,
+            "costs" => new DeviceHost.Costs([Ledgers().Host, new PtActors.Engine.Cost.HostCostLedger(PtActors.Engine.Cost.CostModel.Default, 1)]),
             _ => throw new ArgumentException(name),
         };
     }
@@ -92,6 +119,33 @@ public class LaneCodecsTests(ITestOutputHelper output)
                 Assert.Equal(image.Canonical, i.Canonical);
                 Assert.Equal(image.Memory, i.Memory);
                 break;
+            case IotlbActor.Counters counters:
+                var cc = (IotlbActor.Counters)copy;
+                Assert.Equal(counters.Unit, cc.Unit);
+                Assert.Equal(counters.Domains.Count, cc.Domains.Count);
+                Assert.Equal(counters.Costs is null, cc.Costs is null);
+                if (counters.Costs is { } u)
+                {
+                    // Everything the unit's ledger held came back (the figures the run computes from it included).
+                    Assert.Equal(u.Model, cc.Costs!.Model);
+                    Assert.Equal((u.QueueBusyNs, u.StallNs, u.Translations, u.TimerCpuNs, u.LastCompletionNs), (cc.Costs.QueueBusyNs, cc.Costs.StallNs, cc.Costs.Translations, cc.Costs.TimerCpuNs, cc.Costs.LastCompletionNs));
+                    Assert.Equal(u.CpuNs, cc.Costs.CpuNs);
+                    Assert.Equal(u.UnmapLatency, cc.Costs.UnmapLatency);
+                    Assert.Equal(u.StaleWindow.BucketCounts.ToArray(), cc.Costs.StaleWindow.BucketCounts.ToArray());
+                }
+                break;
+            case DeviceHost.Costs costs:
+                var hc = (DeviceHost.Costs)copy;
+                Assert.Equal(costs.Ledgers.Count, hc.Ledgers.Count);
+                for (int k = 0; k < costs.Ledgers.Count; k++)
+                {
+                    Assert.Equal(costs.Ledgers[k].Model, hc.Ledgers[k].Model);
+                    Assert.Equal(costs.Ledgers[k].CpuNs, hc.Ledgers[k].CpuNs);
+                    Assert.Equal(costs.Ledgers[k].BytesByCpu, hc.Ledgers[k].BytesByCpu);
+                    Assert.Equal((costs.Ledgers[k].Transfers, costs.Ledgers[k].IovaAllocs, costs.Ledgers[k].IovaCacheMisses), (hc.Ledgers[k].Transfers, hc.Ledgers[k].IovaAllocs, hc.Ledgers[k].IovaCacheMisses));
+                    Assert.Equal(costs.Ledgers[k].MapLatency.BucketCounts.ToArray(), hc.Ledgers[k].MapLatency.BucketCounts.ToArray());
+                }
+                break;
             default:
                 Assert.Equal(message, copy);
                 break;
@@ -111,6 +165,21 @@ public class LaneCodecsTests(ITestOutputHelper output)
             named.Add(Sample(row).GetType());
         foreach (var t in marked)
             Assert.Contains(t, named);                                  // and each is in the round-trip samples above
+    }
+
+    [Fact]
+    public void ALedgerInconsistentWithItsModelIsNotRestored()
+    {
+        var (unit, host) = Ledgers();
+        var state = unit.Capture();
+        Assert.Null(PtActors.Engine.Cost.UnitCostLedger.Restore(unit.Model, state with { Slots = new double[3] }, out string? problem));
+        Assert.Equal("3 translation slots, the model has 4", problem);
+        Assert.NotNull(PtActors.Engine.Cost.UnitCostLedger.Restore(unit.Model, state, out problem));
+        var hs = host.Capture();
+        Assert.Null(PtActors.Engine.Cost.HostCostLedger.Restore(host.Model, hs with { Cached = [1, 2] }, out problem));
+        Assert.Contains("magazine counts", problem);
+        Assert.Null(PtActors.Engine.Cost.LatencyHistogram.Restore(new long[PtActors.Engine.Cost.LatencyHistogram.BucketCount], 5, 0, out problem));
+        Assert.Equal("bucket counts add up to 0, not 5", problem);
     }
 
     [Fact]

@@ -26,6 +26,9 @@ public sealed class HostCostLedger
         BytesByCpu = new double[Math.Max(1, cpus)];
     }
 
+    /// <summary>The costs.</summary>
+    public CostModel Model => _model;
+
     /// <summary>CPU time each CPU spent in map calls.</summary>
     public double[] CpuNs { get; private set; }
 
@@ -119,6 +122,53 @@ public sealed class HostCostLedger
         ulong pages = Math.Max(1, (bytes + 4095) >> 12);
         int order = 64 - System.Numerics.BitOperations.LeadingZeroCount(pages - 1);
         return order <= _model.IovaCacheMaxOrder ? order : -1;
+    }
+
+    /// <summary>
+    /// Everything a ledger holds, for carrying it to another node (<see cref="Capture"/>, <see cref="Restore"/>):
+    /// <c>Cached</c> is the IOVAs each CPU's magazines hold, CPU by CPU, <c>Orders</c> size classes each.
+    /// </summary>
+    public sealed record State(int Orders, int[] Cached, int[] Depot, double[] CpuNs, double[] BytesByCpu, long Transfers,
+        LatencyHistogram MapLatency, long IovaAllocs, long IovaCacheMisses);
+
+    /// <summary>A copy of everything the ledger holds.</summary>
+    public State Capture()
+    {
+        int cpus = _cached.GetLength(0), orders = _cached.GetLength(1);
+        var cached = new int[cpus * orders];
+        for (int c = 0; c < cpus; c++)
+            for (int o = 0; o < orders; o++)
+                cached[c * orders + o] = _cached[c, o];
+        return new State(orders, cached, (int[])_depot.Clone(), (double[])CpuNs.Clone(), (double[])BytesByCpu.Clone(), Transfers,
+            MapLatency.Clone(), IovaAllocs, IovaCacheMisses);
+    }
+
+    /// <summary>The ledger <paramref name="state"/> was captured from (under <paramref name="model"/>); null with <paramref name="problem"/> when it cannot be one.</summary>
+    public static HostCostLedger? Restore(CostModel model, State state, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        int cpus = state.CpuNs.Length, orders = Math.Max(1, Math.Max(0, model.IovaCacheMaxOrder + 1));
+        problem = cpus == 0 || state.BytesByCpu.Length != cpus ? $"{cpus} CPUs and {state.BytesByCpu.Length} byte counts"
+            : state.Orders != orders || state.Depot.Length != orders ? $"{state.Orders} size classes and a depot of {state.Depot.Length}, the model has {orders}"
+            : state.Cached.Length != cpus * orders ? $"{state.Cached.Length} magazine counts for {cpus} CPUs × {orders} size classes"
+            : null;
+        if (problem is not null)
+            return null;
+        var l = new HostCostLedger(model, cpus)
+        {
+            CpuNs = (double[])state.CpuNs.Clone(),
+            BytesByCpu = (double[])state.BytesByCpu.Clone(),
+            Transfers = state.Transfers,
+            MapLatency = state.MapLatency.Clone(),
+            IovaAllocs = state.IovaAllocs,
+            IovaCacheMisses = state.IovaCacheMisses,
+        };
+        for (int c = 0; c < cpus; c++)
+            for (int o = 0; o < orders; o++)
+                l._cached[c, o] = state.Cached[c * orders + o];
+        state.Depot.CopyTo(l._depot, 0);
+        return l;
     }
 
     /// <summary>A copy of the ledger's figures (for handing to another thread).</summary>

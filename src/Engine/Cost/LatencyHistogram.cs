@@ -33,6 +33,40 @@ public sealed class LatencyHistogram : IEquatable<LatencyHistogram>
         SumNs += other.SumNs;
     }
 
+    /// <summary>Every bucket's count, in order (with <see cref="Count"/> and <see cref="SumNs"/>, all the histogram holds).</summary>
+    public ReadOnlySpan<long> BucketCounts => _counts;
+
+    /// <summary>Buckets a histogram has.</summary>
+    public const int BucketCount = 1 + Octaves * 4;
+
+    /// <summary>
+    /// The histogram whose <see cref="BucketCounts"/>, <see cref="Count"/> and <see cref="SumNs"/> these are; null
+    /// (with <paramref name="problem"/>) when they cannot be one: another number of buckets, a negative count, or
+    /// counts that do not add up to <paramref name="count"/>.
+    /// </summary>
+    public static LatencyHistogram? Restore(ReadOnlySpan<long> counts, long count, double sumNs, out string? problem)
+    {
+        problem = null;
+        if (counts.Length != BucketCount)
+            problem = $"a latency histogram has {BucketCount} buckets, not {counts.Length}";
+        long total = 0;
+        foreach (long n in counts)
+        {
+            if (n < 0)
+                problem ??= $"a bucket count of {n}";
+            total += n;
+        }
+        if (problem is null && total != count)
+            problem = $"bucket counts add up to {total}, not {count}";
+        if (problem is null && !(double.IsFinite(sumNs) && sumNs >= 0))
+            problem = $"a sum of {sumNs} ns";
+        if (problem is not null)
+            return null;
+        var h = new LatencyHistogram { Count = count, SumNs = sumNs };
+        counts.CopyTo(h._counts);
+        return h;
+    }
+
     /// <summary>A copy.</summary>
     public LatencyHistogram Clone()
     {

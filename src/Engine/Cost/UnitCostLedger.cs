@@ -135,6 +135,46 @@ public sealed class UnitCostLedger
         return commands * Model.InvalidationSubmitNs + Math.Min(bound, Math.Max(0, LastCompletionNs - nowNs));
     }
 
+    /// <summary>Everything a ledger holds, for carrying it to another node (<see cref="Capture"/>, <see cref="Restore"/>).</summary>
+    public sealed record State(double[] Slots, double QueueFreeNs, bool[] Waited, int WaitingCpus, double LastCompletionNs, double QueueBusyNs,
+        double SyncQueueBusyNs, long Translations, double StallNs, double LastTranslationNs, double[] CpuNs, double TimerCpuNs,
+        LatencyHistogram UnmapLatency, LatencyHistogram StaleWindow);
+
+    /// <summary>A copy of everything the ledger holds.</summary>
+    public State Capture() => new((double[])_slots.Clone(), _queueFreeNs, (bool[])_waited.Clone(), _waitingCpus, LastCompletionNs, QueueBusyNs,
+        SyncQueueBusyNs, Translations, StallNs, LastTranslationNs, (double[])CpuNs.Clone(), TimerCpuNs, UnmapLatency.Clone(), StaleWindow.Clone());
+
+    /// <summary>The ledger <paramref name="state"/> was captured from (under <paramref name="model"/>); null with <paramref name="problem"/> when it cannot be one.</summary>
+    public static UnitCostLedger? Restore(CostModel model, State state, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(state);
+        problem = state.Slots.Length != model.TranslationsInFlight ? $"{state.Slots.Length} translation slots, the model has {model.TranslationsInFlight}"
+            : state.CpuNs.Length == 0 || state.Waited.Length != state.CpuNs.Length ? $"{state.CpuNs.Length} CPUs and {state.Waited.Length} waiting flags"
+            : state.WaitingCpus < 0 || state.WaitingCpus > state.Waited.Length ? $"{state.WaitingCpus} waiting CPUs of {state.Waited.Length}"
+            : null;
+        if (problem is not null)
+            return null;
+        var l = new UnitCostLedger(model, state.CpuNs.Length)
+        {
+            _queueFreeNs = state.QueueFreeNs,
+            _waited = (bool[])state.Waited.Clone(),
+            _waitingCpus = state.WaitingCpus,
+            LastCompletionNs = state.LastCompletionNs,
+            QueueBusyNs = state.QueueBusyNs,
+            SyncQueueBusyNs = state.SyncQueueBusyNs,
+            Translations = state.Translations,
+            StallNs = state.StallNs,
+            LastTranslationNs = state.LastTranslationNs,
+            CpuNs = (double[])state.CpuNs.Clone(),
+            TimerCpuNs = state.TimerCpuNs,
+            UnmapLatency = state.UnmapLatency.Clone(),
+            StaleWindow = state.StaleWindow.Clone(),
+        };
+        state.Slots.CopyTo(l._slots, 0);
+        return l;
+    }
+
     /// <summary>A copy of the ledger's figures (for handing to another thread).</summary>
     public UnitCostLedger Snapshot()
     {
