@@ -19,16 +19,13 @@ namespace PtActors.Actors;
 /// </summary>
 internal sealed class LaneActor : ReceiveActor
 {
-    /// <summary>What a lane is made of: the run's settings, its plan, and what its actors share with the run.</summary>
-    /// <param name="Settings">The run's settings.</param>
-    /// <param name="Plan">The lane: its unit and the domains attached to it.</param>
-    /// <param name="Unit">The unit's configuration (the run's policy, CPUs, IOTLB, costs).</param>
-    /// <param name="Options">The workloads' options.</param>
-    /// <param name="Pools">The message-array pools of the lane's messages.</param>
-    /// <param name="AckLog">If set, where domains log what they acknowledge.</param>
-    /// <param name="Coordinator">Where <see cref="Ready"/>, <see cref="Failed"/> and the unit's bindings go.</param>
-    internal sealed record Spec(SimulationSettings Settings, RunTopology.LanePlan Plan, IommuUnitConfig Unit, WorkloadOptions Options,
-        MessagePools Pools, AckLog? AckLog, IActorRef Coordinator);
+    /// <summary>
+    /// Start lane <paramref name="Lane"/> of the run <paramref name="Settings"/> describe, for
+    /// <paramref name="Coordinator"/> (where <see cref="Ready"/>, <see cref="Failed"/> and the unit's bindings go).
+    /// Everything else the lane needs follows from the settings. A second Start of the same lane (a redelivery)
+    /// is answered with <see cref="Ready"/> again.
+    /// </summary>
+    public sealed record Start(SimulationSettings Settings, int Lane, IActorRef Coordinator) : ILaneMessage;
 
     /// <summary>The lane's actors are up: its unit, then its domains and their hosts in the plan's domain order.</summary>
     public sealed record Ready(int Lane, IActorRef Unit, IReadOnlyList<IActorRef> Domains, IReadOnlyList<IActorRef> Hosts) : ILaneMessage;
@@ -39,20 +36,25 @@ internal sealed class LaneActor : ReceiveActor
     /// </summary>
     public sealed record Failed(int Lane, string Actor, string? Error) : ILaneMessage;
 
-    private readonly Spec _spec;
+    private readonly AckLog? _ackLog;
+    private readonly MessagePools _pools = new();
+    private Start? _start;
+    private Ready? _ready;
     private Exception? _childFailure;
 
-    public static Props Props(Spec spec) => Akka.Actor.Props.Create(() => new LaneActor(spec));
+    /// <param name="ackLog">If set, where the lane's domains log what they acknowledge (a file of this node).</param>
+    public static Props Props(AckLog? ackLog = null) => Akka.Actor.Props.Create(() => new LaneActor(ackLog));
 
-    public LaneActor(Spec spec)
+    public LaneActor(AckLog? ackLog)
     {
-        _spec = spec;
+        _ackLog = ackLog;
+        Receive<Start>(OnStart);
         // The unit tells the lane (which attached the domains) when a domain's table is bound or rebound.
-        Receive<IotlbActor.Bound>(b => _spec.Coordinator.Forward(b));
-        Receive<IotlbActor.DomainRestarted>(r => _spec.Coordinator.Forward(r));
+        Receive<IotlbActor.Bound>(b => _start?.Coordinator.Forward(b));
+        Receive<IotlbActor.DomainRestarted>(r => _start?.Coordinator.Forward(r));
         Receive<Terminated>(t =>
         {
-            _spec.Coordinator.Tell(new Failed(_spec.Plan.Index, t.ActorRef.Path.Name, Describe(_childFailure)));
+            _start?.Coordinator.Tell(new Failed(_start.Lane, t.ActorRef.Path.Name, Describe(_childFailure)));
             Context.Stop(Self);
         });
     }
@@ -70,20 +72,33 @@ internal sealed class LaneActor : ReceiveActor
         return Directive.Stop;
     });
 
-    protected override void PreStart()
+    private void OnStart(Start start)
     {
-        var s = _spec.Settings;
-        var plan = _spec.Plan;
+        if (_start is not null)
+        {
+            if (start.Lane != _start.Lane || start.Settings.RunId != _start.Settings.RunId)
+                throw new InvalidOperationException($"lane {_start.Lane} of run '{_start.Settings.RunId}' cannot also be lane {start.Lane} of run '{start.Settings.RunId}'");
+            start.Coordinator.Tell(_ready);
+            return;
+        }
+        var s = start.Settings;
+        var topology = new RunTopology(s);
+        if (start.Lane < 0 || start.Lane >= topology.Lanes.Count)
+            throw new ArgumentOutOfRangeException(nameof(start), start.Lane, $"the run has {topology.Lanes.Count} lanes");
+        var options = s.WorkloadOptions();
+        options.Validate();
+        _start = start;
+        var plan = topology.Lanes[start.Lane];
         string? dmaJournal = s.RecordDmas ? DmaRecorder.PersistenceIdOf(s.RunId, plan.UnitName) : null;
-        var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(plan.UnitName, _spec.Unit, _spec.Pools, dmaJournal), plan.UnitName));
+        var unit = Context.Watch(Context.ActorOf(IotlbActor.Props(plan.UnitName, s.UnitConfig(), _pools, dmaJournal), plan.UnitName));
         var domains = new List<IActorRef>(plan.Domains.Count);
         var hosts = new List<IActorRef>(plan.Domains.Count);
         foreach (var d in plan.Domains)
         {
             var settings = new DomainActor.Settings(s.RunId, d.Name, PtActors.Engine.PtConfig.Default(s.Format),
                 MaxOpsPerEvent: s.MaxOpsPerEvent, SnapshotEvery: s.SnapshotEvery, Iotlb: unit,
-                ReplyUnmapsAfterFlush: s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _spec.Pools,
-                AckLog: _spec.AckLog, Index: d.Index);
+                ReplyUnmapsAfterFlush: s.Policy.Kind is FlushPolicyKind.Strict or FlushPolicyKind.Batch, Pools: _pools,
+                AckLog: _ackLog, Index: d.Index);
             var domain = Context.Watch(Context.ActorOf(DomainActor.SupervisedProps(settings), d.Name));
             unit.Tell(new IotlbActor.AttachDevices(d.Name, d.Index + 1, domain, d.Devices.ToArray()));
             var hosted = new List<DeviceHost.HostedDevice>(d.Devices.Count);
@@ -91,12 +106,13 @@ internal sealed class LaneActor : ReceiveActor
             {
                 // The k-th device of a domain runs on CPU k mod --cpus (as its unit queues its unmaps).
                 int dev = d.Devices[i];
-                hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(s.Workload, dev, s.Seed, _spec.Options), domain, unit, i % s.Cpus));
+                hosted.Add(new DeviceHost.HostedDevice(WorkloadFactory.Create(s.Workload, dev, s.Seed, options), domain, unit, i % s.Cpus));
             }
-            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _spec.Pools, s.Cost, s.Policy.Kind == FlushPolicyKind.Passthrough), d.HostName));
+            var host = Context.Watch(Context.ActorOf(DeviceHost.Props(hosted, _pools, s.Cost, s.Policy.Kind == FlushPolicyKind.Passthrough), d.HostName));
             domains.Add(domain);
             hosts.Add(host);
         }
-        _spec.Coordinator.Tell(new Ready(plan.Index, unit, domains, hosts));
+        _ready = new Ready(plan.Index, unit, domains, hosts);
+        start.Coordinator.Tell(_ready);
     }
 }

@@ -28,6 +28,9 @@ public interface ILaneMessage;
 /// <item><c>lane.process</c> v1 = z Window, u EndNs. <c>lane.processed</c> v1 = z Window, s Unit, z Dmas, u EndNs,
 /// z Invalidations, z Hits, z Misses, z TablePages. <c>lane.drain</c> v1 = u AtNs. <c>lane.drained</c> v1 = s Unit.</item>
 /// <item><c>lane.bound</c> / <c>lane.restarted</c> v1 = s Unit, s Domain.</item>
+/// <item><c>lane.start</c> v1 = settings (every field of <see cref="SimulationSettings"/> in declaration order; an
+/// optional one as b present, [value]; the policy and unsafe mode by name, the format as a byte, the cost model as in a
+/// ledger), z Lane, ref Coordinator.</item>
 /// <item><c>lane.ready</c> v1 = z Lane, ref Unit, n × ref Domains, n × ref Hosts (as many as domains).
 /// <c>lane.failed</c> v1 = z Lane, s Actor, b HasError, [s Error].</item>
 /// <item><c>lane.unit-stats</c> v1 = the 16 counters of <see cref="IommuUnitStats"/> in declaration order (z each), then
@@ -102,6 +105,9 @@ public sealed class LaneCodecs : IPtCodecSet
         registry.Register<IotlbActor.DomainRestarted>("lane.restarted", 1,
             static (w, m) => { w.WriteString(m.Unit); w.WriteString(m.Domain); },
             static (ref PtReader r, byte _) => new IotlbActor.DomainRestarted(r.ReadString(), r.ReadString()));
+        registry.Register<LaneActor.Start>("lane.start", 1,
+            static (w, m) => { WriteSettings(w, m.Settings); w.WriteVarInt64(m.Lane); w.WriteActorRef(m.Coordinator); },
+            static (ref PtReader r, byte _) => new LaneActor.Start(ReadSettings(ref r), Int(ref r), r.ReadActorRef()));
         registry.Register<LaneActor.Ready>("lane.ready", 1, WriteReady, ReadReady);
         registry.Register<LaneActor.Failed>("lane.failed", 1,
             static (w, m) =>
@@ -351,6 +357,96 @@ public sealed class LaneCodecs : IPtCodecSet
             histogram[i] = r.ReadVarInt64();
         return new DeviceHost.HostCounters(maps, unmaps, others, bytes, errors, dmas, submitted, inflight, histogram,
             r.ReadVarInt64(), r.ReadVarInt64(), r.ReadVarInt64());
+    }
+
+    private static void WriteSettings(PtWriter w, SimulationSettings s)
+    {
+        w.WriteVarInt64(s.Iommus);
+        w.WriteVarInt64(s.Domains);
+        w.WriteVarInt64(s.Devices);
+        w.WriteString(s.Workload);
+        w.WriteByte((byte)s.Format);
+        w.WriteString(s.Policy.ToString());
+        w.WriteVarInt64(s.IotlbEntries);
+        w.WriteVarInt64(s.Cpus);
+        w.WriteVarInt64(s.Inflight);
+        WriteOptional(w, s.LateDma, WriteF64);
+        WriteOptional(w, s.Ops, static (w, v) => w.WriteVarInt64(v));
+        WriteOptional(w, s.DurationNs, static (w, v) => w.WriteVarUInt64(v));
+        w.WriteVarUInt64(s.Seed);
+        w.WriteVarUInt64(s.WindowNs);
+        w.WriteVarInt64(s.MaxOpsPerEvent);
+        WriteOptional(w, s.AckLogPath, static (w, v) => w.WriteString(v));
+        w.WriteVarInt64(s.SnapshotEvery);
+        w.WriteString(s.RunId);
+        w.WriteString(UnsafeModes.Name(s.Unsafe));
+        w.WriteBool(s.RecordDmas);
+        WriteModel(w, s.Cost);
+        w.WriteBool(s.NicPagePool);
+        w.WriteVarUInt64(s.BufferPageBytes);
+        WriteOptional(w, s.LinkGbps, WriteF64);
+        WriteOptional(w, s.NicRing, static (w, v) => w.WriteVarInt64(v));
+        WriteOptional(w, s.NicQueues, static (w, v) => w.WriteVarInt64(v));
+        WriteOptional(w, s.FrameBytes, static (w, v) => w.WriteVarInt64(v));
+        WriteOptional(w, s.NvmeIoBytes, static (w, v) => w.WriteVarUInt64(v));
+        WriteOptional(w, s.NvmeQueueDepth, static (w, v) => w.WriteVarInt64(v));
+        WriteOptional(w, s.NvmeIops, static (w, v) => w.WriteVarInt64(v));
+    }
+
+    private static SimulationSettings ReadSettings(ref PtReader r)
+    {
+        int iommus = Int(ref r), domains = Int(ref r), devices = Int(ref r);
+        string workload = r.ReadString();
+        byte format = r.ReadByte();
+        if (!Enum.IsDefined((PtFormatKind)format))
+            throw r.Corrupt($"unknown page-table format {format}");
+        string policyText = r.ReadString();
+        if (!FlushPolicySpec.TryParse(policyText, out var policy))
+            throw r.Corrupt($"unknown flush policy '{policyText}'");
+        int iotlb = Int(ref r), cpus = Int(ref r), inflight = Int(ref r);
+        double? lateDma = r.ReadBool() ? ReadF64(ref r) : null;
+        long? ops = r.ReadBool() ? r.ReadVarInt64() : null;
+        ulong? duration = r.ReadBool() ? r.ReadVarUInt64() : null;
+        ulong seed = r.ReadVarUInt64(), window = r.ReadVarUInt64();
+        int maxOps = Int(ref r);
+        string? ackLog = r.ReadBool() ? r.ReadString() : null;
+        int snapshotEvery = Int(ref r);
+        string runId = r.ReadString();
+        string unsafeName = r.ReadString();
+        var unsafeMode = UnsafeModes.Parse(unsafeName) ?? throw r.Corrupt($"unknown unsafe mode '{unsafeName}'");
+        bool recordDmas = r.ReadBool();
+        var cost = ReadModel(ref r);
+        bool pagePool = r.ReadBool();
+        ulong bufferPage = r.ReadVarUInt64();
+        double? link = r.ReadBool() ? ReadF64(ref r) : null;
+        int? ring = r.ReadBool() ? Int(ref r) : null;
+        int? queues = r.ReadBool() ? Int(ref r) : null;
+        int? frame = r.ReadBool() ? Int(ref r) : null;
+        ulong? ioBytes = r.ReadBool() ? r.ReadVarUInt64() : null;
+        int? depth = r.ReadBool() ? Int(ref r) : null;
+        int? iops = r.ReadBool() ? Int(ref r) : null;
+        return new SimulationSettings
+        {
+            Iommus = iommus, Domains = domains, Devices = devices, Workload = workload, Format = (PtFormatKind)format, Policy = policy,
+            IotlbEntries = iotlb, Cpus = cpus, Inflight = inflight, LateDma = lateDma, Ops = ops, DurationNs = duration, Seed = seed,
+            WindowNs = window, MaxOpsPerEvent = maxOps, AckLogPath = ackLog, SnapshotEvery = snapshotEvery, RunId = runId, Unsafe = unsafeMode,
+            RecordDmas = recordDmas, Cost = cost, NicPagePool = pagePool, BufferPageBytes = bufferPage, LinkGbps = link, NicRing = ring,
+            NicQueues = queues, FrameBytes = frame, NvmeIoBytes = ioBytes, NvmeQueueDepth = depth, NvmeIops = iops,
+        };
+    }
+
+    private static void WriteOptional<T>(PtWriter w, T? value, Action<PtWriter, T> write) where T : struct
+    {
+        w.WriteBool(value.HasValue);
+        if (value is { } v)
+            write(w, v);
+    }
+
+    private static void WriteOptional(PtWriter w, string? value, Action<PtWriter, string> write)
+    {
+        w.WriteBool(value is not null);
+        if (value is not null)
+            write(w, value);
     }
 
     private static void WriteReady(PtWriter w, LaneActor.Ready m)

@@ -67,6 +67,37 @@ public sealed record SimulationSettings
     /// <summary>NVMe commands per second per device (null: the workload's default, 200 000).</summary>
     public int? NvmeIops { get; init; }
 
+    /// <summary>The configuration of every IOMMU unit of the run.</summary>
+    public IommuUnitConfig UnitConfig() => UnsafeModes.Apply(Unsafe, new IommuUnitConfig
+    {
+        // Under passthrough no traffic reaches a unit (the hosts answer and DMA directly): it idles as strict.
+        Policy = Policy.Kind == FlushPolicyKind.Passthrough ? FlushPolicySpec.Strict : Policy,
+        Cpus = Cpus,
+        Iotlb = new IotlbConfig(IotlbEntries, Math.Min(8, IotlbEntries)),
+        Cost = Cost,
+        InvalidationNs = (ulong)Math.Round(Cost.InvalidationNs),
+    });
+
+    /// <summary>The options of every device's workload (not validated: see <see cref="PtActors.Engine.Workloads.WorkloadOptions.Validate"/>).</summary>
+    public PtActors.Engine.Workloads.WorkloadOptions WorkloadOptions()
+    {
+        var defaults = new PtActors.Engine.Workloads.WorkloadOptions();
+        return new PtActors.Engine.Workloads.WorkloadOptions
+        {
+            Inflight = Inflight,
+            LateDmaProbability = LateDma,
+            NicPagePool = NicPagePool,
+            NicBufferPageBytes = BufferPageBytes,
+            LinkGbps = LinkGbps ?? defaults.LinkGbps,
+            NicRingSize = NicRing ?? defaults.NicRingSize,
+            NicQueues = NicQueues ?? defaults.NicQueues,
+            FrameBytes = FrameBytes ?? defaults.FrameBytes,
+            NvmeIoBytes = NvmeIoBytes ?? defaults.NvmeIoBytes,
+            NvmeQueueDepth = NvmeQueueDepth ?? defaults.NvmeQueueDepth,
+            NvmeIops = NvmeIops ?? defaults.NvmeIops,
+        };
+    }
+
     /// <summary>
     /// The configuration as <c>key=value</c> words (the run id aside): what a run prints first, what the run
     /// registry keeps and what <c>ptactors runs</c> shows; <see cref="ValueOf"/> reads a value back.

@@ -44,7 +44,6 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     private readonly Dictionary<string, int> _laneOfUnit = new(StringComparer.Ordinal);
     /// <summary>The images of every domain's table at the run's end, by name (from the units' counters).</summary>
     private readonly Dictionary<string, DomainImage> _images = new(StringComparer.Ordinal);
-    private readonly MessagePools _pools = new();
     private LaneSchedule _schedule = null!;
     private int _unbound;
     private int _awaitingCounters;
@@ -153,15 +152,6 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     private void Setup()
     {
         var topology = new RunTopology(_s);
-        var unitConfig = UnsafeModes.Apply(_s.Unsafe, new IommuUnitConfig
-        {
-            // Under passthrough no traffic reaches a unit (the hosts answer and DMA directly): it idles as strict.
-            Policy = _s.Policy.Kind == FlushPolicyKind.Passthrough ? FlushPolicySpec.Strict : _s.Policy,
-            Cpus = _s.Cpus,
-            Iotlb = new IotlbConfig(_s.IotlbEntries, Math.Min(8, _s.IotlbEntries)),
-            Cost = _s.Cost,
-            InvalidationNs = (ulong)Math.Round(_s.Cost.InvalidationNs),
-        });
         var hostOrder = new List<int[]>(topology.Lanes.Count);
         foreach (var plan in topology.Lanes)
         {
@@ -175,22 +165,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         }
         _schedule = new LaneSchedule(this, _s.WindowNs, _s.Ops, _s.DurationNs, hostOrder);
 
-        var defaults = new WorkloadOptions();
-        var options = new WorkloadOptions
-        {
-            Inflight = _s.Inflight,
-            LateDmaProbability = _s.LateDma,
-            NicPagePool = _s.NicPagePool,
-            NicBufferPageBytes = _s.BufferPageBytes,
-            LinkGbps = _s.LinkGbps ?? defaults.LinkGbps,
-            NicRingSize = _s.NicRing ?? defaults.NicRingSize,
-            NicQueues = _s.NicQueues ?? defaults.NicQueues,
-            FrameBytes = _s.FrameBytes ?? defaults.FrameBytes,
-            NvmeIoBytes = _s.NvmeIoBytes ?? defaults.NvmeIoBytes,
-            NvmeQueueDepth = _s.NvmeQueueDepth ?? defaults.NvmeQueueDepth,
-            NvmeIops = _s.NvmeIops ?? defaults.NvmeIops,
-        };
-        options.Validate();
+        // Refused here, before any lane starts, rather than by every lane.
+        _s.WorkloadOptions().Validate();
         _unbound = topology.Domains.Count;
         _lanesStarting = topology.Lanes.Count;
         foreach (var plan in topology.Lanes)
@@ -200,8 +176,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
                 _slotOfDomain[d.Name] = (plan.Index, _lanes[plan.Index].DomainNames.Count);
                 _lanes[plan.Index].DomainNames.Add(d.Name);
             }
-            var spec = new LaneActor.Spec(_s, plan, unitConfig, options, _pools, _ackLog, Self);
-            _lanes[plan.Index].Lane = Context.Watch(Context.ActorOf(LaneActor.Props(spec), "lane" + plan.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            var lane = Context.Watch(Context.ActorOf(LaneActor.Props(_ackLog), "lane" + plan.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            lane.Tell(new LaneActor.Start(_s, plan.Index, Self));
+            _lanes[plan.Index].Lane = lane;
         }
         TryStart();
     }

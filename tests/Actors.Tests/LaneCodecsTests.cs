@@ -30,7 +30,7 @@ public class LaneCodecsTests(ITestOutputHelper output)
     {
         "generate", "generated", "resend", "resent", "commit", "recommit", "committed", "process", "processed", "drain",
         "drained", "bound", "restarted", "ready", "failed", "failed-stopped", "unit-stats", "image",
-        "get-counters", "counters", "counters-without-costs", "get-costs", "costs",
+        "get-counters", "counters", "counters-without-costs", "get-costs", "costs", "start", "start-defaults",
     };
 
     /// <summary>Ledgers that timed something: every field of their state differs from a fresh one's.</summary>
@@ -78,6 +78,15 @@ public class LaneCodecsTests(ITestOutputHelper output)
             "failed-stopped" => new LaneActor.Failed(0, "host0000", null),
             "unit-stats" => new IommuUnitStats { Hits = 5, Misses = 3, Invalidations = 2, MaxStaleWindowNs = long.MaxValue, StaleViolations = 1, FirstStaleViolation = "dev3 read 0x1000 at 5 us" },
             "image" => new DomainImage("dom0002", 3, [1, 2, 3], new byte[9000]),
+            "start" => new LaneActor.Start(new SimulationSettings
+            {
+                Iommus = 3, Domains = 7, Devices = 40, Workload = "nic", Format = PtFormatKind.Riscv64, Policy = new FlushPolicySpec(FlushPolicyKind.Batch, 32),
+                IotlbEntries = 64, Cpus = 4, Inflight = 8, LateDma = 0.25, Ops = null, DurationNs = 1_500_000, Seed = ulong.MaxValue, WindowNs = 50_000,
+                MaxOpsPerEvent = 64, AckLogPath = "/tmp/acks", SnapshotEvery = 9, RunId = "cluster-1", Unsafe = UnsafeMode.FreeEarly, RecordDmas = true,
+                Cost = PtActors.Engine.Cost.CostModel.Default with { WalkReadNs = 120.5, TranslationsInFlight = 8 }, NicPagePool = true,
+                BufferPageBytes = 2 << 20, LinkGbps = 400, NicRing = 256, NicQueues = 4, FrameBytes = 9000, NvmeIoBytes = 65536, NvmeQueueDepth = 16, NvmeIops = 1_000_000,
+            }, 2, a),
+            "start-defaults" => new LaneActor.Start(new SimulationSettings(), 0, b),
             "get-counters" => new IotlbActor.GetCounters(),
             "counters" => new IotlbActor.Counters("iommu1", new IommuUnitStats { Hits = 4 }, [new DomainImage("dom0001", 2, [4], [5, 6]), new DomainImage("dom0003", 1, [], [7])], Ledgers().Unit),
             "counters-without-costs" => new IotlbActor.Counters("iommu0", new IommuUnitStats(), [], null),
