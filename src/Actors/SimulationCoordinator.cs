@@ -50,10 +50,14 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     private long _events, _opsPersisted;
     private TimeSpan _lastReport;
 
+    /// <summary>The lane region (a proxy of it) when the lanes are sharded over a cluster; null: lanes are this actor's children.</summary>
+    private readonly IActorRef? _laneRegion;
+
     public SimulationCoordinator(SimulationSettings settings, IProgress<SimulationProgress>? progress, TaskCompletionSource<SimulationResult> done,
-        AckLog? ackLog = null)
+        AckLog? ackLog = null, IActorRef? laneRegion = null)
     {
         _s = settings;
+        _laneRegion = laneRegion;
         _ackLog = ackLog;
         _progress = progress;
         _done = done;
@@ -134,6 +138,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
             return;
         _finished = true;
         _done.TrySetException(error);
+        StopLanes();
         Context.Stop(Self);
     }
 
@@ -176,11 +181,33 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
                 _slotOfDomain[d.Name] = (plan.Index, _lanes[plan.Index].DomainNames.Count);
                 _lanes[plan.Index].DomainNames.Add(d.Name);
             }
+            var start = new LaneActor.Start(_s, plan.Index, Self);
+            if (_laneRegion is not null)
+            {
+                // A sharded lane starts on the node that owns its shard; it is watched once it answers (Ready).
+                _laneRegion.Tell(start);
+                continue;
+            }
             var lane = Context.Watch(Context.ActorOf(LaneActor.Props(_ackLog), "lane" + plan.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            lane.Tell(new LaneActor.Start(_s, plan.Index, Self));
+            lane.Tell(start);
             _lanes[plan.Index].Lane = lane;
         }
         TryStart();
+    }
+
+    /// <summary>
+    /// Sharded lanes are not this actor's children: stop them when the run ends (its figures gathered, or failed).
+    /// In one process the lanes stop with this actor.
+    /// </summary>
+    private void StopLanes()
+    {
+        if (_laneRegion is null)
+            return;
+        foreach (var lane in _lanes)
+        {
+            if (!lane.Lane.IsNobody())
+                lane.Lane.Tell(PoisonPill.Instance);
+        }
     }
 
     /// <summary>Lanes whose actors are not up yet.</summary>
@@ -189,6 +216,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     private void OnLaneReady(LaneActor.Ready ready)
     {
         var lane = _lanes[ready.Lane];
+        if (_laneRegion is not null)
+            lane.Lane = Context.Watch(Sender);
         lane.Unit = ready.Unit;
         for (int slot = 0; slot < ready.Domains.Count; slot++)
         {
@@ -386,6 +415,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         ReportProgress(result.Ops, force: true);
         _done.TrySetResult(result);
         _finished = true;
+        StopLanes();
         Context.Stop(Self);
     }
 }

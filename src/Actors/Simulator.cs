@@ -22,10 +22,19 @@ public sealed class Simulator : ISimulationRunner
     public static readonly Config LaneWire = ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("lanes.conf"));
 
     private readonly Config _config;
+    private readonly bool _cluster;
 
-    /// <summary>A simulator whose actor systems also get <paramref name="extra"/> (HOCON over the defaults; null: none).</summary>
-    public Simulator(Config? extra = null)
+    /// <summary>How long a run waits for its node to join the cluster and the lane region to be reachable.</summary>
+    internal static readonly TimeSpan JoinTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// A simulator whose actor systems also get <paramref name="extra"/> (HOCON over the defaults; null: none);
+    /// <paramref name="cluster"/>: <paramref name="extra"/> makes the system a cluster member (config/cluster.conf and
+    /// its node's address and seeds), and the run's lanes are sharded over the cluster's lane nodes.
+    /// </summary>
+    public Simulator(Config? extra = null, bool cluster = false)
     {
+        _cluster = cluster;
         var config = Quiet.WithFallback(LaneWire);
         _config = extra is null ? config : extra.WithFallback(config);
     }
@@ -54,7 +63,15 @@ public sealed class Simulator : ISimulationRunner
             var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
             using var ackLog = settings.AckLogPath is { } path ? AckLog.Open(path, settings.RunId) : null;
-            system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done, ackLog)), "coordinator");
+            IActorRef? lanes = null;
+            if (_cluster)
+            {
+                var member = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => member.TrySetResult());
+                await member.Task.WaitAsync(JoinTimeout, cancellationToken).ConfigureAwait(false);
+                lanes = LaneSharding.StartProxy(system);
+            }
+            system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done, ackLog, lanes)), "coordinator");
             SimulationResult result;
             try
             {

@@ -1,0 +1,63 @@
+using System.Globalization;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+
+namespace PtActors.Actors;
+
+/// <summary>
+/// Lanes as sharded entities (Akka.Cluster.Sharding): nodes with the role <see cref="Role"/> host the lane region,
+/// which starts a <see cref="LaneActor"/> for each lane it is sent; a coordinator reaches them through a proxy
+/// of the region. A lane's entity id is <c>RUNID.LANE</c>; its shard comes from a stable hash of that id (Akka's
+/// <see cref="HashCodeMessageExtractor"/>, never the process-randomised <c>string.GetHashCode</c>).
+/// </summary>
+public static class LaneSharding
+{
+    /// <summary>The sharded type's name.</summary>
+    public const string TypeName = "lane";
+
+    /// <summary>The role of the nodes that run lanes (<c>ptactors node</c>).</summary>
+    public const string Role = "lane";
+
+    /// <summary>Shards: about ten per node of a rack-sized cluster.</summary>
+    public const int MaxShards = 64;
+
+    /// <summary>
+    /// The HOCON of a cluster node: config/cluster.conf with this node's <paramref name="host"/> and
+    /// <paramref name="port"/>, its <paramref name="roles"/> and the <paramref name="seeds"/> (HOST:PORT) it joins.
+    /// </summary>
+    public static Akka.Configuration.Config NodeConfig(string host, int port, IEnumerable<string> seeds, params string[] roles)
+    {
+        ArgumentNullException.ThrowIfNull(seeds);
+        var seedList = string.Join(", ", seeds.Select(seed => $"\"akka.tcp://{SystemName}@{seed}\""));
+        var roleList = string.Join(", ", roles.Select(r => $"\"{r}\""));
+        return Akka.Configuration.ConfigurationFactory.ParseString(
+                $"akka.remote.dot-netty.tcp.hostname = \"{host}\"\nakka.remote.dot-netty.tcp.port = {port.ToString(CultureInfo.InvariantCulture)}\n" +
+                $"akka.cluster.seed-nodes = [{seedList}]\nakka.cluster.roles = [{roleList}]")
+            .WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("cluster.conf")));
+    }
+
+    /// <summary>The actor system's name on every node (a cluster's nodes share it).</summary>
+    public const string SystemName = "ptactors";
+
+    /// <summary>The entity id of lane <paramref name="lane"/> of run <paramref name="runId"/>.</summary>
+    public static string EntityId(string runId, int lane) => runId + "." + lane.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Starts this node's lane region (a node with the role <see cref="Role"/>).</summary>
+    public static IActorRef StartRegion(ActorSystem system)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        return ClusterSharding.Get(system).Start(TypeName, LaneActor.Props(), ClusterShardingSettings.Create(system).WithRole(Role), Extractor);
+    }
+
+    /// <summary>Starts a proxy of the lane region on a node that runs no lanes (the coordinator's).</summary>
+    public static IActorRef StartProxy(ActorSystem system)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        return ClusterSharding.Get(system).StartProxy(TypeName, Role, Extractor);
+    }
+
+    /// <summary>Only a lane's <see cref="LaneActor.Start"/> goes through the region; the coordinator then talks to the lane's actors directly.</summary>
+    private static readonly IMessageExtractor Extractor = HashCodeMessageExtractor.Create(MaxShards,
+        static message => message is LaneActor.Start start ? EntityId(start.Settings.RunId, start.Lane) : null!,
+        static message => message);
+}
