@@ -391,6 +391,7 @@ public sealed class LaneCodecs : IPtCodecSet
         WriteOptional(w, s.NvmeIoBytes, static (w, v) => w.WriteVarUInt64(v));
         WriteOptional(w, s.NvmeQueueDepth, static (w, v) => w.WriteVarInt64(v));
         WriteOptional(w, s.NvmeIops, static (w, v) => w.WriteVarInt64(v));
+        WriteOptional(w, s.ClusterSeed, static (w, v) => w.WriteString(v));
     }
 
     private static SimulationSettings ReadSettings(ref PtReader r)
@@ -425,6 +426,7 @@ public sealed class LaneCodecs : IPtCodecSet
         ulong? ioBytes = r.ReadBool() ? r.ReadVarUInt64() : null;
         int? depth = r.ReadBool() ? Int(ref r) : null;
         int? iops = r.ReadBool() ? Int(ref r) : null;
+        string? clusterSeed = r.ReadBool() ? r.ReadString() : null;
         return new SimulationSettings
         {
             Iommus = iommus, Domains = domains, Devices = devices, Workload = workload, Format = (PtFormatKind)format, Policy = policy,
@@ -432,6 +434,7 @@ public sealed class LaneCodecs : IPtCodecSet
             WindowNs = window, MaxOpsPerEvent = maxOps, AckLogPath = ackLog, SnapshotEvery = snapshotEvery, RunId = runId, Unsafe = unsafeMode,
             RecordDmas = recordDmas, Cost = cost, NicPagePool = pagePool, BufferPageBytes = bufferPage, LinkGbps = link, NicRing = ring,
             NicQueues = queues, FrameBytes = frame, NvmeIoBytes = ioBytes, NvmeQueueDepth = depth, NvmeIops = iops,
+            ClusterSeed = clusterSeed,
         };
     }
 

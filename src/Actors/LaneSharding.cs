@@ -36,6 +36,31 @@ public static class LaneSharding
             .WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("cluster.conf")));
     }
 
+    /// <summary>The host of a HOST:PORT address (this node binds on the same interface as the seed it joins).</summary>
+    public static string HostOf(string hostPort)
+    {
+        ArgumentNullException.ThrowIfNull(hostPort);
+        int colon = hostPort.LastIndexOf(':');
+        return colon <= 0 ? hostPort : hostPort[..colon];
+    }
+
+    /// <summary>Parses HOST:PORT (a host name or IPv4 address, a port 1..65535); null with what is wrong.</summary>
+    public static (string Host, int Port)? ParseHostPort(string text, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int colon = text.LastIndexOf(':');
+        problem = null;
+        if (colon <= 0 || colon == text.Length - 1)
+            problem = $"'{text}' is not HOST:PORT";
+        else if (!int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
+            problem = $"'{text[(colon + 1)..]}' is not a port (1..65535)";
+        else if (text[..colon].Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '-')))
+            problem = $"'{text[..colon]}' is not a host name or IPv4 address";
+        else
+            return (text[..colon], port);
+        return null;
+    }
+
     /// <summary>The actor system's name on every node (a cluster's nodes share it).</summary>
     public const string SystemName = "ptactors";
 

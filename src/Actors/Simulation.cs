@@ -67,6 +67,12 @@ public sealed record SimulationSettings
     /// <summary>NVMe commands per second per device (null: the workload's default, 200 000).</summary>
     public int? NvmeIops { get; init; }
 
+    /// <summary>
+    /// HOST:PORT of a seed node of a PtActors cluster (<c>simulate --cluster</c>): the run's node joins it and its lanes
+    /// start on the cluster's lane nodes (<c>ptactors node</c>); null: every lane runs in this process.
+    /// </summary>
+    public string? ClusterSeed { get; init; }
+
     /// <summary>The configuration of every IOMMU unit of the run.</summary>
     public IommuUnitConfig UnitConfig() => UnsafeModes.Apply(Unsafe, new IommuUnitConfig
     {

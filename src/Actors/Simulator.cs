@@ -50,7 +50,11 @@ public sealed class Simulator : ISimulationRunner
     {
         ArgumentNullException.ThrowIfNull(settings);
         PersistenceIds.ThrowIfInvalid(settings.RunId, "run id");
-        var system = PersistentActorSystem.Create("ptactors", backend, _config);
+        bool cluster = _cluster || settings.ClusterSeed is not null;
+        var config = settings.ClusterSeed is { } seed
+            ? _config.WithFallback(LaneSharding.NodeConfig(LaneSharding.HostOf(seed), 0, [seed], "coordinator"))
+            : _config;
+        var system = PersistentActorSystem.Create(LaneSharding.SystemName, backend, config);
         try
         {
             // The run (and its clock) starts on a backend that answers: for SQLite, its tables exist and the
@@ -64,7 +68,7 @@ public sealed class Simulator : ISimulationRunner
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
             using var ackLog = settings.AckLogPath is { } path ? AckLog.Open(path, settings.RunId) : null;
             IActorRef? lanes = null;
-            if (_cluster)
+            if (cluster)
             {
                 var member = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => member.TrySetResult());

@@ -132,6 +132,7 @@ internal static class Program
 
         var recordings = new Recordings.RecordingCommands(stdout, stderr);
         var report = new Report.ReportCommand(stdout, stderr);
+        var node = new Cluster.NodeCommand(stdout, stderr);
 
         var root = new RootCommand("PtActors: a simulator of Linux iommupt IOMMU page tables.")
         {
@@ -142,6 +143,7 @@ internal static class Program
             recordings.Replay,
             recordings.ImportFtrace,
             report.Command,
+            node.Command,
         };
         // No @response-file expansion: a scenario path is taken as given.
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
@@ -157,7 +159,7 @@ internal static class Program
         }
         if (parse.Errors.Count > 0 && (parse.CommandResult.Command == recordings.Replay || parse.CommandResult.Command == recordings.ImportFtrace
             || parse.CommandResult.Command == recordings.Runs || parse.CommandResult.Command == recordings.Verify
-            || parse.CommandResult.Command == report.Command))
+            || parse.CommandResult.Command == report.Command || parse.CommandResult.Command == node.Command))
         {
             // A bad replay, import, runs or verify option: each error names it, nothing is read or written, exit 2.
             string name = parse.CommandResult.Command.Name;

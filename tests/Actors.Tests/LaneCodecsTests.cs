@@ -84,7 +84,7 @@ public class LaneCodecsTests(ITestOutputHelper output)
                 IotlbEntries = 64, Cpus = 4, Inflight = 8, LateDma = 0.25, Ops = null, DurationNs = 1_500_000, Seed = ulong.MaxValue, WindowNs = 50_000,
                 MaxOpsPerEvent = 64, AckLogPath = "/tmp/acks", SnapshotEvery = 9, RunId = "cluster-1", Unsafe = UnsafeMode.FreeEarly, RecordDmas = true,
                 Cost = PtActors.Engine.Cost.CostModel.Default with { WalkReadNs = 120.5, TranslationsInFlight = 8 }, NicPagePool = true,
-                BufferPageBytes = 2 << 20, LinkGbps = 400, NicRing = 256, NicQueues = 4, FrameBytes = 9000, NvmeIoBytes = 65536, NvmeQueueDepth = 16, NvmeIops = 1_000_000,
+                BufferPageBytes = 2 << 20, LinkGbps = 400, NicRing = 256, NicQueues = 4, FrameBytes = 9000, NvmeIoBytes = 65536, NvmeQueueDepth = 16, NvmeIops = 1_000_000, ClusterSeed = "10.0.0.7:4053",
             }, 2, a),
             "start-defaults" => new LaneActor.Start(new SimulationSettings(), 0, b),
             "get-counters" => new IotlbActor.GetCounters(),

@@ -76,6 +76,7 @@ internal sealed class SimulateCommand
     private readonly Option<string?> _db;
     private readonly Option<bool> _inMemory;
     private readonly Option<string?> _postgres;
+    private readonly Option<string?> _cluster;
     private readonly Option<string?> _json;
     private readonly Option<string?> _runId;
     private readonly Option<UnsafeMode?> _unsafe;
@@ -130,6 +131,9 @@ internal sealed class SimulateCommand
         _db = Valued<string?>("--db", "FILE", $"SQLite database of the journal and snapshots [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
         _inMemory = new Option<bool>("--in-memory") { Description = "Keep the journal and snapshots in memory: nothing on disk" };
         _postgres = PostgresOption("PostgreSQL database of the journal and snapshots, instead of --db (the database must exist; the tables are created)");
+        _cluster = Valued<string?>("--cluster", "HOST:PORT",
+            "Run the lanes on a PtActors cluster: join it through this seed node (`ptactors node`) and start each lane on the node owning its shard; needs --postgres (the cluster's journal)",
+            SimulateValues.HostPort);
         _json = Valued<string?>("--json", "FILE", "Also write every figure of the run to FILE as JSON", SimulateValues.FilePath);
         _unsafe = Valued<UnsafeMode?>("--unsafe", "none|free-early|skip-context|amd-short",
             "A deliberately broken IOMMU, to see its checker fire: table pages, IOVA and lock released before the flush " +
@@ -167,7 +171,7 @@ internal sealed class SimulateCommand
         Command = new Command(Name, "Run the actor simulator: devices map, unmap and DMA through IOMMUs, every domain persisted.")
         {
             _iommus, _domains, _devices, _workload, _format, _policy, _iotlb, _cpus, _inflight, _lateDma,
-            _ops, _duration, _seed, _db, _inMemory, _postgres, _json, _runId, _unsafe, _ackLog, _recordDmas, _cost,
+            _ops, _duration, _seed, _db, _inMemory, _postgres, _cluster, _json, _runId, _unsafe, _ackLog, _recordDmas, _cost,
             _nicBuffers, _bufferPage, _linkGbps, _ring, _queues, _mtu, _ioSize, _queueDepth, _iops,
         };
         Command.Validators.Add(result =>
@@ -180,6 +184,10 @@ internal sealed class SimulateCommand
                 result.AddError("--db and --postgres cannot be used together: the journal goes to a SQLite file or to PostgreSQL");
             if (Given(result, _inMemory) && Given(result, _postgres))
                 result.AddError("--in-memory and --postgres cannot be used together: the journal goes to PostgreSQL or stays in memory");
+            if (Given(result, _cluster) && !Given(result, _postgres))
+                result.AddError("--cluster needs --postgres CONN: the lanes' nodes journal to the cluster's PostgreSQL database");
+            if (Given(result, _cluster) && Given(result, _ackLog))
+                result.AddError("--ack-log and --cluster cannot be used together: the lanes acknowledge on other nodes, which cannot write this file");
             CheckCombinations(result);
             long configurations = (long)Count(result, _policy) * Count(result, _iotlb) * Count(result, _cpus) * Count(result, _format) * Count(result, _bufferPage);
             if (configurations > MaxConfigurations)
@@ -320,6 +328,7 @@ internal sealed class SimulateCommand
             NvmeIoBytes = parse.GetValue(_ioSize),
             NvmeQueueDepth = parse.GetValue(_queueDepth),
             NvmeIops = parse.GetValue(_iops),
+            ClusterSeed = parse.GetValue(_cluster),
         };
         var backend = parse.GetValue(_inMemory) ? PersistenceBackend.InMemory
             : parse.GetValue(_postgres) is string postgres ? PersistenceBackend.Postgres(postgres)

@@ -216,6 +216,13 @@ internal static class SimulateValues
         return string.IsNullOrWhiteSpace(text) || text.Contains('\0', StringComparison.Ordinal) ? null : text;
     }
 
+    /// <summary>A cluster node's address: HOST:PORT.</summary>
+    public static string? HostPort(string text, out string expected)
+    {
+        expected = "HOST:PORT (a host name or IPv4 address and a port 1..65535)";
+        return PtActors.Actors.LaneSharding.ParseHostPort(text, out _) is null ? null : text;
+    }
+
     /// <summary>A fresh run id: <c>yyyyMMdd-HHmmss-xxxx</c>, UTC time and 4 random hex digits.</summary>
     public static string NewRunId() => NewRunId(DateTimeOffset.UtcNow, System.Security.Cryptography.RandomNumberGenerator.GetInt32(0x10000));
 

@@ -1,0 +1,107 @@
+using System.CommandLine;
+using Akka.Actor;
+using Akka.Configuration;
+using PtActors.Actors;
+using PtActors.Persistence;
+using PtActors.Persistence.Postgres;
+using PtActors.Cli.Simulate;
+
+namespace PtActors.Cli.Cluster;
+
+/// <summary>
+/// <c>ptactors node --seed HOST:PORT [--port P] --postgres CONN</c>: a node of a PtActors cluster that runs lanes
+/// (the role <c>lane</c>): it joins the cluster through the seed (a first node names itself), journals its lanes'
+/// domains to the cluster's PostgreSQL database and runs until it is stopped (SIGINT or SIGTERM), leaving the
+/// cluster on its way out so that its shards move to the other nodes.
+/// </summary>
+internal sealed class NodeCommand
+{
+    public const int ExitUsage = 2;
+
+    private readonly TextWriter _stdout;
+    private readonly TextWriter _stderr;
+    private readonly Option<string> _seed;
+    private readonly Option<int?> _port;
+    private readonly Option<string?> _postgres;
+
+    public NodeCommand(TextWriter stdout, TextWriter stderr)
+    {
+        _stdout = stdout;
+        _stderr = stderr;
+        _seed = new Option<string>("--seed")
+        {
+            Description = "A seed node of the cluster, HOST:PORT (the first node of a cluster names itself); this node listens on HOST too",
+            HelpName = "HOST:PORT",
+            Required = true,
+        };
+        _port = SimulateCommand.Valued<int?>("--port", "P", "The port this node listens on, 1..65535 [default: the seed's port]",
+            static (string text, out string expected) =>
+            {
+                expected = "a port, 1..65535";
+                return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int p) && p is >= 1 and <= 65535 ? p : null;
+            });
+        _postgres = SimulateCommand.PostgresOption("The cluster's PostgreSQL database: this node's lanes journal their domains there (the database must exist; the tables are created)");
+        _postgres.Required = true;
+        Command = new Command("node", "Run a node of a PtActors cluster: it runs the lanes `simulate --cluster` starts on it, until it is stopped.")
+        {
+            _seed, _port, _postgres,
+        };
+        Command.Validators.Add(result =>
+        {
+            if (result.GetResult(_seed) is { Tokens: [var seed] } && LaneSharding.ParseHostPort(seed.Value, out string? problem) is null)
+                result.AddError($"--seed: {problem}");
+        });
+        Command.SetAction((parse, ct) => RunAsync(parse.GetValue(_seed)!, parse.GetValue(_port), parse.GetValue(_postgres)!, ct));
+    }
+
+    public Command Command { get; }
+
+    private async Task<int> RunAsync(string seed, int? port, string postgres, CancellationToken ct)
+    {
+        var (host, seedPort) = LaneSharding.ParseHostPort(seed, out _)!.Value;
+        int listen = port ?? seedPort;
+        var (problem, why) = await PostgresDatabase.CheckAsync(postgres, forReading: false, ct).ConfigureAwait(false);
+        if (problem != PostgresDatabase.Problem.None)
+        {
+            _stderr.WriteLine($"ptactors node: cannot use --postgres: {why}");
+            return ExitUsage;
+        }
+        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.log-dead-letters = off")
+            .WithFallback(LaneSharding.NodeConfig(host, listen, [seed], LaneSharding.Role))
+            .WithFallback(Simulator.LaneWire);
+        ActorSystem system;
+        try
+        {
+            system = PersistentActorSystem.Create(LaneSharding.SystemName, PersistenceBackend.Postgres(postgres), config);
+        }
+        catch (Exception e)
+        {
+            // The port taken, the host not an address of this machine: the node cannot start.
+            _stderr.WriteLine($"ptactors node: cannot start on {host}:{listen}: {PostgresDatabase.Redact(e.Message, postgres)}");
+            return ExitUsage;
+        }
+        try
+        {
+            await PersistentActorSystem.ReadyAsync(system, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
+            LaneSharding.StartRegion(system);
+            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
+            await up.Task.WaitAsync(ct).ConfigureAwait(false);
+            _stdout.WriteLine($"node akka.tcp://{LaneSharding.SystemName}@{host}:{listen} is up (role {LaneSharding.Role}, seed {seed}); stop it with Ctrl-C or SIGTERM");
+            _stdout.Flush();
+            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped: leave the cluster (the shards move to the other nodes), then end.
+            _stdout.WriteLine("node stopping: leaving the cluster");
+            await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance).ConfigureAwait(false);
+            return 0;
+        }
+        finally
+        {
+            await system.Terminate().ConfigureAwait(false);
+        }
+    }
+}

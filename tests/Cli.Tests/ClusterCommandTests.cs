@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Npgsql;
+using PtActors.Tests.Shared;
+using Xunit;
+using Xunit.Abstractions;
+using static PtActors.Cli.Tests.EndToEndTests;
+
+namespace PtActors.Cli.Tests;
+
+/// <summary>
+/// <c>ptactors node</c> and <c>simulate --cluster</c> on loopback with a real PostgreSQL server: node processes
+/// started as a user starts them, a run's lanes sharded over them, the same figures as in one process.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper output) : IDisposable
+{
+    private readonly List<Process> _nodes = new();
+
+    public void Dispose()
+    {
+        foreach (var node in _nodes)
+        {
+            if (!node.HasExited)
+                node.Kill(entireProcessTree: true);
+            node.Dispose();
+        }
+        NpgsqlConnection.ClearAllPools();
+    }
+
+    private static readonly string[] Run =
+        ["simulate", "--ops", "20000", "--iommus", "4", "--domains", "8", "--devices", "64", "--workload", "mixed", "--seed", "5"];
+
+    private static readonly HashSet<string> MachineKeys = ["wall_s", "ops_per_sec", "run_id"];
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Starts <c>ptactors node</c> and waits until it says it is up.</summary>
+    private Process StartNode(string seed, int port, string conn)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ptactors.dll"), "node", "--seed", seed, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--postgres", conn })
+            start.ArgumentList.Add(a);
+        var process = Process.Start(start)!;
+        _nodes.Add(process);
+        var up = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line && line.StartsWith("node akka.tcp://", StringComparison.Ordinal))
+                up.TrySetResult(line);
+        };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.WriteLine("node stderr: " + e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        Assert.True(up.Task.Wait(TimeSpan.FromSeconds(90)), $"node on port {port} did not come up");
+        output.WriteLine(up.Task.Result);
+        return process;
+    }
+
+    private static Dictionary<string, JsonElement> Figures(string path)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+        return doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone());
+    }
+
+    [PostgresFact]
+    public void A_run_on_one_and_on_two_nodes_gives_the_figures_of_one_process_and_verifies()
+    {
+        string conn = server.CreateDatabase();
+        string dir = Directory.CreateTempSubdirectory("ptactors-cluster-").FullName;
+        try
+        {
+            var one = Ptactors([.. Run, "--postgres", conn, "--run-id", "local", "--json", Path.Combine(dir, "local.json")]);
+            Assert.True(one.Exit == 0, one.Stderr);
+            var expected = Figures(Path.Combine(dir, "local.json"));
+
+            int first = FreePort();
+            string seed = "127.0.0.1:" + first;
+            StartNode(seed, first, conn);
+            for (int nodes = 1; nodes <= 2; nodes++)
+            {
+                if (nodes == 2)
+                    StartNode(seed, FreePort(), conn);
+                string runId = $"cluster-{nodes}", json = Path.Combine(dir, runId + ".json");
+                var r = Ptactors([.. Run, "--cluster", seed, "--postgres", conn, "--run-id", runId, "--json", json]);
+                Assert.True(r.Exit == 0, r.Stderr);
+                var got = Figures(json);
+                foreach (var key in expected.Keys.Where(k => !MachineKeys.Contains(k)))
+                    Assert.True(expected[key].GetRawText() == got[key].GetRawText(), $"{nodes} node(s), {key}: one process {expected[key].GetRawText()}, cluster {got[key].GetRawText()}");
+                var verify = Ptactors(["verify", "--postgres", conn, "--run", runId]);
+                Assert.True(verify.Exit == 0, verify.Stdout + verify.Stderr);
+                Assert.Contains($"{runId} completed ", verify.Stdout);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Cluster_options_are_checked_before_anything_runs()
+    {
+        foreach (var (args, expected) in new (string[], string)[]
+        {
+            (["simulate", "--cluster", "127.0.0.1:4053", "--ops", "10"], "--cluster needs --postgres CONN"),
+            (["simulate", "--cluster", "127.0.0.1", "--postgres", "Host=x;Database=y", "--ops", "10"], "--cluster"),
+            (["simulate", "--cluster", "127.0.0.1:99999", "--postgres", "Host=x;Database=y", "--ops", "10"], "--cluster"),
+            (["simulate", "--cluster", "127.0.0.1:4053", "--postgres", "Host=x;Database=y", "--ack-log", "a.log", "--ops", "10"], "--ack-log and --cluster cannot be used together"),
+            (["node", "--seed", "localhost", "--postgres", "Host=x;Database=y"], "--seed: 'localhost' is not HOST:PORT"),
+            (["node", "--seed", "127.0.0.1:4053", "--port", "0", "--postgres", "Host=x;Database=y"], "--port"),
+            (["node", "--seed", "127.0.0.1:4053"], "--postgres"),
+        })
+        {
+            var r = Ptactors(args);
+            Assert.True(r.Exit == 2, $"{string.Join(' ', args)}: exit {r.Exit}\n{r.Stderr}");
+            Assert.Contains(expected, r.Stderr);
+            Assert.DoesNotContain("   at ", r.Stderr);
+        }
+    }
+}
