@@ -36,12 +36,27 @@ public static class LaneSharding
             .WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("cluster.conf")));
     }
 
-    /// <summary>The host of a HOST:PORT address (this node binds on the same interface as the seed it joins).</summary>
-    public static string HostOf(string hostPort)
+    /// <summary>
+    /// The address of this machine that the seed node <paramref name="seed"/> (HOST:PORT) is reached from: the one the
+    /// operating system routes to it from (the seed's own address when the seed runs here, 127.0.0.1 for a loopback
+    /// seed). A node listens there and tells the cluster so; no packet is sent to find it.
+    /// </summary>
+    public static string LocalAddressTowards(string seed)
     {
-        ArgumentNullException.ThrowIfNull(hostPort);
-        int colon = hostPort.LastIndexOf(':');
-        return colon <= 0 ? hostPort : hostPort[..colon];
+        ArgumentNullException.ThrowIfNull(seed);
+        int colon = seed.LastIndexOf(':');
+        string host = colon <= 0 ? seed : seed[..colon];
+        try
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram,
+                System.Net.Sockets.ProtocolType.Udp);
+            socket.Connect(host, 9);
+            return ((System.Net.IPEndPoint)socket.LocalEndPoint!).Address.ToString();
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return host; // not resolvable or not routable from here: the join will say so
+        }
     }
 
     /// <summary>Parses HOST:PORT (a host name or IPv4 address, a port 1..65535); null with what is wrong.</summary>

@@ -30,7 +30,7 @@ internal sealed class NodeCommand
         _stderr = stderr;
         _seed = new Option<string>("--seed")
         {
-            Description = "A seed node of the cluster, HOST:PORT (the first node of a cluster names itself); this node listens on HOST too",
+            Description = "A seed node of the cluster, HOST:PORT (the first node of a cluster names itself); this node listens on the address of this machine that reaches HOST",
             HelpName = "HOST:PORT",
             Required = true,
         };
@@ -58,7 +58,9 @@ internal sealed class NodeCommand
 
     private async Task<int> RunAsync(string seed, int? port, string postgres, CancellationToken ct)
     {
-        var (host, seedPort) = LaneSharding.ParseHostPort(seed, out _)!.Value;
+        var (_, seedPort) = LaneSharding.ParseHostPort(seed, out _)!.Value;
+        // This node listens on the address of this machine the seed is reached from (the seed's own on its machine).
+        string host = LaneSharding.LocalAddressTowards(seed);
         int listen = port ?? seedPort;
         var (problem, why) = await PostgresDatabase.CheckAsync(postgres, forReading: false, ct).ConfigureAwait(false);
         if (problem != PostgresDatabase.Problem.None)
