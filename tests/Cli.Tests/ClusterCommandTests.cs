@@ -71,7 +71,7 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
     }
 
     [PostgresFact]
-    public void A_run_on_one_and_on_two_nodes_gives_the_figures_of_one_process_and_verifies()
+    public void A_run_on_one_two_and_three_nodes_gives_the_figures_of_one_process_and_verifies()
     {
         string conn = server.CreateDatabase();
         string dir = Directory.CreateTempSubdirectory("ptactors-cluster-").FullName;
@@ -84,9 +84,9 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             int first = FreePort();
             string seed = "127.0.0.1:" + first;
             StartNode(seed, first, conn);
-            for (int nodes = 1; nodes <= 2; nodes++)
+            for (int nodes = 1; nodes <= 3; nodes++)
             {
-                if (nodes == 2)
+                if (nodes > 1)
                     StartNode(seed, FreePort(), conn);
                 string runId = $"cluster-{nodes}", json = Path.Combine(dir, runId + ".json");
                 var r = Ptactors([.. Run, "--cluster", seed, "--postgres", conn, "--run-id", runId, "--json", json]);
