@@ -110,7 +110,19 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
         // A lane that failed (stopped by the strategy below) or stopped on its own: the run cannot go on. (A lane
         // whose own actor failed says so first, with Failed.)
-        Receive<Terminated>(t => Fail(t.ActorRef.Path.Name, LaneActor.Describe(_childFailure)));
+        Receive<Terminated>(t =>
+        {
+            if (_laneRegion is not null && t.AddressTerminated)
+            {
+                // A sharded lane's node was lost (killed, or unreachable and downed): its lane cannot be re-driven yet.
+                int lane = _lanes.FindIndex(l => l.Lane.Equals(t.ActorRef));
+                Stop(new InvalidOperationException(
+                    $"lane {lane} ({t.ActorRef.Path.Name}) was lost with its node {t.ActorRef.Path.Address}: the run stops here " +
+                    "(everything acknowledged so far is in the journal; `verify` checks it); restarting a lost lane on another node is not supported yet"));
+                return;
+            }
+            Fail(t.ActorRef.Path.Name, LaneActor.Describe(_childFailure));
+        });
     }
 
     /// <summary>The latest failure of a child, as the strategy saw it (its Terminated follows).</summary>
