@@ -13,6 +13,19 @@ namespace PtActors.Bench;
 /// </summary>
 public static class ReadQuick
 {
+    /// <summary>The payloads of run <paramref name="run"/>'s domain journals, read with one plain SQLite query, in journal order.</summary>
+    private static IEnumerable<byte[]> DomainRows(string db, string run)
+    {
+        using var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly");
+        conn.Open();
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT message FROM journal WHERE persistence_id LIKE $run || '/dom%' ORDER BY persistence_id, sequence_number";
+        cmd.Parameters.AddWithValue("$run", run);
+        using var reader = cmd.ExecuteReader();
+        while (reader.Read())
+            yield return (byte[])reader.GetValue(0);
+    }
+
     public static void Run(string db, string run, int domains, int parallel, int buffer, string? isolation, TextWriter output)
     {
         string config = $"akka.persistence.query.journal.sql.max-buffer-size = {buffer}";
@@ -37,35 +50,16 @@ public static class ReadQuick
             {
                 var raw = Stopwatch.StartNew();
                 long rows = 0, bytes = 0, ops = 0;
-                using (var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly"))
+                foreach (var message in DomainRows(db, run))
                 {
-                    conn.Open();
-                    using var cmd = conn.CreateCommand();
-                    cmd.CommandText = "SELECT message FROM journal WHERE persistence_id LIKE $run || '/dom%' ORDER BY persistence_id, sequence_number";
-                    cmd.Parameters.AddWithValue("$run", run);
-                    using var reader = cmd.ExecuteReader();
-                    while (reader.Read())
-                    {
-                        var message = (byte[])reader.GetValue(0);
-                        bytes += message.Length;
-                        rows++;
-                        ops += ((PtActors.Engine.Dma.DomainBatch)registry.Deserialize(message, "domain-batch")).Ops.Length;
-                    }
+                    bytes += message.Length;
+                    rows++;
+                    ops += ((PtActors.Engine.Dma.DomainBatch)registry.Deserialize(message, "domain-batch")).Ops.Length;
                 }
                 output.WriteLine($"baseline round {round}: {rows} rows, {bytes} bytes, {ops} ops read and decoded in {raw.Elapsed.TotalSeconds:F2} s (one thread)");
             }
             // The codec alone: every row held in memory, decoded again and again (no SQLite, no journal).
-            var rowsInMemory = new List<byte[]>();
-            using (var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly"))
-            {
-                conn.Open();
-                using var cmd = conn.CreateCommand();
-                cmd.CommandText = "SELECT message FROM journal WHERE persistence_id LIKE $run || '/dom%' ORDER BY persistence_id, sequence_number";
-                cmd.Parameters.AddWithValue("$run", run);
-                using var reader = cmd.ExecuteReader();
-                while (reader.Read())
-                    rowsInMemory.Add((byte[])reader.GetValue(0));
-            }
+            var rowsInMemory = DomainRows(db, run).ToList();
             for (int round = 0; round < 3; round++)
             {
                 var sw = Stopwatch.StartNew();
