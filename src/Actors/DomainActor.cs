@@ -30,7 +30,38 @@ public sealed class DomainActor : ReceivePersistentActor
         bool ReplyUnmapsAfterFlush = false,
         MessagePools? Pools = null,
         AckLog? AckLog = null,
-        int Index = 0);
+        int Index = 0,
+        Rebuilding? Rebuild = null);
+
+    /// <summary>
+    /// Shared by the domains of a lane being rebuilt after its node was lost (<see cref="LaneActor.Start"/> with a
+    /// catch-up): until <see cref="Over"/>, a domain (re)starting recovers its journal without applying it and
+    /// checks the events the re-executed calls produce against it; afterwards it recovers as usual.
+    /// </summary>
+    public sealed class Rebuilding
+    {
+        private volatile bool _over;
+
+        /// <summary>Whether the lane has caught up.</summary>
+        public bool Over
+        {
+            get => _over;
+            set => _over = value;
+        }
+    }
+
+    /// <summary>
+    /// The lane re-executed every call (<see cref="Rebuilding"/>): the domain answers <see cref="CaughtUp"/> if it
+    /// consumed its whole journal, and fails otherwise (the journal holds what the coordinator never asked for).
+    /// </summary>
+    public sealed record EndCatchUp : INoSerializationVerificationNeeded
+    {
+        /// <summary>The one instance.</summary>
+        public static readonly EndCatchUp Instance = new();
+    }
+
+    /// <summary>The domain consumed its journal (<c>Events</c> of it) while its lane caught up.</summary>
+    public sealed record CaughtUp(string Domain, long Events) : INoSerializationVerificationNeeded;
 
     /// <summary>Operations of one window from one device host (the sender gets their results).</summary>
     public sealed record Submit(long Window, ReadOnlyMemory<DmaOp> Ops) : INoSerializationVerificationNeeded
@@ -144,6 +175,11 @@ public sealed class DomainActor : ReceivePersistentActor
     private DomainModel _model;
     private long _batchesSinceSnapshot;
     private long _dropped;
+    /// <summary>
+    /// While its lane is rebuilt after a lost node: the journal's events not yet matched by the re-executed calls
+    /// (recovered, not applied; null once rebuilt or when not rebuilding).
+    /// </summary>
+    private readonly Queue<DomainBatch>? _journalled;
 
     /// <summary>Props under a backoff supervisor that restarts the domain from its journal when it stops.</summary>
     public static Props SupervisedProps(Settings settings)
@@ -158,6 +194,8 @@ public sealed class DomainActor : ReceivePersistentActor
         _settings = settings;
         _notices = new Outbox<UnmapNotice>(settings.Pools?.Notices);
         _model = NewModel(settings);
+        if (settings.Rebuild is { Over: false })
+            _journalled = new Queue<DomainBatch>();
 
         Recover<SnapshotOffer>(offer =>
         {
@@ -167,6 +205,11 @@ public sealed class DomainActor : ReceivePersistentActor
         });
         Recover<DomainBatch>(batch =>
         {
+            if (_journalled is not null)
+            {
+                _journalled.Enqueue(batch);
+                return;
+            }
             DomainRecovery.Replay(_model, batch, _outcome);
             if (_tail.Count == 2 * MaxTail)
                 _tail.RemoveRange(0, MaxTail);
@@ -199,11 +242,26 @@ public sealed class DomainActor : ReceivePersistentActor
         Command<Commit>(c => CommitWindow(c.Window, c.Final, Sender, -1));
         Command<Recommit>(c => CommitWindow(c.Window, c.Final, Sender, c.SequenceNrBefore));
         Command<GetSummary>(_ => Sender.Tell(MakeSummary()));
+        Command<EndCatchUp>(_ =>
+        {
+            if (_journalled is { Count: > 0 } left)
+                throw new InvalidOperationException($"{_settings.Domain}: its journal holds {left.Count} events past what its lane re-executed after its node was lost (from sequence number {Position + 1}): they were never asked for");
+            Sender.Tell(new CaughtUp(_settings.Domain, LastSequenceNr));
+        });
         Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("Snapshot of {0} failed: {1}", PersistenceId, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
     }
+
+    /// <summary>
+    /// Rebuilding after a lost node, the journal is read from its first event (no snapshot: the re-execution starts
+    /// from an empty table); otherwise from the latest snapshot.
+    /// </summary>
+    public override Recovery Recovery => _journalled is not null ? new Recovery(SnapshotSelectionCriteria.None) : base.Recovery;
+
+    /// <summary>The journal position of the state (while rebuilding, of the events the re-execution has matched so far).</summary>
+    private long Position => LastSequenceNr - (_journalled?.Count ?? 0);
 
     /// <inheritdoc/>
     public override string PersistenceId => PtActors.Persistence.PersistenceIds.For(_settings.RunId, _settings.Domain);
@@ -254,12 +312,13 @@ public sealed class DomainActor : ReceivePersistentActor
         if (_inbox.Count == 0 && _released.Count == 0 && hardware.Length == 0 && written == 0)
         {
             _tail.Clear();
-            coordinator.Tell(new Committed(window, _settings.Domain, 0, 0, LastSequenceNr));
+            coordinator.Tell(new Committed(window, _settings.Domain, 0, 0, Position));
             return;
         }
 
         var ops = InStampOrder();
         var events = new List<DomainBatch>();
+        int verified = 0;
         _outcome.Clear();
         var released = _released.ToArray();
         _released.Clear();
@@ -286,7 +345,14 @@ public sealed class DomainActor : ReceivePersistentActor
             else
             {
                 ulong digest = _model.ApplyBatch(hw, rel, _releasedAt, slice.Span, _outcome);
-                events.Add(new DomainBatch(rel, _releasedAt, slice, digest) { HardwareWrites = hw, Window = window, Final = final });
+                var e = new DomainBatch(rel, _releasedAt, slice, digest) { HardwareWrites = hw, Window = window, Final = final };
+                if (_journalled is { Count: > 0 })
+                {
+                    // Rebuilding: the journal holds this event already; it must be the same one.
+                    CheckJournalled(_journalled.Dequeue(), e);
+                    verified++;
+                }
+                events.Add(e);
             }
             offset += n;
         }
@@ -295,7 +361,8 @@ public sealed class DomainActor : ReceivePersistentActor
             throw new InvalidOperationException($"{_settings.Domain}: its journal holds {written} events after window {window} began; the window makes {events.Count}.");
         var flushes = _outcome.Flushes.Count == 0 ? [] : _outcome.Flushes.ToArray();
         _tail.Clear();
-        var toWrite = written == 0 ? events : events.GetRange(written, events.Count - written);
+        int skip = written + verified;
+        var toWrite = skip == 0 ? events : events.GetRange(skip, events.Count - skip);
         if (toWrite.Count == 0)
         {
             Done();
@@ -314,15 +381,34 @@ public sealed class DomainActor : ReceivePersistentActor
             log?.Clear();
             Answer(window, flushes, released);
             _batchesSinceSnapshot += toWrite.Count;
-            if (_settings.SnapshotEvery > 0 && _batchesSinceSnapshot >= _settings.SnapshotEvery)
+            if (_settings.SnapshotEvery > 0 && _batchesSinceSnapshot >= _settings.SnapshotEvery && _journalled is not { Count: > 0 })
             {
                 // Captured before the coordinator hears of the commit: once it does, the unit may walk (and set
                 // dirty bits in) the tables, and those writes belong to the next commit's event.
                 _batchesSinceSnapshot = 0;
                 SaveSnapshot(_model.Capture());
             }
-            coordinator.Tell(new Committed(window, _settings.Domain, _outcome.Results.Count, events.Count, LastSequenceNr));
+            coordinator.Tell(new Committed(window, _settings.Domain, _outcome.Results.Count, events.Count, Position));
         }
+    }
+
+    /// <summary>
+    /// Rebuilding after a lost node: <paramref name="made"/>, the event the re-executed calls produced, must be
+    /// <paramref name="journalled"/>, the one the journal holds at that position (same window, inputs and results).
+    /// </summary>
+    private void CheckJournalled(DomainBatch journalled, DomainBatch made)
+    {
+        string? differs =
+            journalled.Window != made.Window ? $"window {journalled.Window} in the journal, {made.Window} re-executed"
+            : journalled.Final != made.Final ? "its final flag"
+            : !journalled.Ops.Span.SequenceEqual(made.Ops.Span) ? $"its operations ({journalled.Ops.Length} in the journal, {made.Ops.Length} re-executed)"
+            : !journalled.Released.AsSpan().SequenceEqual(made.Released) ? "its released unmaps"
+            : journalled.ReleasedAtNs != made.ReleasedAtNs ? "its release time"
+            : !journalled.HardwareWrites.AsSpan().SequenceEqual(made.HardwareWrites) ? "the hardware's writes"
+            : journalled.ResultDigest != made.ResultDigest ? "its results' digest"
+            : null;
+        if (differs is not null)
+            throw new InvalidOperationException($"{_settings.Domain}: re-executing its lost lane, event {Position} differs from the journal's: {differs}");
     }
 
     /// <summary>

@@ -30,7 +30,9 @@ public interface ILaneMessage;
 /// <item><c>lane.bound</c> / <c>lane.restarted</c> v1 = s Unit, s Domain.</item>
 /// <item><c>lane.start</c> v1 = settings (every field of <see cref="SimulationSettings"/> in declaration order; an
 /// optional one as b present, [value]; the policy and unsafe mode by name, the format as a byte, the cost model as in a
-/// ledger), z Lane, ref Coordinator.</item>
+/// ledger), z Lane, ref Coordinator; v2 adds b HasCatchUp, [n × call (byte Kind, z Window, z Slot, z Budget, b Flag,
+/// u T0, u T1), n × outstanding answer (z Call, z Slot)] (a lane rebuilt after its node was lost, <see cref="CatchUp"/>).
+/// <c>lane.catching-up</c> v1 = z Lane.</item>
 /// <item><c>lane.ready</c> v1 = z Lane, ref Unit, n × ref Domains, n × ref Hosts (as many as domains).
 /// <c>lane.failed</c> v1 = z Lane, s Actor, b HasError, [s Error].</item>
 /// <item><c>lane.unit-stats</c> v1 = the 16 counters of <see cref="IommuUnitStats"/> in declaration order (z each), then
@@ -105,9 +107,26 @@ public sealed class LaneCodecs : IPtCodecSet
         registry.Register<IotlbActor.DomainRestarted>("lane.restarted", 1,
             static (w, m) => { w.WriteString(m.Unit); w.WriteString(m.Domain); },
             static (ref PtReader r, byte _) => new IotlbActor.DomainRestarted(r.ReadString(), r.ReadString()));
-        registry.Register<LaneActor.Start>("lane.start", 1,
-            static (w, m) => { WriteSettings(w, m.Settings); w.WriteVarInt64(m.Lane); w.WriteActorRef(m.Coordinator); },
-            static (ref PtReader r, byte _) => new LaneActor.Start(ReadSettings(ref r), Int(ref r), r.ReadActorRef()));
+        registry.Register<LaneActor.Start>("lane.start", 2,
+            static (w, m) =>
+            {
+                WriteSettings(w, m.Settings);
+                w.WriteVarInt64(m.Lane);
+                w.WriteActorRef(m.Coordinator);
+                w.WriteBool(m.CatchUp is not null);
+                if (m.CatchUp is not null)
+                    WriteCatchUp(w, m.CatchUp);
+            },
+            static (ref PtReader r, byte v) =>
+            {
+                var settings = ReadSettings(ref r);
+                int lane = Int(ref r);
+                var coordinator = r.ReadActorRef();
+                return new LaneActor.Start(settings, lane, coordinator, v >= 2 && r.ReadBool() ? ReadCatchUp(ref r) : null);
+            });
+        registry.Register<LaneActor.CatchingUp>("lane.catching-up", 1,
+            static (w, m) => w.WriteVarInt64(m.Lane),
+            static (ref PtReader r, byte _) => new LaneActor.CatchingUp(Int(ref r)));
         registry.Register<LaneActor.Ready>("lane.ready", 1, WriteReady, ReadReady);
         registry.Register<LaneActor.Failed>("lane.failed", 1,
             static (w, m) =>
@@ -450,6 +469,43 @@ public sealed class LaneCodecs : IPtCodecSet
         w.WriteBool(value is not null);
         if (value is not null)
             write(w, value);
+    }
+
+    private static void WriteCatchUp(PtWriter w, CatchUp c)
+    {
+        w.WriteCount(c.Calls.Count);
+        foreach (var call in c.Calls)
+        {
+            w.WriteByte((byte)call.Kind);
+            w.WriteVarInt64(call.Window);
+            w.WriteVarInt64(call.Slot);
+            w.WriteVarInt64(call.Budget);
+            w.WriteBool(call.Flag);
+            w.WriteVarUInt64(call.T0);
+            w.WriteVarUInt64(call.T1);
+        }
+        w.WriteCount(c.Outstanding.Count);
+        foreach (var a in c.Outstanding)
+        {
+            w.WriteVarInt64(a.Call);
+            w.WriteVarInt64(a.Slot);
+        }
+    }
+
+    private static CatchUp ReadCatchUp(ref PtReader r)
+    {
+        var calls = new LaneCall[r.ReadCount(7)];
+        for (int i = 0; i < calls.Length; i++)
+        {
+            byte kind = r.ReadByte();
+            if (kind is < (byte)LaneCallKind.Generate or > (byte)LaneCallKind.Drain)
+                throw new SerializationException($"lane.start: unknown lane call kind {kind}");
+            calls[i] = new LaneCall((LaneCallKind)kind, r.ReadVarInt64(), Int(ref r), r.ReadVarInt64(), r.ReadBool(), r.ReadVarUInt64(), r.ReadVarUInt64());
+        }
+        var outstanding = new LaneAnswer[r.ReadCount(2)];
+        for (int i = 0; i < outstanding.Length; i++)
+            outstanding[i] = new LaneAnswer(Int(ref r), Int(ref r));
+        return new CatchUp(calls, outstanding);
     }
 
     private static void WriteReady(PtWriter w, LaneActor.Ready m)

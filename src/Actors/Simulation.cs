@@ -245,6 +245,11 @@ public sealed record SimulationResult
     public PtActors.Engine.Replay.RunWindDown WindDown { get; init; } = PtActors.Engine.Replay.RunWindDown.None;
     /// <summary>Each domain's journal length and table-memory hash prefix, in domain order (what the run's end records for <c>verify</c>).</summary>
     public PtActors.Engine.Replay.RunDomainEnds Domains { get; init; } = PtActors.Engine.Replay.RunDomainEnds.None;
+    /// <summary>
+    /// Lanes lost with their nodes and rebuilt on others during the run, one line each (a cluster run; none in one
+    /// process). Not a figure: the run's figures are those of a run that lost nothing.
+    /// </summary>
+    public IReadOnlyList<string> LaneRestarts { get; init; } = [];
     /// <summary>The deliberately broken configuration the run used.</summary>
     public UnsafeMode Unsafe { get; init; }
     /// <summary>Acknowledged map and unmap calls.</summary>

@@ -15,8 +15,17 @@ namespace PtActors.Actors;
 /// wall-clock ones a function of the seed and the settings alone, whatever the thread timing; see it for the
 /// order of a lane's windows.
 /// </summary>
-internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
+internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTimers
 {
+    /// <summary>Send a rebuilt lane's Start again: it has not said it is catching up yet (the region may have routed it to the lost node).</summary>
+    private sealed record RetryRebuild(int Lane) : INoSerializationVerificationNeeded;
+
+    /// <summary>How often a lost lane's Start is sent again until the lane answers.</summary>
+    private static readonly TimeSpan RebuildRetry = TimeSpan.FromSeconds(2);
+
+    /// <inheritdoc/>
+    public ITimerScheduler Timers { get; set; } = null!;
+
     /// <summary>The actors of one lane, indexed like the schedule's slots.</summary>
     private sealed class LaneActors
     {
@@ -30,6 +39,20 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         public readonly List<DeviceHost.HostCounters?> Counters = new();
         /// <summary>Table pages of the lane's domains at the end of each window (index = window − 1).</summary>
         public readonly List<long> PagesAtWindowEnd = new();
+        /// <summary>Every call sent to the lane and the answers awaited (to rebuild it if its node is lost).</summary>
+        public readonly LaneLog Log = new();
+        /// <summary>
+        /// Calls sent to the lane's actors so far; the rest of <see cref="Log"/> waits for the lane, rebuilt after
+        /// its node was lost, to be <see cref="LaneActor.Ready"/> again.
+        /// </summary>
+        public int Sent;
+        /// <summary>The lane was lost and is being rebuilt on another node.</summary>
+        public bool Rebuilding;
+        /// <summary>The lane answered its first Start.</summary>
+        public bool Ready;
+        /// <summary>The lane answered the end-of-run requests (its unit's counters; its hosts' costs).</summary>
+        public bool CountersIn;
+        public int CostsIn;
     }
 
     private readonly SimulationSettings _s;
@@ -72,12 +95,14 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         Receive<DeviceHost.Generated>(g =>
         {
             var (lane, slot) = _slotOfHost[Sender];
+            _lanes[lane].Log.Answered(LaneCallKind.Generate, slot);
             _lanes[lane].Counters[slot] = g.Counters;
             _schedule.HostGenerated(lane, slot, g.Counters.Issued, g.Counters.Inflight);
         });
         Receive<DomainActor.Committed>(c =>
         {
             var (lane, slot) = _slotOfDomain[c.Domain];
+            _lanes[lane].Log.Answered(LaneCallKind.Commit, slot);
             _events += c.Events;
             _opsPersisted += c.Ops;
             _journalLength[c.Domain] = c.SequenceNr;
@@ -86,13 +111,31 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         Receive<IotlbActor.Processed>(p =>
         {
             int lane = _laneOfUnit[p.Unit];
+            _lanes[lane].Log.Answered(LaneCallKind.Process, -1);
             _timeline[lane].Add(new RunTimeline.Sample(p.Window, p.EndNs, p.Invalidations, p.Hits, p.Misses, p.Dmas));
             // The lane's domains do not commit while their unit processes: their tables are as the window left them.
             _lanes[lane].PagesAtWindowEnd.Add(p.TablePages);
             ReportProgress(Acknowledged(), force: false);
             _schedule.UnitProcessed(lane);
         });
-        Receive<IotlbActor.Drained>(d => _schedule.UnitDrained(_laneOfUnit[d.Unit]));
+        Receive<IotlbActor.Drained>(d =>
+        {
+            int lane = _laneOfUnit[d.Unit];
+            _lanes[lane].Log.Answered(LaneCallKind.Drain, -1);
+            _schedule.UnitDrained(lane);
+        });
+        Receive<RetryRebuild>(r =>
+        {
+            var lane = _lanes[r.Lane];
+            if (lane.Rebuilding)
+                _laneRegion!.Tell(new LaneActor.Start(_s, r.Lane, Self, lane.Log.CatchUpAt(lane.Sent)));
+        });
+        Receive<LaneActor.CatchingUp>(c =>
+        {
+            Timers.Cancel(("rebuild", c.Lane));
+            // A lost lane started again on another node and re-executes its calls: watched from now on.
+            _lanes[c.Lane].Lane = Context.Watch(Sender);
+        });
         Receive<IotlbActor.DomainRestarted>(r =>
         {
             // The domain was rebuilt from its journal (a failed write); its unit walks the new table and re-sent
@@ -114,11 +157,10 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         {
             if (_laneRegion is not null && t.AddressTerminated)
             {
-                // A sharded lane's node was lost (killed, or unreachable and downed): its lane cannot be re-driven yet.
+                // A sharded lane's node was lost (killed, or unreachable and downed): rebuild the lane elsewhere.
                 int lane = _lanes.FindIndex(l => l.Lane.Equals(t.ActorRef));
-                Stop(new InvalidOperationException(
-                    $"lane {lane} ({t.ActorRef.Path.Name}) was lost with its node {t.ActorRef.Path.Address}: the run stops here " +
-                    "(everything acknowledged so far is in the journal; `verify` checks it); restarting a lost lane on another node is not supported yet"));
+                if (lane >= 0)
+                    Rebuild(lane, t.ActorRef);
                 return;
             }
             Fail(t.ActorRef.Path.Name, LaneActor.Describe(_childFailure));
@@ -225,22 +267,92 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     /// <summary>Lanes whose actors are not up yet.</summary>
     private int _lanesStarting;
 
+    /// <summary>What happened to lanes lost with their nodes (for the run's result).</summary>
+    private readonly List<string> _laneRestarts = new();
+
+    /// <summary>
+    /// Lane <paramref name="index"/> was lost with its node: start it again (the region places it on a node that is
+    /// up) from every call sent to it so far, which it re-executes, checking its domains' journals as it goes; the
+    /// calls the schedule makes meanwhile wait for it to be ready. Losing it again while it catches up starts it once more.
+    /// </summary>
+    private void Rebuild(int index, IActorRef lost)
+    {
+        var lane = _lanes[index];
+        if (!lane.Rebuilding)
+        {
+            foreach (var host in lane.Hosts)
+                _slotOfHost.Remove(host);
+            foreach (var domain in lane.Domains)
+                _slotOfDomainRef.Remove(domain);
+            lane.Rebuilding = true;
+            if (_finishing)
+            {
+                // Its end-of-run answers (given or not) are asked for again once it is back.
+                _unitCounters.RemoveAll(c => _laneOfUnit[c.Unit] == index);
+                _hostCosts.RemoveAll(h => h.Lane == index);
+                _awaitingCounters -= (lane.CountersIn ? 0 : 1) + lane.Hosts.Count - lane.CostsIn;
+                lane.CountersIn = false;
+                lane.CostsIn = 0;
+            }
+        }
+        _laneRestarts.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"lane {index} ({lost.Path.Name}) was lost with its node {lost.Path.Address} after {lane.Sent} calls; rebuilt from the journal on another node"));
+        _laneRegion!.Tell(new LaneActor.Start(_s, index, Self, lane.Log.CatchUpAt(lane.Sent)));
+        Timers.StartPeriodicTimer(("rebuild", index), new RetryRebuild(index), RebuildRetry);
+    }
+
+    private bool _finishing;
+
     private void OnLaneReady(LaneActor.Ready ready)
     {
         var lane = _lanes[ready.Lane];
+        // A Start sent again (a lost lane's retries) is answered again: the lane is up already.
+        if (lane.Ready && !lane.Rebuilding)
+            return;
+        lane.Ready = true;
+        Timers.Cancel(("rebuild", ready.Lane));
         if (_laneRegion is not null)
             lane.Lane = Context.Watch(Sender);
         lane.Unit = ready.Unit;
+        bool rebuilt = lane.Rebuilding;
+        if (rebuilt)
+        {
+            lane.Domains.Clear();
+            lane.Hosts.Clear();
+        }
         for (int slot = 0; slot < ready.Domains.Count; slot++)
         {
             lane.Domains.Add(ready.Domains[slot]);
             _slotOfDomainRef[ready.Domains[slot]] = (ready.Lane, slot);
             lane.Hosts.Add(ready.Hosts[slot]);
-            lane.Counters.Add(null);
+            if (!rebuilt)
+                lane.Counters.Add(null);
             _slotOfHost[ready.Hosts[slot]] = (ready.Lane, slot);
+        }
+        if (rebuilt)
+        {
+            // Caught up: the calls made while it was away go now, then (if the run was finishing) its counters.
+            lane.Rebuilding = false;
+            _laneRestarts[^1] += " " + ready.Unit.Path.Address;
+            while (lane.Sent < lane.Log.Calls.Count)
+                lane.Log.Calls[lane.Sent++].Send(lane.Unit, lane.Domains, lane.Hosts, Self);
+            if (_finishing)
+                RequestCounters(lane);
+            return;
         }
         _lanesStarting--;
         TryStart();
+    }
+
+    /// <summary>Sends (or, while the lane is being rebuilt, keeps for later) <paramref name="call"/> to lane <paramref name="index"/>.</summary>
+    private void Call(int index, LaneCall call)
+    {
+        var lane = _lanes[index];
+        lane.Log.Add(call, lane.DomainNames.Count);
+        if (lane.Rebuilding)
+            return;
+        call.Send(lane.Unit, lane.Domains, lane.Hosts, Self);
+        lane.Sent++;
     }
 
     /// <summary>Starts the schedule once every lane is up and every domain's table is bound to its unit.</summary>
@@ -258,26 +370,29 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     // ILaneDriver: the schedule's requests, as messages to the lane's actors.
 
     void ILaneDriver.Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget)
-        => _lanes[lane].Hosts[slot].Tell(new DeviceHost.Generate(window, t0, t1, quiet, budget));
+        => Call(lane, new LaneCall(LaneCallKind.Generate, window, slot, budget, quiet, t0, t1));
 
-    void ILaneDriver.Commit(int lane, long window, bool final)
-    {
-        var commit = new DomainActor.Commit(window, final);
-        foreach (var d in _lanes[lane].Domains)
-            d.Tell(commit);
-    }
+    void ILaneDriver.Commit(int lane, long window, bool final) => Call(lane, new LaneCall(LaneCallKind.Commit, window, Flag: final));
 
     void ILaneDriver.Committed(int lane, long window) => _ackLog?.Flush();
 
-    void ILaneDriver.Process(int lane, long window, ulong endNs) => _lanes[lane].Unit.Tell(new IotlbActor.Process(window, endNs));
+    void ILaneDriver.Process(int lane, long window, ulong endNs) => Call(lane, new LaneCall(LaneCallKind.Process, window, T1: endNs));
 
-    void ILaneDriver.Drain(int lane, ulong atNs) => _lanes[lane].Unit.Tell(new IotlbActor.Drain(atNs));
+    void ILaneDriver.Drain(int lane, ulong atNs) => Call(lane, new LaneCall(LaneCallKind.Drain, 0, T1: atNs));
 
+    // A restarted domain's window is re-driven within its lane; a lane being rebuilt re-executes the whole commit
+    // instead (and answers it), so these go only to a lane that is up.
     void ILaneDriver.Resend(int lane, int slot, long window)
-        => _lanes[lane].Hosts[slot].Tell(new DeviceHost.Resend(window, _lanes[lane].Domains[slot]));
+    {
+        if (!_lanes[lane].Rebuilding)
+            _lanes[lane].Hosts[slot].Tell(new DeviceHost.Resend(window, _lanes[lane].Domains[slot]));
+    }
 
     void ILaneDriver.Recommit(int lane, int slot, long window, long sequenceNr, bool final)
-        => _lanes[lane].Domains[slot].Tell(new DomainActor.Recommit(window, sequenceNr, final));
+    {
+        if (!_lanes[lane].Rebuilding)
+            _lanes[lane].Domains[slot].Tell(new DomainActor.Recommit(window, sequenceNr, final));
+    }
 
     void ILaneDriver.GiveUp(int lane, int slot, int restarts, long window)
         => Stop(new InvalidOperationException(
@@ -286,18 +401,25 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
 
     void ILaneDriver.Finished()
     {
-        _awaitingCounters = _lanes.Count;
+        _finishing = true;
+        _awaitingCounters = 0;
         _unitCounters.Clear();
         _hostCosts.Clear();
         foreach (var lane in _lanes)
         {
-            lane.Unit.Tell(new IotlbActor.GetCounters());
-            foreach (var host in lane.Hosts)
-            {
-                _awaitingCounters++;
-                host.Tell(DeviceHost.GetCosts.Instance);
-            }
+            // A lane being rebuilt is asked once it is back (and counted then).
+            if (!lane.Rebuilding)
+                RequestCounters(lane);
         }
+    }
+
+    /// <summary>Asks <paramref name="lane"/>'s unit for its counters and its hosts for their costs.</summary>
+    private void RequestCounters(LaneActors lane)
+    {
+        _awaitingCounters += 1 + lane.Hosts.Count;
+        lane.Unit.Tell(new IotlbActor.GetCounters());
+        foreach (var host in lane.Hosts)
+            host.Tell(DeviceHost.GetCosts.Instance);
     }
 
     private readonly List<(int Lane, int Slot, PtActors.Engine.Cost.HostCostLedger Ledger)> _hostCosts = new();
@@ -306,10 +428,11 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
     {
         if (_slotOfHost.TryGetValue(Sender, out var at))
         {
+            _lanes[at.Lane].CostsIn++;
             foreach (var ledger in c.Ledgers)
                 _hostCosts.Add((at.Lane, at.Slot, ledger));
         }
-        if (--_awaitingCounters == 0)
+        if (--_awaitingCounters == 0 && !_lanes.Exists(static l => l.Rebuilding))
             Finish();
     }
 
@@ -365,10 +488,11 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
 
     private void OnCounters(IotlbActor.Counters c)
     {
+        _lanes[_laneOfUnit[c.Unit]].CountersIn = true;
         _unitCounters.Add(c);
         foreach (var image in c.Domains)
             _images[image.Name] = image;
-        if (--_awaitingCounters == 0)
+        if (--_awaitingCounters == 0 && !_lanes.Exists(static l => l.Rebuilding))
             Finish();
     }
 
@@ -423,7 +547,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver
         for (int d = 0; d < names.Length; d++)
             names[d] = SimulationSettings.DomainName(d);
         var domains = PtActors.Engine.Replay.RunDomainEnds.Of(names, d => _journalLength.GetValueOrDefault(names[d]), _images);
-        result = result with { WindDown = new PtActors.Engine.Replay.RunWindDown(windDown), Domains = domains };
+        result = result with { WindDown = new PtActors.Engine.Replay.RunWindDown(windDown), Domains = domains, LaneRestarts = _laneRestarts.ToArray() };
         ReportProgress(result.Ops, force: true);
         _done.TrySetResult(result);
         _finished = true;

@@ -31,6 +31,7 @@ public class LaneCodecsTests(ITestOutputHelper output)
         "generate", "generated", "resend", "resent", "commit", "recommit", "committed", "process", "processed", "drain",
         "drained", "bound", "restarted", "ready", "failed", "failed-stopped", "unit-stats", "image",
         "get-counters", "counters", "counters-without-costs", "get-costs", "costs", "start", "start-defaults",
+        "start-catch-up", "catching-up",
     };
 
     /// <summary>Ledgers that timed something: every field of their state differs from a fresh one's.</summary>
@@ -87,6 +88,16 @@ public class LaneCodecsTests(ITestOutputHelper output)
                 BufferPageBytes = 2 << 20, LinkGbps = 400, NicRing = 256, NicQueues = 4, FrameBytes = 9000, NvmeIoBytes = 65536, NvmeQueueDepth = 16, NvmeIops = 1_000_000, ClusterSeed = "10.0.0.7:4053",
             }, 2, a),
             "start-defaults" => new LaneActor.Start(new SimulationSettings(), 0, b),
+            "start-catch-up" => new LaneActor.Start(new SimulationSettings { RunId = "lost" }, 1, a, new CatchUp(
+                [
+                    new LaneCall(LaneCallKind.Generate, 1, 3, -1, false, 0, 20_000),
+                    new LaneCall(LaneCallKind.Generate, 2, 0, long.MaxValue, true, 20_000, 40_000),
+                    new LaneCall(LaneCallKind.Commit, 2, Flag: true),
+                    new LaneCall(LaneCallKind.Process, 2, T1: ulong.MaxValue),
+                    new LaneCall(LaneCallKind.Drain, 0, T1: 40_000),
+                ],
+                [new LaneAnswer(2, 0), new LaneAnswer(3, -1)])),
+            "catching-up" => new LaneActor.CatchingUp(3),
             "get-counters" => new IotlbActor.GetCounters(),
             "counters" => new IotlbActor.Counters("iommu1", new IommuUnitStats { Hits = 4 }, [new DomainImage("dom0001", 2, [4], [5, 6]), new DomainImage("dom0003", 1, [], [7])], Ledgers().Unit),
             "counters-without-costs" => new IotlbActor.Counters("iommu0", new IommuUnitStats(), [], null),
@@ -108,6 +119,11 @@ public class LaneCodecsTests(ITestOutputHelper output)
         Assert.Equal(bytes, again);
         switch (message)
         {
+            case LaneActor.Start { CatchUp: { } catchUp }:
+                var cu = ((LaneActor.Start)copy).CatchUp!;
+                Assert.Equal(catchUp.Calls, cu.Calls);
+                Assert.Equal(catchUp.Outstanding, cu.Outstanding);
+                break;
             case LaneActor.Ready ready:
                 var r = (LaneActor.Ready)copy;
                 Assert.Equal(ready.Unit, r.Unit);

@@ -490,6 +490,8 @@ internal sealed class SimulateCommand
             try
             {
                 console.Write(SummaryTable(result));
+                foreach (var restart in result.LaneRestarts)
+                    output.WriteLine("note: " + restart);
                 // The reproducibility check in one line (the table may wrap the hash on a narrow terminal).
                 output.WriteLine($"run_id={result.RunId} table_hash={result.TableHash}");
                 if (jsonPath is not null)
