@@ -105,6 +105,80 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
         }
     }
 
+    /// <summary>
+    /// Issue 18's node loss: three node processes, one killed with SIGKILL mid-run. Its lane is rebuilt on another node
+    /// from the journal, the run finishes with every figure of a one-process run (so nothing acknowledged was lost
+    /// or done twice), says which lane it rebuilt, and <c>verify</c> passes on its journal.
+    /// </summary>
+    [PostgresFact]
+    public void A_node_killed_mid_run_has_its_lane_rebuilt_elsewhere_and_the_run_finishes_with_the_same_figures()
+    {
+        string conn = server.CreateDatabase();
+        string dir = Directory.CreateTempSubdirectory("ptactors-node-loss-").FullName;
+        try
+        {
+            string[] run = ["simulate", "--ops", "2000000", "--iommus", "4", "--domains", "16", "--devices", "128", "--workload", "nic", "--seed", "11"];
+            var one = Ptactors([.. run, "--postgres", conn, "--run-id", "local", "--json", Path.Combine(dir, "local.json")]);
+            Assert.True(one.Exit == 0, one.Stderr);
+            var expected = Figures(Path.Combine(dir, "local.json"));
+
+            // A fresh cluster of three: the run's four lanes spread over all of them (the least loaded node gets the
+            // next shard), so whichever node is killed holds a lane.
+            int first = FreePort();
+            string seed = "127.0.0.1:" + first;
+            StartNode(seed, first, conn);
+            StartNode(seed, FreePort(), conn);
+            var victim = StartNode(seed, FreePort(), conn);
+
+            string json = Path.Combine(dir, "lost.json");
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ptactors.dll") }.Concat(run).Concat(["--cluster", seed, "--postgres", conn, "--run-id", "lost", "--json", json]))
+                start.ArgumentList.Add(a);
+            using var simulate = Process.Start(start)!;
+            var stdout = new System.Text.StringBuilder();
+            var stderr = new System.Text.StringBuilder();
+            bool killed = false;
+            simulate.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is not { } line)
+                    return;
+                lock (stdout)
+                    stdout.AppendLine(line);
+                // The first progress line with work done: the run is under way. Kill a node the hard way.
+                if (!killed && line.StartsWith("progress ", StringComparison.Ordinal) && !line.Contains(" ops=0/", StringComparison.Ordinal))
+                {
+                    killed = true;
+                    victim.Kill();
+                    output.WriteLine("killed a node at: " + line);
+                }
+            };
+            simulate.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
+            simulate.BeginOutputReadLine();
+            simulate.BeginErrorReadLine();
+            if (!simulate.WaitForExit(TimeSpan.FromMinutes(5)))
+            {
+                simulate.Kill(entireProcessTree: true);
+                Assert.Fail("the run did not finish within 5 minutes\n" + stdout + stderr);
+            }
+            simulate.WaitForExit();
+            output.WriteLine(stdout.ToString());
+            Assert.True(killed, "no progress line before the run ended: nothing was killed mid-run\n" + stdout);
+            Assert.True(simulate.ExitCode == 0, $"exit {simulate.ExitCode}\n{stdout}{stderr}");
+            Assert.Matches(@"note: lane \d \(lost\.\d\) was lost with its node akka\.tcp://ptactors@127\.0\.0\.1:\d+ after \d+ calls; rebuilt from the journal on another node akka\.tcp://", stdout.ToString());
+
+            var got = Figures(json);
+            foreach (var key in expected.Keys.Where(k => !MachineKeys.Contains(k)))
+                Assert.True(expected[key].GetRawText() == got[key].GetRawText(), $"{key}: one process {expected[key].GetRawText()}, after a lost node {got[key].GetRawText()}");
+            var verify = Ptactors(["verify", "--postgres", conn, "--run", "lost"]);
+            Assert.True(verify.Exit == 0, verify.Stdout + verify.Stderr);
+            Assert.Contains("lost completed ", verify.Stdout);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void Cluster_options_are_checked_before_anything_runs()
     {
