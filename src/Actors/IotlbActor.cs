@@ -49,8 +49,23 @@ public sealed class IotlbActor : ReceiveActor
     /// <summary>Asks for the counters (<see cref="Counters"/>).</summary>
     public sealed record GetCounters : ILaneMessage;
 
-    /// <summary>The unit's counters and the images of its bound domains' tables (the run's hashes are computed from them).</summary>
-    public sealed record Counters(string Unit, IommuUnitStats Stats, IReadOnlyList<DomainImage> Domains, PtActors.Engine.Cost.UnitCostLedger? Costs = null) : ILaneMessage;
+    /// <summary>
+    /// The unit's counters, sent after the images of its bound domains' tables (<see cref="ImagePart"/>; the run's
+    /// hashes are computed from them).
+    /// </summary>
+    public sealed record Counters(string Unit, IommuUnitStats Stats, PtActors.Engine.Cost.UnitCostLedger? Costs = null) : ILaneMessage;
+
+    /// <summary>
+    /// A piece of the image of domain <c>Domain</c>'s table (<see cref="DomainImage"/>) at the run's end:
+    /// <c>Bytes</c> are bytes [<c>Offset</c>, <c>Offset</c> + length) of its canonical form followed by its memory
+    /// (<c>CanonicalLength</c> + <c>MemoryLength</c> bytes in all). An image travels in pieces of at most
+    /// <see cref="ImagePartBytes"/> so that a large table fits the transport's frames; the pieces of every domain
+    /// precede the unit's <see cref="Counters"/>.
+    /// </summary>
+    public sealed record ImagePart(string Domain, int TablePages, int CanonicalLength, int MemoryLength, int Offset, byte[] Bytes) : ILaneMessage;
+
+    /// <summary>The largest piece of a table image in one message (well under config/cluster.conf's frame size).</summary>
+    public const int ImagePartBytes = 4 << 20;
 
     /// <summary>A domain's table arrived and its devices are attached (to the coordinator).</summary>
     public sealed record Bound(string Unit, string Domain) : ILaneMessage;
@@ -195,10 +210,12 @@ public sealed class IotlbActor : ReceiveActor
         });
         Receive<GetCounters>(_ =>
         {
-            var images = new List<DomainImage>(_tables.Count);
             foreach (var (name, table) in _tables)
-                images.Add(DomainImage.Of(name, table));
-            Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), images, _unit.Costs.Snapshot()));
+            {
+                foreach (var part in ImageParts.Split(DomainImage.Of(name, table)))
+                    Sender.Tell(part);
+            }
+            Sender.Tell(new Counters(_name, _unit.Stats.Snapshot(), _unit.Costs.Snapshot()));
         });
     }
 

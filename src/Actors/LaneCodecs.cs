@@ -38,8 +38,9 @@ public interface ILaneMessage;
 /// <item><c>lane.unit-stats</c> v1 = the 16 counters of <see cref="IommuUnitStats"/> in declaration order (z each), then
 /// its four first-finding texts (b present, [s text] each).</item>
 /// <item><c>lane.image</c> v1 = s Name, z TablePages, n × byte Canonical, n × byte Memory (<see cref="DomainImage"/>).</item>
-/// <item><c>lane.get-counters</c>, <c>lane.get-costs</c> v1 = nothing. <c>lane.counters</c> v1 = s Unit, unit-stats,
-/// n × image, b HasCosts, [unit ledger]. <c>lane.costs</c> v1 = n × host ledger. A ledger is its cost model (its 13 times
+/// <item><c>lane.get-counters</c>, <c>lane.get-costs</c> v1 = nothing. <c>lane.counters</c> v2 = s Unit, unit-stats,
+/// b HasCosts, [unit ledger] (v1 had n × image after unit-stats). <c>lane.image-part</c> v1 = s Domain, z TablePages,
+/// z CanonicalLength, z MemoryLength, z Offset, n × byte (<see cref="IotlbActor.ImagePart"/>). <c>lane.costs</c> v1 = n × host ledger. A ledger is its cost model (its 13 times
 /// as f64, then z IovaMagazineSize, z IovaCacheMaxOrder, z TranslationsInFlight) and everything it holds
 /// (<see cref="UnitCostLedger.State"/>, <see cref="HostCostLedger.State"/>, f64 for times, histograms as z Count,
 /// f64 SumNs, n × z bucket); restored only when it is consistent with its model.</item>
@@ -140,14 +141,11 @@ public sealed class LaneCodecs : IPtCodecSet
             static (ref PtReader r, byte _) => new LaneActor.Failed(Int(ref r), r.ReadString(), r.ReadBool() ? r.ReadString() : null));
         registry.Register<IommuUnitStats>("lane.unit-stats", 1, WriteStats, ReadStats);
         registry.Register<IotlbActor.GetCounters>("lane.get-counters", 1, static (_, _) => { }, static (ref PtReader _, byte _) => new IotlbActor.GetCounters());
-        registry.Register<IotlbActor.Counters>("lane.counters", 1,
+        registry.Register<IotlbActor.Counters>("lane.counters", 2,
             static (w, m) =>
             {
                 w.WriteString(m.Unit);
                 WriteStats(w, m.Stats);
-                w.WriteCount(m.Domains.Count);
-                foreach (var image in m.Domains)
-                    WriteImage(w, image);
                 w.WriteBool(m.Costs is not null);
                 if (m.Costs is not null)
                     WriteUnitLedger(w, m.Costs);
@@ -155,12 +153,26 @@ public sealed class LaneCodecs : IPtCodecSet
             static (ref PtReader r, byte v) =>
             {
                 string unit = r.ReadString();
-                var stats = ReadStats(ref r, v);
-                var images = new DomainImage[r.ReadCount(3)];
-                for (int i = 0; i < images.Length; i++)
-                    images[i] = ReadImage(ref r);
-                return new IotlbActor.Counters(unit, stats, images, r.ReadBool() ? ReadUnitLedger(ref r) : null);
+                var stats = ReadStats(ref r, 1);
+                if (v == 1)
+                {
+                    // Version 1 carried the images itself (now sent before it, in pieces): read past them.
+                    for (int i = r.ReadCount(3); i > 0; i--)
+                        ReadImage(ref r);
+                }
+                return new IotlbActor.Counters(unit, stats, r.ReadBool() ? ReadUnitLedger(ref r) : null);
             });
+        registry.Register<IotlbActor.ImagePart>("lane.image-part", 1,
+            static (w, m) =>
+            {
+                w.WriteString(m.Domain);
+                w.WriteVarInt64(m.TablePages);
+                w.WriteVarInt64(m.CanonicalLength);
+                w.WriteVarInt64(m.MemoryLength);
+                w.WriteVarInt64(m.Offset);
+                w.WriteBytes(m.Bytes);
+            },
+            static (ref PtReader r, byte _) => new IotlbActor.ImagePart(r.ReadString(), Int(ref r), Int(ref r), Int(ref r), Int(ref r), r.ReadBytes()));
         registry.Register<DeviceHost.GetCosts>("lane.get-costs", 1, static (_, _) => { }, static (ref PtReader _, byte _) => DeviceHost.GetCosts.Instance);
         registry.Register<DeviceHost.Costs>("lane.costs", 1,
             static (w, m) =>

@@ -33,7 +33,11 @@ public static class LaneSharding
         return Akka.Configuration.ConfigurationFactory.ParseString(
                 $"akka.remote.dot-netty.tcp.hostname = \"{host}\"\nakka.remote.dot-netty.tcp.port = {port.ToString(CultureInfo.InvariantCulture)}\n" +
                 $"akka.cluster.seed-nodes = [{seedList}]\nakka.cluster.roles = [{roleList}]")
-            .WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("cluster.conf")));
+            .WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("cluster.conf")))
+            // Sharding's and distributed data's serializers from the start: a node that joins receives their
+            // messages before anything here asks for the extensions (which would add them only then).
+            .WithFallback(Akka.Cluster.Sharding.ClusterSharding.DefaultConfig())
+            .WithFallback(Akka.DistributedData.DistributedData.DefaultConfig());
     }
 
     /// <summary>

@@ -149,6 +149,11 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
             _schedule.HostResent(lane, slot, r.Window);
         });
         Receive<IotlbActor.Counters>(OnCounters);
+        Receive<IotlbActor.ImagePart>(p =>
+        {
+            if (_imageParts.Add(p) is { } image)
+                _images[image.Name] = image;
+        });
         Receive<DeviceHost.Costs>(OnHostCosts);
         Receive<Status.Failure>(f => _done.TrySetException(f.Cause));
         // A lane that failed (stopped by the strategy below) or stopped on its own: the run cannot go on. (A lane
@@ -289,6 +294,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
             {
                 // Its end-of-run answers (given or not) are asked for again once it is back.
                 _unitCounters.RemoveAll(c => _laneOfUnit[c.Unit] == index);
+                foreach (var name in lane.DomainNames)
+                    _images.Remove(name);
                 _hostCosts.RemoveAll(h => h.Lane == index);
                 _awaitingCounters -= (lane.CountersIn ? 0 : 1) + lane.Hosts.Count - lane.CostsIn;
                 lane.CountersIn = false;
@@ -486,12 +493,22 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
     /// <summary>Each domain's last journalled sequence number (from its latest <see cref="DomainActor.Committed"/>).</summary>
     private readonly Dictionary<string, long> _journalLength = new(StringComparer.Ordinal);
 
+    private readonly ImageParts.Assembler _imageParts = new();
+
     private void OnCounters(IotlbActor.Counters c)
     {
-        _lanes[_laneOfUnit[c.Unit]].CountersIn = true;
+        var lane = _lanes[_laneOfUnit[c.Unit]];
+        // Its domains' images came first, in pieces.
+        foreach (var name in lane.DomainNames)
+        {
+            if (!_images.ContainsKey(name))
+            {
+                Stop(new InvalidOperationException($"unit {c.Unit} sent its counters without the image of domain {name}'s table"));
+                return;
+            }
+        }
+        lane.CountersIn = true;
         _unitCounters.Add(c);
-        foreach (var image in c.Domains)
-            _images[image.Name] = image;
         if (--_awaitingCounters == 0 && !_lanes.Exists(static l => l.Rebuilding))
             Finish();
     }

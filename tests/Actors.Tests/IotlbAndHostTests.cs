@@ -42,6 +42,7 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         Assert.Equal([unmap.Op.Id], release.UnmapIds.ToArray());
 
         unit.Tell(new IotlbActor.GetCounters(), TestActor);
+        Assert.Equal("d0", ExpectMsg<IotlbActor.ImagePart>().Domain);   // its one domain's image, in one piece, first
         var counters = ExpectMsg<IotlbActor.Counters>();
         Assert.Equal(1, counters.Stats.Misses - counters.Stats.Faults);   // the first DMA saw the mapping (pre-state)
         Assert.Equal(1, counters.Stats.Faults);                           // the second came after the flush
@@ -80,7 +81,10 @@ public class IotlbAndHostTests(ITestOutputHelper output)
         ExpectNoMsg(TimeSpan.FromMilliseconds(100));                    // and it is not bound a second time
         unit.Tell(new IotlbActor.GetCounters(), TestActor);
         // Its counters show the new table (a fresh one: one page), not the old incarnation's (which mapped and unmapped).
-        var image = Assert.Single(ExpectMsg<IotlbActor.Counters>().Domains);
+        var part = ExpectMsg<IotlbActor.ImagePart>();
+        ExpectMsg<IotlbActor.Counters>();
+        var image = new ImageParts.Assembler().Add(part)!;
+        Assert.Equal("d0", image.Name);
         Assert.Equal(DomainImage.Of("d0", again.Domain).Memory, image.Memory);
         Assert.NotEqual(DomainImage.Of("d0", model.Domain).Memory, image.Memory);
 

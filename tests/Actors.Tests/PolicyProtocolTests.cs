@@ -108,6 +108,7 @@ public class PolicyProtocolTests(ITestOutputHelper output)
     private IommuUnitStats Counters(IActorRef unit)
     {
         unit.Tell(new IotlbActor.GetCounters(), TestActor);
+        ExpectMsg<IotlbActor.ImagePart>();   // the domain's table image comes first
         return ExpectMsg<IotlbActor.Counters>().Stats;
     }
 
