@@ -17,11 +17,14 @@ namespace PtActors.Actors;
 /// </summary>
 internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTimers
 {
-    /// <summary>Send a rebuilt lane's Start again: it has not said it is catching up yet (the region may have routed it to the lost node).</summary>
-    private sealed record RetryRebuild(int Lane) : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// Send a sharded lane's Start again: it has not answered yet (Ready, or CatchingUp when rebuilt after its node was
+    /// lost): the region may have routed it to a node that died since.
+    /// </summary>
+    private sealed record RetryStart(int Lane) : INoSerializationVerificationNeeded;
 
-    /// <summary>How often a lost lane's Start is sent again until the lane answers.</summary>
-    private static readonly TimeSpan RebuildRetry = TimeSpan.FromSeconds(2);
+    /// <summary>How often a sharded lane's Start is sent again until the lane answers.</summary>
+    private static readonly TimeSpan StartRetry = TimeSpan.FromSeconds(2);
 
     /// <inheritdoc/>
     public ITimerScheduler Timers { get; set; } = null!;
@@ -68,7 +71,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
     /// <summary>The images of every domain's table at the run's end, by name (from the units' counters).</summary>
     private readonly Dictionary<string, DomainImage> _images = new(StringComparer.Ordinal);
     private LaneSchedule _schedule = null!;
-    private int _unbound;
+    /// <summary>Domains whose table is bound to its unit (the schedule starts once every one is).</summary>
+    private readonly HashSet<string> _bound = new(StringComparer.Ordinal);
     private int _awaitingCounters;
     private long _events, _opsPersisted;
     private TimeSpan _lastReport;
@@ -89,7 +93,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         Receive<LaneActor.Failed>(f => Fail(f.Actor, f.Error));
         Receive<IotlbActor.Bound>(b =>
         {
-            _unbound--;
+            _bound.Add(b.Domain);
             TryStart();
         });
         Receive<DeviceHost.Generated>(g =>
@@ -124,15 +128,17 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
             _lanes[lane].Log.Answered(LaneCallKind.Drain, -1);
             _schedule.UnitDrained(lane);
         });
-        Receive<RetryRebuild>(r =>
+        Receive<RetryStart>(r =>
         {
             var lane = _lanes[r.Lane];
-            if (lane.Rebuilding)
+            if (!lane.Ready)
+                _laneRegion!.Tell(new LaneActor.Start(_s, r.Lane, Self));
+            else if (lane.Rebuilding)
                 _laneRegion!.Tell(new LaneActor.Start(_s, r.Lane, Self, lane.Log.CatchUpAt(lane.Sent)));
         });
         Receive<LaneActor.CatchingUp>(c =>
         {
-            Timers.Cancel(("rebuild", c.Lane));
+            Timers.Cancel(("start", c.Lane));
             // A lost lane started again on another node and re-executes its calls: watched from now on.
             _lanes[c.Lane].Lane = Context.Watch(Sender);
         });
@@ -231,7 +237,6 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
 
         // Refused here, before any lane starts, rather than by every lane.
         _s.WorkloadOptions().Validate();
-        _unbound = topology.Domains.Count;
         _lanesStarting = topology.Lanes.Count;
         foreach (var plan in topology.Lanes)
         {
@@ -245,6 +250,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
             {
                 // A sharded lane starts on the node that owns its shard; it is watched once it answers (Ready).
                 _laneRegion.Tell(start);
+                Timers.StartPeriodicTimer(("start", plan.Index), new RetryStart(plan.Index), StartRetry);
                 continue;
             }
             var lane = Context.Watch(Context.ActorOf(LaneActor.Props(_ackLog), "lane" + plan.Index.ToString(System.Globalization.CultureInfo.InvariantCulture)));
@@ -305,7 +311,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         _laneRestarts.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"lane {index} ({lost.Path.Name}) was lost with its node {lost.Path.Address} after {lane.Sent} calls; rebuilt from the journal on another node"));
         _laneRegion!.Tell(new LaneActor.Start(_s, index, Self, lane.Log.CatchUpAt(lane.Sent)));
-        Timers.StartPeriodicTimer(("rebuild", index), new RetryRebuild(index), RebuildRetry);
+        Timers.StartPeriodicTimer(("start", index), new RetryStart(index), StartRetry);
     }
 
     private bool _finishing;
@@ -317,7 +323,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         if (lane.Ready && !lane.Rebuilding)
             return;
         lane.Ready = true;
-        Timers.Cancel(("rebuild", ready.Lane));
+        Timers.Cancel(("start", ready.Lane));
         if (_laneRegion is not null)
             lane.Lane = Context.Watch(Sender);
         lane.Unit = ready.Unit;
@@ -345,6 +351,10 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
                 lane.Log.Calls[lane.Sent++].Send(lane.Unit, lane.Domains, lane.Hosts, Self);
             if (_finishing)
                 RequestCounters(lane);
+            // It said Ready once every domain was bound (a lane lost before the schedule started counts too).
+            foreach (var name in lane.DomainNames)
+                _bound.Add(name);
+            TryStart();
             return;
         }
         _lanesStarting--;
@@ -365,7 +375,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
     /// <summary>Starts the schedule once every lane is up and every domain's table is bound to its unit.</summary>
     private void TryStart()
     {
-        if (_lanesStarting == 0 && _unbound == 0 && !_started)
+        if (_lanesStarting == 0 && _bound.Count == _slotOfDomain.Count && !_started)
         {
             _started = true;
             _schedule.Start();
