@@ -53,6 +53,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         public bool Rebuilding;
         /// <summary>The lane answered its first Start.</summary>
         public bool Ready;
+        /// <summary>Its latest line in the run's lane restarts.</summary>
+        public int Note;
         /// <summary>The lane answered the end-of-run requests (its unit's counters; its hosts' costs).</summary>
         public bool CountersIn;
         public int CostsIn;
@@ -308,6 +310,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
                 lane.CostsIn = 0;
             }
         }
+        lane.Note = _laneRestarts.Count;
         _laneRestarts.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"lane {index} ({lost.Path.Name}) was lost with its node {lost.Path.Address} after {lane.Sent} calls; rebuilt from the journal on another node"));
         _laneRegion!.Tell(new LaneActor.Start(_s, index, Self, lane.Log.CatchUpAt(lane.Sent)));
@@ -346,7 +349,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         {
             // Caught up: the calls made while it was away go now, then (if the run was finishing) its counters.
             lane.Rebuilding = false;
-            _laneRestarts[^1] += " " + ready.Unit.Path.Address;
+            _laneRestarts[lane.Note] += " " + ready.Unit.Path.Address;
             while (lane.Sent < lane.Log.Calls.Count)
                 lane.Log.Calls[lane.Sent++].Send(lane.Unit, lane.Domains, lane.Hosts, Self);
             if (_finishing)
