@@ -25,7 +25,8 @@ public sealed class Simulator : ISimulationRunner
     private readonly bool _cluster;
 
     /// <summary>How long a run waits for its node to join the cluster and the lane region to be reachable.</summary>
-    internal static readonly TimeSpan JoinTimeout = TimeSpan.FromSeconds(60);
+    /// <summary>How long a cluster run waits to join and to see a lane node up (tests shorten it).</summary>
+    internal TimeSpan JoinTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// A simulator whose actor systems also get <paramref name="extra"/> (HOCON over the defaults; null: none);
@@ -37,6 +38,46 @@ public sealed class Simulator : ISimulationRunner
         _cluster = cluster;
         var config = Quiet.WithFallback(LaneWire);
         _config = extra is null ? config : extra.WithFallback(config);
+    }
+
+    /// <summary>
+    /// Joins the cluster (through <paramref name="seed"/>, or the configured seed nodes) as the run's coordinator and
+    /// returns a proxy of the lane region, once at least one lane node is up; a clear error if either does not happen
+    /// within <see cref="JoinTimeout"/>.
+    /// </summary>
+    private async Task<IActorRef> JoinAsync(ActorSystem system, string? seed, CancellationToken cancellationToken)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        string through = seed ?? "its seed nodes";
+        var member = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.RegisterOnMemberUp(() => member.TrySetResult());
+        try
+        {
+            await member.Task.WaitAsync(JoinTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new InvalidOperationException(
+                $"could not join the cluster through {through} within {JoinTimeout.TotalSeconds:0} s: no node answered there (is a `ptactors node --seed {seed ?? "HOST:PORT"}` running, and reachable from this machine?)");
+        }
+        var deadline = DateTime.UtcNow + JoinTimeout;
+        while (!HasLaneNode(cluster.State))
+        {
+            if (DateTime.UtcNow >= deadline)
+                throw new InvalidOperationException($"the cluster joined through {through} has no lane node up (start one with `ptactors node --seed ...`)");
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+        return LaneSharding.StartProxy(system);
+
+        static bool HasLaneNode(Akka.Cluster.ClusterEvent.CurrentClusterState state)
+        {
+            foreach (var m in state.Members)
+            {
+                if (m.Status == Akka.Cluster.MemberStatus.Up && m.HasRole(LaneSharding.Role))
+                    return true;
+            }
+            return false;
+        }
     }
 
     /// <inheritdoc/>
@@ -60,6 +101,8 @@ public sealed class Simulator : ISimulationRunner
             // The run (and its clock) starts on a backend that answers: for SQLite, its tables exist and the
             // plugin's first reads are done, so a broken database fails here and one-time start-up is not a run's.
             await PersistentActorSystem.ReadyAsync(system, ReadyTimeout).ConfigureAwait(false);
+            // On a cluster, joined and with a lane node to run on before the run is recorded as started.
+            IActorRef? lanes = cluster ? await JoinAsync(system, settings.ClusterSeed, cancellationToken).ConfigureAwait(false) : null;
             // The run is in the registry before anything of it is written; a run id already there is refused.
             var registry = system.ActorOf(RunRegistry.Props(), "runs");
             await RecordStartAsync(registry, settings).ConfigureAwait(false);
@@ -67,14 +110,6 @@ public sealed class Simulator : ISimulationRunner
             var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
             using var ackLog = settings.AckLogPath is { } path ? AckLog.Open(path, settings.RunId) : null;
-            IActorRef? lanes = null;
-            if (cluster)
-            {
-                var member = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => member.TrySetResult());
-                await member.Task.WaitAsync(JoinTimeout, cancellationToken).ConfigureAwait(false);
-                lanes = LaneSharding.StartProxy(system);
-            }
             system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done, ackLog, lanes)), "coordinator");
             SimulationResult result;
             try

@@ -72,4 +72,36 @@ public class ClusterLaneTests
             await node.Terminate();
         }
     }
+
+    [Fact]
+    public async Task ARunThatJoinsNoClusterFailsWithAClearErrorAndRecordsNothing()
+    {
+        // Nothing listens at the seed: the run cannot join.
+        string seed = "127.0.0.1:" + FreePort();
+        var settings = new SimulationSettings { RunId = "nojoin", Ops = 100, ClusterSeed = seed };
+        var simulator = new Simulator(Logging) { JoinTimeout = TimeSpan.FromSeconds(3) };
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => simulator.RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None));
+        Assert.Equal($"could not join the cluster through {seed} within 3 s: no node answered there (is a `ptactors node --seed {seed}` running, and reachable from this machine?)", e.Message);
+    }
+
+    [Fact]
+    public async Task ARunOnAClusterWithoutALaneNodeFailsWithAClearError()
+    {
+        // A cluster of one node that runs no lanes (a coordinator's role): joined, but nowhere to run.
+        int seedPort = FreePort();
+        string seed = "127.0.0.1:" + seedPort;
+        var other = ActorSystem.Create(LaneSharding.SystemName,
+            Logging.WithFallback(LaneSharding.NodeConfig("127.0.0.1", seedPort, [seed], "coordinator")).WithFallback(Simulator.LaneWire));
+        try
+        {
+            var settings = new SimulationSettings { RunId = "nolane", Ops = 100, ClusterSeed = seed };
+            var simulator = new Simulator(Logging) { JoinTimeout = TimeSpan.FromSeconds(10) };
+            var e = await Assert.ThrowsAsync<InvalidOperationException>(() => simulator.RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None));
+            Assert.Equal($"the cluster joined through {seed} has no lane node up (start one with `ptactors node --seed ...`)", e.Message);
+        }
+        finally
+        {
+            await other.Terminate();
+        }
+    }
 }
