@@ -26,6 +26,9 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
     /// <summary>How often a sharded lane's Start is sent again until the lane answers.</summary>
     private static readonly TimeSpan StartRetry = TimeSpan.FromSeconds(2);
 
+    /// <summary>Retries after which a lane that never answers ends the run (no node to run it on).</summary>
+    private const int MaxStartRetries = 60;
+
     /// <inheritdoc/>
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -55,6 +58,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         public bool Ready;
         /// <summary>Its latest line in the run's lane restarts.</summary>
         public int Note;
+        /// <summary>Start re-sent since it last answered.</summary>
+        public int Retries;
         /// <summary>The lane answered the end-of-run requests (its unit's counters; its hosts' costs).</summary>
         public bool CountersIn;
         public int CostsIn;
@@ -133,6 +138,12 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         Receive<RetryStart>(r =>
         {
             var lane = _lanes[r.Lane];
+            if (++lane.Retries > MaxStartRetries)
+            {
+                Stop(new InvalidOperationException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"lane {r.Lane} could not be {(lane.Ready ? "rebuilt" : "started")} on any node for {MaxStartRetries * StartRetry.TotalSeconds:0} s (is a lane node up?): the run stops here (everything acknowledged so far is in the journal; `verify` checks it)")));
+                return;
+            }
             if (!lane.Ready)
                 _laneRegion!.Tell(new LaneActor.Start(_s, r.Lane, Self));
             else if (lane.Rebuilding)
@@ -141,6 +152,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         Receive<LaneActor.CatchingUp>(c =>
         {
             Timers.Cancel(("start", c.Lane));
+            _lanes[c.Lane].Retries = 0;
             // A lost lane started again on another node and re-executes its calls: watched from now on.
             _lanes[c.Lane].Lane = Context.Watch(Sender);
         });
@@ -327,6 +339,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
             return;
         lane.Ready = true;
         Timers.Cancel(("start", ready.Lane));
+        lane.Retries = 0;
         if (_laneRegion is not null)
             lane.Lane = Context.Watch(Sender);
         lane.Unit = ready.Unit;

@@ -109,6 +109,14 @@ public sealed class Simulator : ISimulationRunner
             beforeStart?.Invoke(system);
             var done = new TaskCompletionSource<SimulationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             using var reg = cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
+            if (cluster)
+            {
+                // Removed from the cluster under the run (the split-brain resolver downs the side that lost the majority:
+                // e.g. this process when most lane nodes died at once): the actor system stops, and with it the run.
+                _ = system.WhenTerminated.ContinueWith(_ => done.TrySetException(new InvalidOperationException(
+                    "this process was removed from the cluster (it lost contact with the majority of its members): the run stops here " +
+                    "(everything acknowledged so far is in the journal; `verify` checks it)")), TaskScheduler.Default);
+            }
             using var ackLog = settings.AckLogPath is { } path ? AckLog.Open(path, settings.RunId) : null;
             system.ActorOf(Props.Create(() => new SimulationCoordinator(settings, progress, done, ackLog, lanes)), "coordinator");
             SimulationResult result;
