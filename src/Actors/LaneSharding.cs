@@ -80,6 +80,27 @@ public static class LaneSharding
         return null;
     }
 
+    /// <summary>
+    /// Parses a list of seed nodes, HOST:PORT[,HOST:PORT...] (the first one is the cluster's first node); null with
+    /// what is wrong with the first bad one.
+    /// </summary>
+    public static IReadOnlyList<(string Host, int Port)>? ParseSeeds(string text, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var seeds = new List<(string, int)>();
+        foreach (string part in text.Split(','))
+        {
+            if (ParseHostPort(part, out problem) is not { } seed)
+                return null;
+            seeds.Add(seed);
+        }
+        problem = null;
+        return seeds;
+    }
+
+    /// <summary>The seeds of <paramref name="text"/> (a list <see cref="ParseSeeds"/> accepts) as HOST:PORT strings.</summary>
+    public static string[] SeedList(string text) => text.Split(',');
+
     /// <summary>The actor system's name on every node (a cluster's nodes share it).</summary>
     public const string SystemName = "ptactors";
 

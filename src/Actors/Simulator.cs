@@ -93,7 +93,7 @@ public sealed class Simulator : ISimulationRunner
         PersistenceIds.ThrowIfInvalid(settings.RunId, "run id");
         bool cluster = _cluster || settings.ClusterSeed is not null;
         var config = settings.ClusterSeed is { } seed
-            ? _config.WithFallback(LaneSharding.NodeConfig(LaneSharding.LocalAddressTowards(seed), 0, [seed], "coordinator"))
+            ? _config.WithFallback(LaneSharding.NodeConfig(LaneSharding.LocalAddressTowards(LaneSharding.SeedList(seed)[0]), 0, LaneSharding.SeedList(seed), "coordinator"))
             : _config;
         var system = PersistentActorSystem.Create(LaneSharding.SystemName, backend, config);
         try

@@ -127,12 +127,15 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             int first = FreePort();
             string seed = "127.0.0.1:" + first;
             StartNode(seed, first, conn);
-            StartNode(seed, FreePort(), conn);
+            int second = FreePort();
+            StartNode(seed, second, conn);
             var victim = StartNode(seed, FreePort(), conn);
+            // The run names two seeds (any one up will do).
+            string seeds = $"{seed},127.0.0.1:{second}";
 
             string json = Path.Combine(dir, "lost.json");
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ptactors.dll") }.Concat(run).Concat(["--cluster", seed, "--postgres", conn, "--run-id", "lost", "--json", json]))
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ptactors.dll") }.Concat(run).Concat(["--cluster", seeds, "--postgres", conn, "--run-id", "lost", "--json", json]))
                 start.ArgumentList.Add(a);
             using var simulate = Process.Start(start)!;
             var stdout = new System.Text.StringBuilder();
@@ -187,8 +190,10 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             (["simulate", "--cluster", "127.0.0.1:4053", "--ops", "10"], "--cluster needs --postgres CONN"),
             (["simulate", "--cluster", "127.0.0.1", "--postgres", "Host=x;Database=y", "--ops", "10"], "--cluster"),
             (["simulate", "--cluster", "127.0.0.1:99999", "--postgres", "Host=x;Database=y", "--ops", "10"], "--cluster"),
+            (["simulate", "--cluster", "127.0.0.1:4053,10.0.0.2", "--postgres", "Host=x;Database=y", "--ops", "10"], "--cluster"),
             (["simulate", "--cluster", "127.0.0.1:4053", "--postgres", "Host=x;Database=y", "--ack-log", "a.log", "--ops", "10"], "--ack-log and --cluster cannot be used together"),
             (["node", "--seed", "localhost", "--postgres", "Host=x;Database=y"], "--seed: 'localhost' is not HOST:PORT"),
+            (["node", "--seed", "127.0.0.1:4053,127.0.0.1:0", "--postgres", "Host=x;Database=y"], "--seed: '0' is not a port (1..65535)"),
             (["node", "--seed", "127.0.0.1:4053", "--port", "0", "--postgres", "Host=x;Database=y"], "--port"),
             (["node", "--seed", "127.0.0.1:4053"], "--postgres"),
         })

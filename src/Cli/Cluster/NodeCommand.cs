@@ -30,8 +30,8 @@ internal sealed class NodeCommand
         _stderr = stderr;
         _seed = new Option<string>("--seed")
         {
-            Description = "A seed node of the cluster, HOST:PORT (the first node of a cluster names itself); this node listens on the address of this machine that reaches HOST",
-            HelpName = "HOST:PORT",
+            Description = "The cluster's seed nodes, HOST:PORT[,HOST:PORT...] (the same list on every node; the first one starts the cluster, naming itself first); this node listens on the address of this machine that reaches the first HOST",
+            HelpName = "HOST:PORT[,HOST:PORT...]",
             Required = true,
         };
         _port = SimulateCommand.Valued<int?>("--port", "P", "The port this node listens on, 1..65535 [default: the seed's port]",
@@ -48,7 +48,7 @@ internal sealed class NodeCommand
         };
         Command.Validators.Add(result =>
         {
-            if (result.GetResult(_seed) is { Tokens: [var seed] } && LaneSharding.ParseHostPort(seed.Value, out string? problem) is null)
+            if (result.GetResult(_seed) is { Tokens: [var seed] } && LaneSharding.ParseSeeds(seed.Value, out string? problem) is null)
                 result.AddError($"--seed: {problem}");
         });
         Command.SetAction((parse, ct) => RunAsync(parse.GetValue(_seed)!, parse.GetValue(_port), parse.GetValue(_postgres)!, ct));
@@ -58,9 +58,10 @@ internal sealed class NodeCommand
 
     private async Task<int> RunAsync(string seed, int? port, string postgres, CancellationToken ct)
     {
-        var (_, seedPort) = LaneSharding.ParseHostPort(seed, out _)!.Value;
-        // This node listens on the address of this machine the seed is reached from (the seed's own on its machine).
-        string host = LaneSharding.LocalAddressTowards(seed);
+        var seeds = LaneSharding.SeedList(seed);
+        var (_, seedPort) = LaneSharding.ParseHostPort(seeds[0], out _)!.Value;
+        // This node listens on the address of this machine the first seed is reached from (the seed's own on its machine).
+        string host = LaneSharding.LocalAddressTowards(seeds[0]);
         int listen = port ?? seedPort;
         var (problem, why) = await PostgresDatabase.CheckAsync(postgres, forReading: false, ct).ConfigureAwait(false);
         if (problem != PostgresDatabase.Problem.None)
@@ -69,7 +70,7 @@ internal sealed class NodeCommand
             return ExitUsage;
         }
         var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.log-dead-letters = off")
-            .WithFallback(LaneSharding.NodeConfig(host, listen, [seed], LaneSharding.Role))
+            .WithFallback(LaneSharding.NodeConfig(host, listen, seeds, LaneSharding.Role))
             .WithFallback(Simulator.LaneWire);
         ActorSystem system;
         try

@@ -131,8 +131,8 @@ internal sealed class SimulateCommand
         _db = Valued<string?>("--db", "FILE", $"SQLite database of the journal and snapshots [default: {PersistenceBackend.Default.Target}]", SimulateValues.FilePath);
         _inMemory = new Option<bool>("--in-memory") { Description = "Keep the journal and snapshots in memory: nothing on disk" };
         _postgres = PostgresOption("PostgreSQL database of the journal and snapshots, instead of --db (the database must exist; the tables are created)");
-        _cluster = Valued<string?>("--cluster", "HOST:PORT",
-            "Run the lanes on a PtActors cluster: join it through this seed node (`ptactors node`) and start each lane on the node owning its shard; needs --postgres (the cluster's journal)",
+        _cluster = Valued<string?>("--cluster", "HOST:PORT[,HOST:PORT...]",
+            "Run the lanes on a PtActors cluster: join it through these seed nodes (`ptactors node`; any one up will do) and start each lane on the node owning its shard; needs --postgres (the cluster's journal)",
             SimulateValues.HostPort);
         _json = Valued<string?>("--json", "FILE", "Also write every figure of the run to FILE as JSON", SimulateValues.FilePath);
         _unsafe = Valued<UnsafeMode?>("--unsafe", "none|free-early|skip-context|amd-short",

@@ -216,11 +216,11 @@ internal static class SimulateValues
         return string.IsNullOrWhiteSpace(text) || text.Contains('\0', StringComparison.Ordinal) ? null : text;
     }
 
-    /// <summary>A cluster node's address: HOST:PORT.</summary>
+    /// <summary>Seed nodes of a cluster: HOST:PORT[,HOST:PORT...].</summary>
     public static string? HostPort(string text, out string expected)
     {
-        expected = "HOST:PORT (a host name or IPv4 address and a port 1..65535)";
-        return PtActors.Actors.LaneSharding.ParseHostPort(text, out _) is null ? null : text;
+        expected = "HOST:PORT[,HOST:PORT...] (host names or IPv4 addresses and ports 1..65535)";
+        return PtActors.Actors.LaneSharding.ParseSeeds(text, out _) is null ? null : text;
     }
 
     /// <summary>A fresh run id: <c>yyyyMMdd-HHmmss-xxxx</c>, UTC time and 4 random hex digits.</summary>
