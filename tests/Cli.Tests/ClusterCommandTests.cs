@@ -42,13 +42,34 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>Starts <c>ptactors</c> with <paramref name="args"/>, its output redirected (read it before it fills).</summary>
+    private static Process Launch(IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ptactors.dll"));
+        foreach (var a in args)
+            start.ArgumentList.Add(a);
+        return Process.Start(start)!;
+    }
+
+    /// <summary>
+    /// Every figure of the run in <paramref name="json"/> but the machine's equals <paramref name="expected"/>'s (a
+    /// one-process run), and <c>verify</c> passes on its journal.
+    /// </summary>
+    private static void AssertSameFiguresAndVerified(Dictionary<string, JsonElement> expected, string json, string conn, string runId, string what)
+    {
+        var got = Figures(json);
+        foreach (var key in expected.Keys.Where(k => !MachineKeys.Contains(k)))
+            Assert.True(expected[key].GetRawText() == got[key].GetRawText(), $"{what}, {key}: one process {expected[key].GetRawText()}, cluster {got[key].GetRawText()}");
+        var verify = Ptactors(["verify", "--postgres", conn, "--run", runId]);
+        Assert.True(verify.Exit == 0, verify.Stdout + verify.Stderr);
+        Assert.Contains($"{runId} completed ", verify.Stdout);
+    }
+
     /// <summary>Starts <c>ptactors node</c> and waits until it says it is up.</summary>
     private Process StartNode(string seed, int port, string conn)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ptactors.dll"), "node", "--seed", seed, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--postgres", conn })
-            start.ArgumentList.Add(a);
-        var process = Process.Start(start)!;
+        var process = Launch(["node", "--seed", seed, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--postgres", conn]);
         _nodes.Add(process);
         var up = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
@@ -91,12 +112,7 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
                 string runId = $"cluster-{nodes}", json = Path.Combine(dir, runId + ".json");
                 var r = Ptactors([.. Run, "--cluster", seed, "--postgres", conn, "--run-id", runId, "--json", json]);
                 Assert.True(r.Exit == 0, r.Stderr);
-                var got = Figures(json);
-                foreach (var key in expected.Keys.Where(k => !MachineKeys.Contains(k)))
-                    Assert.True(expected[key].GetRawText() == got[key].GetRawText(), $"{nodes} node(s), {key}: one process {expected[key].GetRawText()}, cluster {got[key].GetRawText()}");
-                var verify = Ptactors(["verify", "--postgres", conn, "--run", runId]);
-                Assert.True(verify.Exit == 0, verify.Stdout + verify.Stderr);
-                Assert.Contains($"{runId} completed ", verify.Stdout);
+                AssertSameFiguresAndVerified(expected, json, conn, runId, $"{nodes} node(s)");
             }
         }
         finally
@@ -134,10 +150,7 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             string seeds = $"{seed},127.0.0.1:{second}";
 
             string json = Path.Combine(dir, "lost.json");
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ptactors.dll") }.Concat(run).Concat(["--cluster", seeds, "--postgres", conn, "--run-id", "lost", "--json", json]))
-                start.ArgumentList.Add(a);
-            using var simulate = Process.Start(start)!;
+            using var simulate = Launch([.. run, "--cluster", seeds, "--postgres", conn, "--run-id", "lost", "--json", json]);
             var stdout = new System.Text.StringBuilder();
             var stderr = new System.Text.StringBuilder();
             bool killed = false;
@@ -169,12 +182,7 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             Assert.True(simulate.ExitCode == 0, $"exit {simulate.ExitCode}\n{stdout}{stderr}");
             Assert.Matches(@"note: lane \d \(lost\.\d\) was lost with its node akka\.tcp://ptactors@127\.0\.0\.1:\d+ after \d+ calls; rebuilt from the journal on another node akka\.tcp://", stdout.ToString());
 
-            var got = Figures(json);
-            foreach (var key in expected.Keys.Where(k => !MachineKeys.Contains(k)))
-                Assert.True(expected[key].GetRawText() == got[key].GetRawText(), $"{key}: one process {expected[key].GetRawText()}, after a lost node {got[key].GetRawText()}");
-            var verify = Ptactors(["verify", "--postgres", conn, "--run", "lost"]);
-            Assert.True(verify.Exit == 0, verify.Stdout + verify.Stderr);
-            Assert.Contains("lost completed ", verify.Stdout);
+            AssertSameFiguresAndVerified(expected, json, conn, "lost", "after a lost node");
         }
         finally
         {
