@@ -78,13 +78,19 @@ internal sealed class LaneLog
 {
     private readonly List<LaneCall> _calls = new();
     private readonly Dictionary<(LaneCallKind Kind, int Slot), int> _pending = new();
+    private readonly bool _keep;
+
+    /// <param name="keep">False: keep nothing (a lane that cannot be lost: <see cref="Add"/> and <see cref="Answered"/> do nothing).</param>
+    public LaneLog(bool keep = true) => _keep = keep;
 
     /// <summary>Every call, in the order sent.</summary>
     public IReadOnlyList<LaneCall> Calls => _calls;
 
-    /// <summary>Records <paramref name="call"/> to a lane of <paramref name="domains"/> domains; returns its index.</summary>
+    /// <summary>Records <paramref name="call"/> to a lane of <paramref name="domains"/> domains; returns its index (−1 when nothing is kept).</summary>
     public int Add(LaneCall call, int domains)
     {
+        if (!_keep)
+            return -1;
         int index = _calls.Count;
         _calls.Add(call);
         if (call.Kind == LaneCallKind.Commit)
@@ -100,7 +106,11 @@ internal sealed class LaneLog
     }
 
     /// <summary>The answer of <paramref name="kind"/> from <paramref name="slot"/> (−1: the unit) arrived.</summary>
-    public void Answered(LaneCallKind kind, int slot) => _pending.Remove((kind, slot));
+    public void Answered(LaneCallKind kind, int slot)
+    {
+        if (_keep)
+            _pending.Remove((kind, slot));
+    }
 
     /// <summary>How to rebuild the lane from its first <paramref name="calls"/> calls (those sent before it was lost).</summary>
     public CatchUp CatchUpAt(int calls)

@@ -45,8 +45,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         public readonly List<DeviceHost.HostCounters?> Counters = new();
         /// <summary>Table pages of the lane's domains at the end of each window (index = window − 1).</summary>
         public readonly List<long> PagesAtWindowEnd = new();
-        /// <summary>Every call sent to the lane and the answers awaited (to rebuild it if its node is lost).</summary>
-        public readonly LaneLog Log = new();
+        /// <summary>Every call sent to the lane and the answers awaited (to rebuild it if its node is lost; kept on a cluster only).</summary>
+        public required LaneLog Log;
         /// <summary>
         /// Calls sent to the lane's actors so far; the rest of <see cref="Log"/> waits for the lane, rebuilt after
         /// its node was lost, to be <see cref="LaneActor.Ready"/> again.
@@ -241,7 +241,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         {
             _laneOfUnit[plan.UnitName] = _lanes.Count;
             _timeline[_lanes.Count] = new List<RunTimeline.Sample>();
-            _lanes.Add(new LaneActors());
+            // In one process a lane is never lost with a node: nothing to keep for a rebuild.
+            _lanes.Add(new LaneActors { Log = new LaneLog(keep: _laneRegion is not null) });
             var order = new int[plan.Domains.Count];
             for (int i = 0; i < order.Length; i++)
                 order[i] = plan.Domains[i].HostIndex;

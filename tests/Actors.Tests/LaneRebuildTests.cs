@@ -33,6 +33,16 @@ public class LaneLogTests
     }
 
     [Fact]
+    public void ALogThatKeepsNothingRecordsNoCall()
+    {
+        var log = new LaneLog(keep: false);   // a lane in the coordinator's process: never lost with a node
+        Assert.Equal(-1, log.Add(new LaneCall(LaneCallKind.Commit, 1), domains: 3));
+        log.Answered(LaneCallKind.Commit, 0);
+        Assert.Empty(log.Calls);
+        Assert.Empty(log.CatchUpAt(0).Outstanding);
+    }
+
+    [Fact]
     public void ACallAsksItsActorsAndCountsTheirAnswers()
     {
         Assert.Equal(5, new LaneCall(LaneCallKind.Commit, 1).Answers(5));
