@@ -26,12 +26,23 @@ public static class LaneSharding
     /// <paramref name="port"/>, its <paramref name="roles"/> and the <paramref name="seeds"/> (HOST:PORT) it joins.
     /// </summary>
     public static Akka.Configuration.Config NodeConfig(string host, int port, IEnumerable<string> seeds, params string[] roles)
+        => NodeConfig(host, port, null, seeds, roles);
+
+    /// <summary>
+    /// The same for a node the others reach at another address than the one it listens on (behind NAT, in a
+    /// container): it listens on <paramref name="host"/>:<paramref name="port"/> and tells the cluster it is at
+    /// <paramref name="advertised"/> (null: where it listens).
+    /// </summary>
+    public static Akka.Configuration.Config NodeConfig(string host, int port, (string Host, int Port)? advertised, IEnumerable<string> seeds, params string[] roles)
     {
         ArgumentNullException.ThrowIfNull(seeds);
         var seedList = string.Join(", ", seeds.Select(seed => $"\"akka.tcp://{SystemName}@{seed}\""));
         var roleList = string.Join(", ", roles.Select(r => $"\"{r}\""));
+        string publicAddress = advertised is { } a
+            ? $"akka.remote.dot-netty.tcp.public-hostname = \"{a.Host}\"\nakka.remote.dot-netty.tcp.public-port = {a.Port.ToString(CultureInfo.InvariantCulture)}\n"
+            : "";
         return Akka.Configuration.ConfigurationFactory.ParseString(
-                $"akka.remote.dot-netty.tcp.hostname = \"{host}\"\nakka.remote.dot-netty.tcp.port = {port.ToString(CultureInfo.InvariantCulture)}\n" +
+                $"akka.remote.dot-netty.tcp.hostname = \"{host}\"\nakka.remote.dot-netty.tcp.port = {port.ToString(CultureInfo.InvariantCulture)}\n" + publicAddress +
                 $"akka.cluster.seed-nodes = [{seedList}]\nakka.cluster.roles = [{roleList}]")
             .WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(PtActors.Persistence.PersistenceConfig.Template("cluster.conf")))
             // Sharding's and distributed data's serializers from the start: a node that joins receives their

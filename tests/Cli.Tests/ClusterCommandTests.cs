@@ -67,9 +67,9 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
     }
 
     /// <summary>Starts <c>ptactors node</c> and waits until it says it is up.</summary>
-    private Process StartNode(string seed, int port, string conn)
+    private Process StartNode(string seed, int port, string conn, params string[] more)
     {
-        var process = Launch(["node", "--seed", seed, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--postgres", conn]);
+        var process = Launch(["node", "--seed", seed, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--postgres", conn, .. more]);
         _nodes.Add(process);
         var up = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
@@ -107,8 +107,12 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             StartNode(seed, first, conn);
             for (int nodes = 1; nodes <= 3; nodes++)
             {
-                if (nodes > 1)
+                // The third one as a node behind NAT is started: listening on every interface, telling the cluster
+                // the address the others reach it at.
+                if (nodes == 2)
                     StartNode(seed, FreePort(), conn);
+                else if (nodes == 3)
+                    StartNode(seed, FreePort(), conn, "--public-host", "127.0.0.1");
                 string runId = $"cluster-{nodes}", json = Path.Combine(dir, runId + ".json");
                 var r = Ptactors([.. Run, "--cluster", seed, "--postgres", conn, "--run-id", runId, "--json", json]);
                 Assert.True(r.Exit == 0, r.Stderr);
@@ -204,6 +208,7 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             (["node", "--seed", "127.0.0.1:4053,127.0.0.1:0", "--postgres", "Host=x;Database=y"], "--seed: '0' is not a port (1..65535)"),
             (["node", "--seed", "127.0.0.1:4053", "--port", "0", "--postgres", "Host=x;Database=y"], "--port"),
             (["node", "--seed", "127.0.0.1:4053"], "--postgres"),
+            (["node", "--seed", "127.0.0.1:4053", "--postgres", "Host=x;Database=y", "--public-host", "10.0.0.1:70000"], "--public-host"),
         })
         {
             var r = Ptactors(args);

@@ -23,6 +23,7 @@ internal sealed class NodeCommand
     private readonly Option<string> _seed;
     private readonly Option<int?> _port;
     private readonly Option<string?> _postgres;
+    private readonly Option<string?> _publicHost;
 
     public NodeCommand(TextWriter stdout, TextWriter stderr)
     {
@@ -42,27 +43,39 @@ internal sealed class NodeCommand
             });
         _postgres = SimulateCommand.PostgresOption("The cluster's PostgreSQL database: this node's lanes journal their domains there (the database must exist; the tables are created)");
         _postgres.Required = true;
+        _publicHost = SimulateCommand.Valued<string?>("--public-host", "HOST[:PORT]",
+            "The address the other nodes reach this one at, when it is not one this machine listens on (behind NAT, in a container): the node then listens on every interface, on --port, and tells the cluster it is at HOST:PORT [default PORT: the one it listens on]",
+            static (string text, out string expected) =>
+            {
+                expected = "HOST or HOST:PORT (a host name or IPv4 address, a port 1..65535)";
+                return LaneSharding.ParseHostPort(text.Contains(':', StringComparison.Ordinal) ? text : text + ":1", out _) is null ? null : text;
+            });
         Command = new Command("node", "Run a node of a PtActors cluster: it runs the lanes `simulate --cluster` starts on it, until it is stopped.")
         {
-            _seed, _port, _postgres,
+            _seed, _port, _postgres, _publicHost,
         };
         Command.Validators.Add(result =>
         {
             if (result.GetResult(_seed) is { Tokens: [var seed] } && LaneSharding.ParseSeeds(seed.Value, out string? problem) is null)
                 result.AddError($"--seed: {problem}");
         });
-        Command.SetAction((parse, ct) => RunAsync(parse.GetValue(_seed)!, parse.GetValue(_port), parse.GetValue(_postgres)!, ct));
+        Command.SetAction((parse, ct) => RunAsync(parse.GetValue(_seed)!, parse.GetValue(_port), parse.GetValue(_postgres)!, parse.GetValue(_publicHost), ct));
     }
 
     public Command Command { get; }
 
-    private async Task<int> RunAsync(string seed, int? port, string postgres, CancellationToken ct)
+    private async Task<int> RunAsync(string seed, int? port, string postgres, string? publicHost, CancellationToken ct)
     {
         var seeds = LaneSharding.SeedList(seed);
         var (_, seedPort) = LaneSharding.ParseHostPort(seeds[0], out _)!.Value;
-        // This node listens on the address of this machine the first seed is reached from (the seed's own on its machine).
-        string host = LaneSharding.LocalAddressTowards(seeds[0]);
         int listen = port ?? seedPort;
+        // This node listens on the address of this machine the first seed is reached from (the seed's own on its
+        // machine) — or, reached at a public address, on every interface, telling the cluster the public one.
+        (string Host, int Port)? advertised = publicHost is null ? null
+            : publicHost.Contains(':', StringComparison.Ordinal) ? LaneSharding.ParseHostPort(publicHost, out _)!.Value
+            : (publicHost, listen);
+        string host = advertised is null ? LaneSharding.LocalAddressTowards(seeds[0]) : "0.0.0.0";
+        var (shownHost, shownPort) = advertised ?? (host, listen);
         var (problem, why) = await PostgresDatabase.CheckAsync(postgres, forReading: false, ct).ConfigureAwait(false);
         if (problem != PostgresDatabase.Problem.None)
         {
@@ -70,7 +83,7 @@ internal sealed class NodeCommand
             return ExitUsage;
         }
         var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.log-dead-letters = off")
-            .WithFallback(LaneSharding.NodeConfig(host, listen, seeds, LaneSharding.Role))
+            .WithFallback(LaneSharding.NodeConfig(host, listen, advertised, seeds, LaneSharding.Role))
             .WithFallback(Simulator.LaneWire);
         ActorSystem system;
         try
@@ -90,7 +103,8 @@ internal sealed class NodeCommand
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
             await up.Task.WaitAsync(ct).ConfigureAwait(false);
-            _stdout.WriteLine($"node akka.tcp://{LaneSharding.SystemName}@{host}:{listen} is up (role {LaneSharding.Role}, seed {seed}); stop it with Ctrl-C or SIGTERM");
+            string listening = advertised is null ? "" : $", listening on {host}:{listen}";
+            _stdout.WriteLine($"node akka.tcp://{LaneSharding.SystemName}@{shownHost}:{shownPort} is up (role {LaneSharding.Role}, seed {seed}{listening}); stop it with Ctrl-C or SIGTERM");
             _stdout.Flush();
             await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
             return 0;
