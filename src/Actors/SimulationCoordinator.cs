@@ -144,10 +144,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
                     $"lane {r.Lane} could not be {(lane.Ready ? "rebuilt" : "started")} on any node for {MaxStartRetries * StartRetry.TotalSeconds:0} s (is a lane node up?): the run stops here (everything acknowledged so far is in the journal; `verify` checks it)")));
                 return;
             }
-            if (!lane.Ready)
-                _laneRegion!.Tell(new LaneActor.Start(_s, r.Lane, Self));
-            else if (lane.Rebuilding)
-                _laneRegion!.Tell(new LaneActor.Start(_s, r.Lane, Self, lane.Log.CatchUpAt(lane.Sent)));
+            if (!lane.Ready || lane.Rebuilding)
+                SendStart(r.Lane);
         });
         Receive<LaneActor.CatchingUp>(c =>
         {
@@ -326,8 +324,18 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
         lane.Note = _laneRestarts.Count;
         _laneRestarts.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"lane {index} ({lost.Path.Name}) was lost with its node {lost.Path.Address} after {lane.Sent} calls; rebuilt from the journal on another node"));
-        _laneRegion!.Tell(new LaneActor.Start(_s, index, Self, lane.Log.CatchUpAt(lane.Sent)));
+        SendStart(index);
         Timers.StartPeriodicTimer(("start", index), new RetryStart(index), StartRetry);
+    }
+
+    /// <summary>
+    /// Sends sharded lane <paramref name="index"/> its Start: with every call sent to it so far when it is being
+    /// rebuilt after its node was lost.
+    /// </summary>
+    private void SendStart(int index)
+    {
+        var lane = _lanes[index];
+        _laneRegion!.Tell(new LaneActor.Start(_s, index, Self, lane.Rebuilding ? lane.Log.CatchUpAt(lane.Sent) : null));
     }
 
     private bool _finishing;
