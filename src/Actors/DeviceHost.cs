@@ -34,8 +34,10 @@ public sealed class DeviceHost : ReceiveActor
     /// Generate window <c>Window</c> = [T0, T1); <c>Quiet</c> asks for no new work (the drain). At most
     /// <c>Budget</c> map and unmap calls may be issued (negative: no limit); calls beyond it are not issued and
     /// their devices are told so (ECANCELED), so that a run issues exactly the operations it was asked for.
+    /// <c>Held</c> (the cost model's back-pressure; null: none): for each CPU, how long from T0 its devices start no
+    /// new work because the CPU, or the lane's unit, is that far behind.
     /// </summary>
-    public sealed record Generate(long Window, ulong T0, ulong T1, bool Quiet, long Budget = -1) : ILaneMessage;
+    public sealed record Generate(long Window, ulong T0, ulong T1, bool Quiet, long Budget = -1, long[]? Held = null) : ILaneMessage;
 
     /// <summary>The window's traffic is sent. Counters are cumulative.</summary>
     public sealed record Generated(long Window, HostCounters Counters) : ILaneMessage;
@@ -52,8 +54,10 @@ public sealed class DeviceHost : ReceiveActor
 
     /// <summary>A host's cumulative counters.</summary>
     /// <para><c>LockWaitHistogram</c> and <c>LockWaits</c> count only the operations that took a range lock (every
-    /// operation but a DmaMap, unless its range is empty or wraps): how long each waited, and how many waited at all.</para>
-    public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram, long Issued, long Cancelled, long LockWaits = 0);
+    /// operation but a DmaMap, unless its range is empty or wraps): how long each waited, and how many waited at all.
+    /// <c>CpuNs</c>: the CPU time the cost model gave the host's devices' map calls so far, CPU by CPU.</para>
+    public sealed record HostCounters(long Maps, long Unmaps, long Others, ulong BytesMapped, long Errors, long Dmas, long Submitted, long Inflight, long[] LockWaitHistogram, long Issued, long Cancelled, long LockWaits = 0,
+        double[]? CpuNs = null);
 
     private readonly Dictionary<int, Slot> _devices = new();
     private readonly List<Slot> _order = new();
@@ -71,6 +75,9 @@ public sealed class DeviceHost : ReceiveActor
     private ulong _bytesMapped;
     private readonly List<PtActors.Engine.Cost.HostCostLedger> _costs = new();
     private readonly bool _passthrough;
+    private readonly int _cpus;
+    /// <summary>CPU time of the devices' set-up maps, per CPU: timed, but no back-pressure.</summary>
+    private readonly double[] _setupNs;
 
     /// <summary>Lock-wait histogram: bucket k counts waits in [2^(k-1), 2^k) µs (bucket 0: below 1 µs).</summary>
     public const int LockWaitBuckets = 40;
@@ -94,6 +101,8 @@ public sealed class DeviceHost : ReceiveActor
         int cpus = 1;
         foreach (var d in devices)
             cpus = Math.Max(cpus, d.Cpu + 1);
+        _cpus = cpus;
+        _setupNs = new double[cpus];
         var model = cost ?? PtActors.Engine.Cost.CostModel.Default;
         var domains = new Dictionary<IActorRef, Destination<DmaOp>>();
         var units = new Dictionary<IActorRef, Destination<DmaAccess>>();
@@ -122,10 +131,12 @@ public sealed class DeviceHost : ReceiveActor
             if (!g.Quiet)
             {
                 _sink.Budget = g.Budget;
+                var held = g.Held;
                 foreach (var slot in _order)
                 {
                     _sink.Current = slot;
-                    slot.Workload.Generate(g.T0, g.T1, _sink);
+                    ulong heldUntil = held is { Length: > 0 } ? g.T0 + (ulong)Math.Max(0, held[slot.Cpu % held.Length]) : 0;
+                    slot.Workload.Generate(g.T0, g.T1, _sink, heldUntil);
                 }
                 _issued += _sink.Issued;
                 _sink.Issued = 0;
@@ -169,7 +180,7 @@ public sealed class DeviceHost : ReceiveActor
             foreach (var d in _devices.Values)
             {
                 var stats = d.Workload.Stats;
-                copyOf[d.Domain.Costs!].Moved(d.Cpu, stats.BytesMoved, stats.Transfers);
+                copyOf[d.Domain.Costs!].Moved(d.Cpu, stats.BytesMoved, stats.Transfers, stats.Throttled, stats.HeldBytes);
             }
             Sender.Tell(new Costs(copies));
         });
@@ -234,6 +245,8 @@ public sealed class DeviceHost : ReceiveActor
                 if (_devices.TryGetValue((int)(answer.Id >> 32), out var d))
                 {
                     domain.Costs!.Direct(d.Cpu);
+                    if (d.Workload.SettingUp)
+                        _setupNs[d.Cpu % _setupNs.Length] += domain.Costs.Model.DmaCallNs;
                     d.Workload.OnResult(answer);
                 }
             }
@@ -255,8 +268,25 @@ public sealed class DeviceHost : ReceiveActor
         }
     }
 
-    /// <summary>Times an answered call on its device's CPU (the cost model): maps here, unmaps on the unit.</summary>
+    /// <summary>
+    /// Times an answered call on its device's CPU (the cost model): maps here, unmaps on the unit. A device's set-up
+    /// maps (<see cref="IDeviceWorkload.SettingUp"/>) count in its CPU's time but not in the demand that holds devices
+    /// back (a driver sets its rings up before traffic flows).
+    /// </summary>
     private void Cost(Slot device, in DmaOpResult r)
+    {
+        if (!device.Workload.SettingUp)
+        {
+            CostCall(device, r);
+            return;
+        }
+        var cpuNs = device.Domain.Costs!.CpuNs;
+        double before = cpuNs[device.Cpu % cpuNs.Length];
+        CostCall(device, r);
+        _setupNs[device.Cpu % _setupNs.Length] += cpuNs[device.Cpu % cpuNs.Length] - before;
+    }
+
+    private void CostCall(Slot device, in DmaOpResult r)
     {
         switch (r.Kind)
         {
@@ -310,7 +340,16 @@ public sealed class DeviceHost : ReceiveActor
         long inflight = 0;
         foreach (var slot in _order)
             inflight += slot.Workload.Inflight;
-        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone(), _issued, _cancelled, _lockWaitsAboveZero);
+        var cpuNs = new double[_cpus];
+        foreach (var ledger in _costs)
+        {
+            for (int c = 0; c < cpuNs.Length; c++)
+                cpuNs[c] += ledger.CpuNs[c];
+        }
+        for (int c = 0; c < cpuNs.Length; c++)
+            cpuNs[c] -= _setupNs[c];
+        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone(), _issued, _cancelled, _lockWaitsAboveZero,
+            cpuNs);
     }
 
     /// <summary>Where one kind of a window's traffic goes, and what is collected for it.</summary>

@@ -38,7 +38,11 @@ public sealed class IotlbActor : ReceiveActor
     /// totals so far (for the run's timeline).
     /// </summary>
     /// <param name="TablePages">Table pages of the unit's domains at the window's end (their tables do not change while the unit processes).</param>
-    public sealed record Processed(long Window, string Unit, long Dmas, ulong EndNs = 0, long Invalidations = 0, long Hits = 0, long Misses = 0, long TablePages = 0) : ILaneMessage;
+    /// <param name="CpuNs">The cost model's CPU time of the unmaps and flushes the unit timed so far, CPU by CPU (null: not reported).</param>
+    /// <param name="TimerCpuNs">CPU time of the timer flushes so far (no CPU waited for them; spread over the CPUs).</param>
+    /// <param name="TranslationBehindNs">How long after the window's end the unit's first translation slot comes free: how far its translations are behind.</param>
+    public sealed record Processed(long Window, string Unit, long Dmas, ulong EndNs = 0, long Invalidations = 0, long Hits = 0, long Misses = 0, long TablePages = 0,
+        double[]? CpuNs = null, double TimerCpuNs = 0, double TranslationBehindNs = 0) : ILaneMessage;
 
     /// <summary>Flush everything the policy holds (the end of a run).</summary>
     public sealed record Drain(ulong AtNs) : ILaneMessage;
@@ -221,7 +225,8 @@ public sealed class IotlbActor : ReceiveActor
 
     /// <summary>The window is processed: the unit's totals so far, for the run's timeline.</summary>
     private Processed Report(long window)
-        => new(window, _name, _window.DmasRun, _windowEndNs, _unit.Stats.Invalidations, _unit.Stats.Hits, _unit.Stats.Misses, TablePages());
+        => new(window, _name, _window.DmasRun, _windowEndNs, _unit.Stats.Invalidations, _unit.Stats.Hits, _unit.Stats.Misses, TablePages(),
+            (double[])_unit.Costs.CpuNs.Clone(), _unit.Costs.TimerCpuNs, Math.Max(0, _unit.Costs.TranslationFreeNs - _windowEndNs));
 
     /// <summary>Table pages of every domain bound to the unit.</summary>
     private long TablePages()

@@ -20,18 +20,21 @@ public interface ILaneMessage;
 /// <c>s</c> = string, <c>b</c> = bool, <c>ref</c> = an actor reference (its path, with the node's address when
 /// the message leaves its node), <c>n × X</c> = a count then n X.
 /// <list type="bullet">
-/// <item><c>lane.generate</c> v1 = z Window, u T0, u T1, b Quiet, z Budget. <c>lane.generated</c> v1 = z Window, counters
-/// (12 fields in declaration order, z each but BytesMapped u, LockWaitHistogram as n × z).</item>
+/// <item><c>lane.generate</c> v2 = z Window, u T0, u T1, b Quiet, z Budget, held (b present, [n × z ns]; v1 had none).
+/// <c>lane.generated</c> v2 = z Window, counters (12 fields in declaration order, z each but BytesMapped u,
+/// LockWaitHistogram as n × z; then b present, [n × f64 CpuNs], which v1 had not).</item>
 /// <item><c>lane.resend</c> / <c>lane.resent</c> v1 = z Window, ref Domain.</item>
 /// <item><c>lane.commit</c> v1 = z Window, b Final. <c>lane.recommit</c> v1 = z Window, z SequenceNrBefore, b Final.
 /// <c>lane.committed</c> v1 = z Window, s Domain, z Ops, z Events, z SequenceNr.</item>
 /// <item><c>lane.process</c> v1 = z Window, u EndNs. <c>lane.processed</c> v1 = z Window, s Unit, z Dmas, u EndNs,
-/// z Invalidations, z Hits, z Misses, z TablePages. <c>lane.drain</c> v1 = u AtNs. <c>lane.drained</c> v1 = s Unit.</item>
+/// z Invalidations, z Hits, z Misses, z TablePages; v2 adds b present, [n × f64 CpuNs], f64 TimerCpuNs, f64
+/// TranslationBehindNs. <c>lane.drain</c> v1 = u AtNs. <c>lane.drained</c> v1 = s Unit.</item>
 /// <item><c>lane.bound</c> / <c>lane.restarted</c> v1 = s Unit, s Domain.</item>
 /// <item><c>lane.start</c> v1 = settings (every field of <see cref="SimulationSettings"/> in declaration order; an
 /// optional one as b present, [value]; the policy and unsafe mode by name, the format as a byte, the cost model as in a
 /// ledger), z Lane, ref Coordinator; v2 adds b HasCatchUp, [n × call (byte Kind, z Window, z Slot, z Budget, b Flag,
-/// u T0, u T1), n × outstanding answer (z Call, z Slot)] (a lane rebuilt after its node was lost, <see cref="CatchUp"/>).
+/// u T0, u T1; v3 adds held as in lane.generate), n × outstanding answer (z Call, z Slot)] (a lane rebuilt after its
+/// node was lost, <see cref="CatchUp"/>).
 /// <c>lane.catching-up</c> v1 = z Lane.</item>
 /// <item><c>lane.ready</c> v1 = z Lane, ref Unit, n × ref Domains, n × ref Hosts (as many as domains).
 /// <c>lane.failed</c> v1 = z Lane, s Actor, b HasError, [s Error].</item>
@@ -40,7 +43,7 @@ public interface ILaneMessage;
 /// <item><c>lane.image</c> v1 = s Name, z TablePages, n × byte Canonical, n × byte Memory (<see cref="DomainImage"/>).</item>
 /// <item><c>lane.get-counters</c>, <c>lane.get-costs</c> v1 = nothing. <c>lane.counters</c> v2 = s Unit, unit-stats,
 /// b HasCosts, [unit ledger] (v1 had n × image after unit-stats). <c>lane.image-part</c> v1 = s Domain, z TablePages,
-/// z CanonicalLength, z MemoryLength, z Offset, n × byte (<see cref="IotlbActor.ImagePart"/>). <c>lane.costs</c> v1 = n × host ledger. A ledger is its cost model (its 13 times
+/// z CanonicalLength, z MemoryLength, z Offset, n × byte (<see cref="IotlbActor.ImagePart"/>). <c>lane.costs</c> v2 = n × host ledger (v2 adds z Throttled, f64 ThrottledBytes at its end). A ledger is its cost model (its 13 times
 /// as f64, then z IovaMagazineSize, z IovaCacheMaxOrder, z TranslationsInFlight) and everything it holds
 /// (<see cref="UnitCostLedger.State"/>, <see cref="HostCostLedger.State"/>, f64 for times, histograms as z Count,
 /// f64 SumNs, n × z bucket); restored only when it is consistent with its model.</item>
@@ -51,12 +54,21 @@ public sealed class LaneCodecs : IPtCodecSet
     public void Register(PtCodecRegistry registry)
     {
         ArgumentNullException.ThrowIfNull(registry);
-        registry.Register<DeviceHost.Generate>("lane.generate", 1,
-            static (w, m) => { w.WriteVarInt64(m.Window); w.WriteVarUInt64(m.T0); w.WriteVarUInt64(m.T1); w.WriteBool(m.Quiet); w.WriteVarInt64(m.Budget); },
-            static (ref PtReader r, byte _) => new DeviceHost.Generate(r.ReadVarInt64(), r.ReadVarUInt64(), r.ReadVarUInt64(), r.ReadBool(), r.ReadVarInt64()));
-        registry.Register<DeviceHost.Generated>("lane.generated", 1,
+        registry.Register<DeviceHost.Generate>("lane.generate", 2,
+            static (w, m) =>
+            {
+                w.WriteVarInt64(m.Window);
+                w.WriteVarUInt64(m.T0);
+                w.WriteVarUInt64(m.T1);
+                w.WriteBool(m.Quiet);
+                w.WriteVarInt64(m.Budget);
+                WriteHeld(w, m.Held);
+            },
+            static (ref PtReader r, byte v) => new DeviceHost.Generate(r.ReadVarInt64(), r.ReadVarUInt64(), r.ReadVarUInt64(), r.ReadBool(), r.ReadVarInt64(),
+                v >= 2 ? ReadHeld(ref r) : null));
+        registry.Register<DeviceHost.Generated>("lane.generated", 2,
             static (w, m) => { w.WriteVarInt64(m.Window); WriteCounters(w, m.Counters); },
-            static (ref PtReader r, byte _) => new DeviceHost.Generated(r.ReadVarInt64(), ReadCounters(ref r)));
+            static (ref PtReader r, byte v) => new DeviceHost.Generated(r.ReadVarInt64(), ReadCounters(ref r, v)));
         registry.Register<DeviceHost.Resend>("lane.resend", 1,
             static (w, m) => { w.WriteVarInt64(m.Window); w.WriteActorRef(m.Domain); },
             static (ref PtReader r, byte _) => new DeviceHost.Resend(r.ReadVarInt64(), r.ReadActorRef()));
@@ -82,7 +94,7 @@ public sealed class LaneCodecs : IPtCodecSet
         registry.Register<IotlbActor.Process>("lane.process", 1,
             static (w, m) => { w.WriteVarInt64(m.Window); w.WriteVarUInt64(m.EndNs); },
             static (ref PtReader r, byte _) => new IotlbActor.Process(r.ReadVarInt64(), r.ReadVarUInt64()));
-        registry.Register<IotlbActor.Processed>("lane.processed", 1,
+        registry.Register<IotlbActor.Processed>("lane.processed", 2,
             static (w, m) =>
             {
                 w.WriteVarInt64(m.Window);
@@ -93,9 +105,21 @@ public sealed class LaneCodecs : IPtCodecSet
                 w.WriteVarInt64(m.Hits);
                 w.WriteVarInt64(m.Misses);
                 w.WriteVarInt64(m.TablePages);
+                WriteOptionalF64s(w, m.CpuNs);
+                WriteF64(w, m.TimerCpuNs);
+                WriteF64(w, m.TranslationBehindNs);
             },
-            static (ref PtReader r, byte _) => new IotlbActor.Processed(r.ReadVarInt64(), r.ReadString(), r.ReadVarInt64(), r.ReadVarUInt64(),
-                r.ReadVarInt64(), r.ReadVarInt64(), r.ReadVarInt64(), r.ReadVarInt64()));
+            static (ref PtReader r, byte v) =>
+            {
+                long window = r.ReadVarInt64();
+                string unit = r.ReadString();
+                long dmas = r.ReadVarInt64();
+                ulong end = r.ReadVarUInt64();
+                long inv = r.ReadVarInt64(), hits = r.ReadVarInt64(), misses = r.ReadVarInt64(), pages = r.ReadVarInt64();
+                if (v < 2)
+                    return new IotlbActor.Processed(window, unit, dmas, end, inv, hits, misses, pages);
+                return new IotlbActor.Processed(window, unit, dmas, end, inv, hits, misses, pages, ReadOptionalF64s(ref r), ReadF64(ref r), ReadF64(ref r));
+            });
         registry.Register<IotlbActor.Drain>("lane.drain", 1,
             static (w, m) => w.WriteVarUInt64(m.AtNs),
             static (ref PtReader r, byte _) => new IotlbActor.Drain(r.ReadVarUInt64()));
@@ -108,7 +132,7 @@ public sealed class LaneCodecs : IPtCodecSet
         registry.Register<IotlbActor.DomainRestarted>("lane.restarted", 1,
             static (w, m) => { w.WriteString(m.Unit); w.WriteString(m.Domain); },
             static (ref PtReader r, byte _) => new IotlbActor.DomainRestarted(r.ReadString(), r.ReadString()));
-        registry.Register<LaneActor.Start>("lane.start", 2,
+        registry.Register<LaneActor.Start>("lane.start", 3,
             static (w, m) =>
             {
                 WriteSettings(w, m.Settings);
@@ -123,7 +147,7 @@ public sealed class LaneCodecs : IPtCodecSet
                 var settings = ReadSettings(ref r);
                 int lane = Int(ref r);
                 var coordinator = r.ReadActorRef();
-                return new LaneActor.Start(settings, lane, coordinator, v >= 2 && r.ReadBool() ? ReadCatchUp(ref r) : null);
+                return new LaneActor.Start(settings, lane, coordinator, v >= 2 && r.ReadBool() ? ReadCatchUp(ref r, v) : null);
             });
         registry.Register<LaneActor.CatchingUp>("lane.catching-up", 1,
             static (w, m) => w.WriteVarInt64(m.Lane),
@@ -174,18 +198,18 @@ public sealed class LaneCodecs : IPtCodecSet
             },
             static (ref PtReader r, byte _) => new IotlbActor.ImagePart(r.ReadString(), Int(ref r), Int(ref r), Int(ref r), Int(ref r), r.ReadBytes()));
         registry.Register<DeviceHost.GetCosts>("lane.get-costs", 1, static (_, _) => { }, static (ref PtReader _, byte _) => DeviceHost.GetCosts.Instance);
-        registry.Register<DeviceHost.Costs>("lane.costs", 1,
+        registry.Register<DeviceHost.Costs>("lane.costs", 2,
             static (w, m) =>
             {
                 w.WriteCount(m.Ledgers.Count);
                 foreach (var ledger in m.Ledgers)
                     WriteHostLedger(w, ledger);
             },
-            static (ref PtReader r, byte _) =>
+            static (ref PtReader r, byte v) =>
             {
                 var ledgers = new HostCostLedger[r.ReadCount(1)];
                 for (int i = 0; i < ledgers.Length; i++)
-                    ledgers[i] = ReadHostLedger(ref r);
+                    ledgers[i] = ReadHostLedger(ref r, v);
                 return new DeviceHost.Costs(ledgers);
             });
         registry.Register<DomainImage>("lane.image", 1, WriteImage, static (ref PtReader r, byte _) => ReadImage(ref r));
@@ -194,6 +218,36 @@ public sealed class LaneCodecs : IPtCodecSet
     private static void WriteF64(PtWriter w, double v) => w.WriteUInt64(BitConverter.DoubleToUInt64Bits(v));
 
     private static double ReadF64(ref PtReader r) => BitConverter.UInt64BitsToDouble(r.ReadUInt64());
+
+    private static void WriteOptionalF64s(PtWriter w, double[]? values)
+    {
+        w.WriteBool(values is not null);
+        if (values is not null)
+            WriteF64s(w, values);
+    }
+
+    private static double[]? ReadOptionalF64s(ref PtReader r) => r.ReadBool() ? ReadF64s(ref r) : null;
+
+    /// <summary>The hold of each CPU (<see cref="DeviceHost.Generate.Held"/>): b present, z count, count × z ns.</summary>
+    private static void WriteHeld(PtWriter w, long[]? held)
+    {
+        w.WriteBool(held is not null);
+        if (held is null)
+            return;
+        w.WriteCount(held.Length);
+        foreach (long ns in held)
+            w.WriteVarInt64(ns);
+    }
+
+    private static long[]? ReadHeld(ref PtReader r)
+    {
+        if (!r.ReadBool())
+            return null;
+        var held = new long[r.ReadCount(1)];
+        for (int i = 0; i < held.Length; i++)
+            held[i] = r.ReadVarInt64();
+        return held;
+    }
 
     private static void WriteF64s(PtWriter w, double[] values)
     {
@@ -336,9 +390,11 @@ public sealed class LaneCodecs : IPtCodecSet
         WriteHistogram(w, s.MapLatency);
         w.WriteVarInt64(s.IovaAllocs);
         w.WriteVarInt64(s.IovaCacheMisses);
+        w.WriteVarInt64(s.Throttled);
+        WriteF64(w, s.ThrottledBytes);
     }
 
-    private static HostCostLedger ReadHostLedger(ref PtReader r)
+    private static HostCostLedger ReadHostLedger(ref PtReader r, byte version)
     {
         var model = ReadModel(ref r);
         int orders = Int(ref r);
@@ -348,7 +404,10 @@ public sealed class LaneCodecs : IPtCodecSet
         var bytes = ReadF64s(ref r);
         long transfers = r.ReadVarInt64();
         var latency = ReadHistogram(ref r);
-        var state = new HostCostLedger.State(orders, cached, depot, cpuNs, bytes, transfers, latency, r.ReadVarInt64(), r.ReadVarInt64());
+        long allocs = r.ReadVarInt64(), misses = r.ReadVarInt64();
+        long throttled = version >= 2 ? r.ReadVarInt64() : 0;
+        double throttledBytes = version >= 2 ? ReadF64(ref r) : 0;
+        var state = new HostCostLedger.State(orders, cached, depot, cpuNs, bytes, transfers, latency, allocs, misses, throttled, throttledBytes);
         return HostCostLedger.Restore(model, state, out string? problem) ?? throw r.Corrupt($"host cost ledger: {problem}");
     }
 
@@ -376,9 +435,10 @@ public sealed class LaneCodecs : IPtCodecSet
         w.WriteVarInt64(c.Issued);
         w.WriteVarInt64(c.Cancelled);
         w.WriteVarInt64(c.LockWaits);
+        WriteOptionalF64s(w, c.CpuNs);
     }
 
-    private static DeviceHost.HostCounters ReadCounters(ref PtReader r)
+    private static DeviceHost.HostCounters ReadCounters(ref PtReader r, byte version)
     {
         long maps = r.ReadVarInt64(), unmaps = r.ReadVarInt64(), others = r.ReadVarInt64();
         ulong bytes = r.ReadVarUInt64();
@@ -386,8 +446,9 @@ public sealed class LaneCodecs : IPtCodecSet
         var histogram = new long[r.ReadCount(1)];
         for (int i = 0; i < histogram.Length; i++)
             histogram[i] = r.ReadVarInt64();
-        return new DeviceHost.HostCounters(maps, unmaps, others, bytes, errors, dmas, submitted, inflight, histogram,
-            r.ReadVarInt64(), r.ReadVarInt64(), r.ReadVarInt64());
+        long issued = r.ReadVarInt64(), cancelled = r.ReadVarInt64(), lockWaits = r.ReadVarInt64();
+        return new DeviceHost.HostCounters(maps, unmaps, others, bytes, errors, dmas, submitted, inflight, histogram, issued, cancelled, lockWaits,
+            version >= 2 ? ReadOptionalF64s(ref r) : null);
     }
 
     private static void WriteSettings(PtWriter w, SimulationSettings s)
@@ -495,6 +556,7 @@ public sealed class LaneCodecs : IPtCodecSet
             w.WriteBool(call.Flag);
             w.WriteVarUInt64(call.T0);
             w.WriteVarUInt64(call.T1);
+            WriteHeld(w, call.Held);
         }
         w.WriteCount(c.Outstanding.Count);
         foreach (var a in c.Outstanding)
@@ -504,7 +566,7 @@ public sealed class LaneCodecs : IPtCodecSet
         }
     }
 
-    private static CatchUp ReadCatchUp(ref PtReader r)
+    private static CatchUp ReadCatchUp(ref PtReader r, byte version)
     {
         var calls = new LaneCall[r.ReadCount(7)];
         for (int i = 0; i < calls.Length; i++)
@@ -512,7 +574,8 @@ public sealed class LaneCodecs : IPtCodecSet
             byte kind = r.ReadByte();
             if (kind is < (byte)LaneCallKind.Generate or > (byte)LaneCallKind.Drain)
                 throw new SerializationException($"lane.start: unknown lane call kind {kind}");
-            calls[i] = new LaneCall((LaneCallKind)kind, r.ReadVarInt64(), Int(ref r), r.ReadVarInt64(), r.ReadBool(), r.ReadVarUInt64(), r.ReadVarUInt64());
+            calls[i] = new LaneCall((LaneCallKind)kind, r.ReadVarInt64(), Int(ref r), r.ReadVarInt64(), r.ReadBool(), r.ReadVarUInt64(), r.ReadVarUInt64(),
+                version >= 3 ? ReadHeld(ref r) : null);
         }
         var outstanding = new LaneAnswer[r.ReadCount(2)];
         for (int i = 0; i < outstanding.Length; i++)

@@ -23,8 +23,10 @@ public enum LaneCallKind : byte
 /// them (<see cref="LaneLog"/>), from which a lane lost with its node is rebuilt on another one.
 /// <c>Slot</c>: the host (Generate); −1 otherwise. <c>Flag</c>: Quiet (Generate) or Final (Commit).
 /// <c>T0</c>/<c>T1</c>: the window's span (Generate), its end (Process, in T1) or the drain's time (Drain, in T1).
+/// <c>Held</c>: the back-pressure on each CPU (Generate; <see cref="DeviceHost.Generate.Held"/>).
 /// </summary>
-public readonly record struct LaneCall(LaneCallKind Kind, long Window, int Slot = -1, long Budget = -1, bool Flag = false, ulong T0 = 0, ulong T1 = 0)
+public readonly record struct LaneCall(LaneCallKind Kind, long Window, int Slot = -1, long Budget = -1, bool Flag = false, ulong T0 = 0, ulong T1 = 0,
+    long[]? Held = null)
 {
     /// <summary>How many answers the call gets from a lane with <paramref name="domains"/> domains.</summary>
     public int Answers(int domains) => Kind == LaneCallKind.Commit ? domains : 1;
@@ -35,7 +37,7 @@ public readonly record struct LaneCall(LaneCallKind Kind, long Window, int Slot 
         switch (Kind)
         {
             case LaneCallKind.Generate:
-                hosts[Slot].Tell(new DeviceHost.Generate(Window, T0, T1, Flag, Budget), sender);
+                hosts[Slot].Tell(new DeviceHost.Generate(Window, T0, T1, Flag, Budget, Held), sender);
                 break;
             case LaneCallKind.Commit:
                 var commit = new DomainActor.Commit(Window, Flag);

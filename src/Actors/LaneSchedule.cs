@@ -7,8 +7,12 @@ namespace PtActors.Actors;
 /// </summary>
 internal interface ILaneDriver
 {
-    /// <summary>Host <paramref name="slot"/> of <paramref name="lane"/> generates and sends window <paramref name="window"/>'s traffic, stamped in [t0, t1); <paramref name="budget"/> map+unmap calls at most (−1: no limit).</summary>
-    void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget);
+    /// <summary>
+    /// Host <paramref name="slot"/> of <paramref name="lane"/> generates and sends window <paramref name="window"/>'s
+    /// traffic, stamped in [t0, t1); <paramref name="budget"/> map+unmap calls at most (−1: no limit); devices on CPU
+    /// c start no new work before t0 + <paramref name="held"/>[c] (null: none held).
+    /// </summary>
+    void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget, long[]? held);
 
     /// <summary>
     /// Every domain of <paramref name="lane"/> applies, persists and answers what it received for
@@ -73,6 +77,9 @@ internal sealed class LaneSchedule
     /// <summary>Quiet windows a lane drains at most while its hosts still have operations in flight.</summary>
     public const int MaxQuietWindows = 10_000;
 
+    /// <summary>What a unit reported after processing a window: its CPUs' cumulative time, its timer flushes' and how far its translations are behind.</summary>
+    internal readonly record struct UnitReport(double[] CpuNs, double TimerCpuNs, double BehindNs);
+
     private sealed class Lane
     {
         public required int Index;
@@ -90,6 +97,16 @@ internal sealed class LaneSchedule
         public int QuietWindows;
         /// <summary>The last window generated before winding down, and the window of the final drain (0: not yet).</summary>
         public long QuietAfter, FinalWindow;
+        /// <summary>The window the unit is processing or last processed.</summary>
+        public long ProcessingWindow, ProcessedWindow;
+        /// <summary>Back-pressure: the CPU time the lane's hosts reported after generating each window (summed over hosts, cumulative).</summary>
+        public readonly Dictionary<long, double[]> HostCpu = new();
+        public double[]? Generating;
+        /// <summary>Back-pressure: what the unit reported after processing each window.</summary>
+        public readonly Dictionary<long, UnitReport> UnitCpu = new();
+        /// <summary>The last reports folded into the backlog (a lane winding down reports no more).</summary>
+        public double[] LastHostCpu = [];
+        public UnitReport LastUnit = new([], 0, 0);
 
         public int Domains => AwaitingCommit.Length;
 
@@ -106,9 +123,16 @@ internal sealed class LaneSchedule
     private readonly List<Lane> _waitingForBudget = new();
     private int _lanesRunning;
     private bool _stopped;
+    // Back-pressure (docs/model.md): the CPUs' backlog after each step, folded in step order once every lane reported it.
+    private readonly int _cpus;
+    private readonly double[] _backlog = [];
+    private readonly double[] _lastTotal = [];
+    private readonly Dictionary<long, double[]> _backlogAt = new();
+    private long _feedbackStep;
 
     /// <param name="hostOrder">For each lane, each host's place in the run's host order (the order --ops shares are handed out in).</param>
-    public LaneSchedule(ILaneDriver driver, ulong windowNs, long? ops, ulong? durationNs, IReadOnlyList<int[]> hostOrder)
+    /// <param name="cpus">The run's CPUs, for the cost model's back-pressure; 0: none (lanes go on without waiting for each other's costs).</param>
+    public LaneSchedule(ILaneDriver driver, ulong windowNs, long? ops, ulong? durationNs, IReadOnlyList<int[]> hostOrder, int cpus = 0)
     {
         ArgumentNullException.ThrowIfNull(driver);
         if (ops is < 0)
@@ -117,6 +141,9 @@ internal sealed class LaneSchedule
         _windowNs = windowNs;
         _ops = ops;
         _durationNs = durationNs;
+        _cpus = Math.Max(0, cpus);
+        _backlog = new double[_cpus];
+        _lastTotal = new double[_cpus];
         _lanes = new Lane[hostOrder.Count];
         for (int l = 0; l < _lanes.Length; l++)
         {
@@ -177,20 +204,36 @@ internal sealed class LaneSchedule
             _driver.Finished();
     }
 
-    /// <summary>Host <paramref name="slot"/> of <paramref name="lane"/> generated its window; its cumulative issued calls and operations in flight.</summary>
-    public void HostGenerated(int lane, int slot, long issued, long inflight)
+    /// <summary>
+    /// Host <paramref name="slot"/> of <paramref name="lane"/> generated its window; its cumulative issued calls and
+    /// operations in flight, and the CPU time the cost model gave its devices' calls so far (CPU by CPU; null: none).
+    /// </summary>
+    public void HostGenerated(int lane, int slot, long issued, long inflight, double[]? cpuNs = null)
     {
         if (_stopped)
             return;
         var l = _lanes[lane];
         l.Issued[slot] = issued;
         l.Inflight[slot] = inflight;
+        if (_cpus > 0 && cpuNs is not null)
+        {
+            l.Generating ??= new double[_cpus];
+            for (int c = 0; c < cpuNs.Length; c++)
+                l.Generating[c % _cpus] += cpuNs[c];
+        }
         if (--l.HostsPending > 0)
             return;
         long sum = 0;
         foreach (long i in l.Issued)
             sum += i;
         l.IssuedThrough.Add(sum);
+        if (_cpus > 0)
+        {
+            if (!l.Quiet)
+                l.HostCpu[l.Window] = l.Generating ?? new double[_cpus];
+            l.Generating = null;
+            FoldBacklog();
+        }
         TryCommit(l);
         ResumeLanesWaitingForBudget();
     }
@@ -214,6 +257,7 @@ internal sealed class LaneSchedule
         }
         l.CommittedWindow = l.Window;
         l.UnitBusy = true;
+        l.ProcessingWindow = l.Window;
         _driver.Process(l.Index, l.Window, (ulong)l.Window * _windowNs);
         // The next window's generation needs only the domains' answers, not the unit: it overlaps the unit's
         // processing (the next commit waits for both). Winding down stays sequential.
@@ -221,17 +265,34 @@ internal sealed class LaneSchedule
             AfterCommit(l);
     }
 
-    /// <summary>The unit of <paramref name="lane"/> processed the window it was given.</summary>
-    public void UnitProcessed(int lane)
+    /// <summary>
+    /// The unit of <paramref name="lane"/> processed the window it was given; the CPU time the cost model gave the
+    /// unmaps and flushes it timed so far (CPU by CPU; null: none), its timer flushes' and how far its translations
+    /// are behind the window's end.
+    /// </summary>
+    public void UnitProcessed(int lane, double[]? cpuNs = null, double timerCpuNs = 0, double translationBehindNs = 0)
     {
         if (_stopped)
             return;
         var l = _lanes[lane];
         l.UnitBusy = false;
+        l.ProcessedWindow = l.ProcessingWindow;
+        if (_cpus > 0)
+        {
+            var cpu = new double[_cpus];
+            if (cpuNs is not null)
+            {
+                for (int c = 0; c < cpuNs.Length; c++)
+                    cpu[c % _cpus] += cpuNs[c];
+            }
+            l.UnitCpu[l.ProcessedWindow] = new UnitReport(cpu, timerCpuNs, translationBehindNs);
+            FoldBacklog();
+        }
         if (l.Quiet)
             Drain(l);
         else
             TryCommit(l);
+        ResumeLanesWaitingForBudget();
     }
 
     /// <summary>The unit of <paramref name="lane"/> drained.</summary>
@@ -298,9 +359,88 @@ internal sealed class LaneSchedule
         long remaining = _ops is { } n ? Math.Max(0, n - IssuedThroughWindow(l.Window - 1)) : -1;
         long share = remaining < 0 ? -1 : remaining / Math.Max(1, _hostCount);
         long extra = remaining < 0 ? 0 : remaining % Math.Max(1, _hostCount);
+        var held = l.Quiet ? null : Held(l, l.Window - 2);
         for (int i = 0; i < l.HostOrder.Length; i++)
-            _driver.Generate(l.Index, i, l.Window, t0, t1, l.Quiet, remaining < 0 ? -1 : share + (l.HostOrder[i] < extra ? 1 : 0));
+            _driver.Generate(l.Index, i, l.Window, t0, t1, l.Quiet, remaining < 0 ? -1 : share + (l.HostOrder[i] < extra ? 1 : 0), held);
     }
+
+    /// <summary>
+    /// The back-pressure on <paramref name="l"/>'s devices from step <paramref name="step"/> (null: none): for each
+    /// CPU, the larger of its backlog and how far the lane's unit's translations are behind.
+    /// </summary>
+    private long[]? Held(Lane l, long step)
+    {
+        if (_cpus == 0 || step < 1 || !_backlogAt.TryGetValue(step, out var backlog))
+            return null;
+        double behind = l.UnitCpu.TryGetValue(step, out var unit) ? unit.BehindNs : 0;
+        long[]? held = null;
+        for (int c = 0; c < _cpus; c++)
+        {
+            long ns = (long)Math.Min(Math.Max(backlog[c], behind), long.MaxValue / 4);
+            if (ns <= 0)
+                continue;
+            held ??= new long[_cpus];
+            held[c] = ns;
+        }
+        // What the lane's next generation will not need again.
+        l.UnitCpu.Remove(step - 1);
+        return held;
+    }
+
+    /// <summary>
+    /// Folds every step every lane has reported into the CPUs' backlog, in step order. Step s is the CPU time of the
+    /// maps answered through window s (the hosts' report after generating window s + 1) and of the unmaps and flushes
+    /// of window s (the unit's report after processing it); a lane winding down counts with its last reports. Each
+    /// CPU works off one window length per step: B(s) = max(0, B(s − 1) + demand(s) − window).
+    /// </summary>
+    private void FoldBacklog()
+    {
+        while (true)
+        {
+            long step = _feedbackStep + 1;
+            bool any = false;
+            foreach (var lane in _lanes)
+            {
+                if (lane.Done || lane.Quiet || lane.Domains == 0)
+                    continue;
+                if (!lane.HostCpu.ContainsKey(step + 1) || !lane.UnitCpu.ContainsKey(step))
+                    return;
+                any = true;
+            }
+            if (!any)
+                return;
+            var total = new double[_cpus];
+            foreach (var lane in _lanes)
+            {
+                if (lane.Domains == 0)
+                    continue;
+                if (lane.HostCpu.Remove(step + 1, out var host))
+                    lane.LastHostCpu = host;
+                if (lane.UnitCpu.TryGetValue(step, out var unit))
+                    lane.LastUnit = unit;
+                for (int c = 0; c < lane.LastHostCpu.Length; c++)
+                    total[c] += lane.LastHostCpu[c];
+                for (int c = 0; c < lane.LastUnit.CpuNs.Length; c++)
+                    total[c] += lane.LastUnit.CpuNs[c];
+                // Timer flushes run on whichever CPU their timer fires on: spread evenly.
+                for (int c = 0; c < _cpus; c++)
+                    total[c] += lane.LastUnit.TimerCpuNs / _cpus;
+            }
+            var backlog = new double[_cpus];
+            for (int c = 0; c < _cpus; c++)
+            {
+                _backlog[c] = Math.Max(0, _backlog[c] + total[c] - _lastTotal[c] - _windowNs);
+                _lastTotal[c] = total[c];
+                backlog[c] = _backlog[c];
+            }
+            _backlogAt[step] = backlog;
+            _backlogAt.Remove(step - 4);
+            _feedbackStep = step;
+        }
+    }
+
+    /// <summary>Whether every lane still running has reported what the back-pressure of the window after <paramref name="w"/> needs (step w − 1).</summary>
+    private bool FeedbackReady(long w) => _cpus == 0 || w < 2 || _feedbackStep >= w - 1;
 
     /// <summary>Calls issued in the whole run through window <paramref name="w"/>.</summary>
     private long IssuedThroughWindow(long w)
@@ -327,7 +467,7 @@ internal sealed class LaneSchedule
         for (int i = 0; i < _waitingForBudget.Count;)
         {
             var lane = _waitingForBudget[i];
-            if (AllGenerated(lane.Window))
+            if (AllGenerated(lane.Window) && FeedbackReady(lane.Window))
             {
                 _waitingForBudget.RemoveAt(i);
                 ContinueOrWindDown(lane);
@@ -360,7 +500,7 @@ internal sealed class LaneSchedule
     /// </summary>
     private void AfterCommit(Lane l)
     {
-        if (_ops is not null && !AllGenerated(l.Window))
+        if ((_ops is not null || _cpus > 0) && !(AllGenerated(l.Window) && FeedbackReady(l.Window)))
         {
             _waitingForBudget.Add(l);
             return;

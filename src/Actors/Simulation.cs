@@ -46,7 +46,7 @@ public sealed record SimulationSettings
     public UnsafeMode Unsafe { get; init; } = UnsafeMode.None;
     /// <summary>Also journal the DMAs each unit translated, per unit and window (<see cref="DmaRecorder"/>), for replay.</summary>
     public bool RecordDmas { get; init; }
-    /// <summary>What work costs on the simulated clock (docs/model.md); it times the run, it changes nothing the run does.</summary>
+    /// <summary>What work costs on the simulated clock (docs/model.md); it times the run, and a device whose CPU or unit falls behind is held back in it.</summary>
     public PtActors.Engine.Cost.CostModel Cost { get; init; } = PtActors.Engine.Cost.CostModel.Default;
     /// <summary>NIC devices: a page_pool RX ring (buffers mapped once) instead of a buffer mapped per packet.</summary>
     public bool NicPagePool { get; init; }

@@ -108,7 +108,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
             var (lane, slot) = _slotOfHost[Sender];
             _lanes[lane].Log.Answered(LaneCallKind.Generate, slot);
             _lanes[lane].Counters[slot] = g.Counters;
-            _schedule.HostGenerated(lane, slot, g.Counters.Issued, g.Counters.Inflight);
+            _schedule.HostGenerated(lane, slot, g.Counters.Issued, g.Counters.Inflight, g.Counters.CpuNs);
         });
         Receive<DomainActor.Committed>(c =>
         {
@@ -127,7 +127,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
             // The lane's domains do not commit while their unit processes: their tables are as the window left them.
             _lanes[lane].PagesAtWindowEnd.Add(p.TablePages);
             ReportProgress(Acknowledged(), force: false);
-            _schedule.UnitProcessed(lane);
+            _schedule.UnitProcessed(lane, p.CpuNs, p.TimerCpuNs, p.TranslationBehindNs);
         });
         Receive<IotlbActor.Drained>(d =>
         {
@@ -246,7 +246,7 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
                 order[i] = plan.Domains[i].HostIndex;
             hostOrder.Add(order);
         }
-        _schedule = new LaneSchedule(this, _s.WindowNs, _s.Ops, _s.DurationNs, hostOrder);
+        _schedule = new LaneSchedule(this, _s.WindowNs, _s.Ops, _s.DurationNs, hostOrder, _s.Cpus);
 
         // Refused here, before any lane starts, rather than by every lane.
         _s.WorkloadOptions().Validate();
@@ -411,8 +411,8 @@ internal sealed class SimulationCoordinator : ReceiveActor, ILaneDriver, IWithTi
 
     // ILaneDriver: the schedule's requests, as messages to the lane's actors.
 
-    void ILaneDriver.Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget)
-        => Call(lane, new LaneCall(LaneCallKind.Generate, window, slot, budget, quiet, t0, t1));
+    void ILaneDriver.Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget, long[]? held)
+        => Call(lane, new LaneCall(LaneCallKind.Generate, window, slot, budget, quiet, t0, t1, held));
 
     void ILaneDriver.Commit(int lane, long window, bool final) => Call(lane, new LaneCall(LaneCallKind.Commit, window, Flag: final));
 

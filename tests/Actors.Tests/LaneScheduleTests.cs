@@ -15,8 +15,8 @@ public sealed class LaneScheduleTests
     {
         public readonly List<string> Log = new();
 
-        public void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget)
-            => Log.Add($"gen L{lane}.{slot} w{window} [{t0},{t1}){(quiet ? " quiet" : "")}{(budget >= 0 ? $" budget {budget}" : "")}");
+        public void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget, long[]? held)
+            => Log.Add($"gen L{lane}.{slot} w{window} [{t0},{t1}){(quiet ? " quiet" : "")}{(budget >= 0 ? $" budget {budget}" : "")}{(held is null ? "" : $" held [{string.Join(",", held)}]")}");
 
         public void Commit(int lane, long window, bool final) => Log.Add($"commit L{lane} w{window}{(final ? " final" : "")}");
 
@@ -70,6 +70,63 @@ public sealed class LaneScheduleTests
         Assert.Empty(r.Take());                          // window 2 is generated, but the unit still walks window 1's tables
         s.UnitProcessed(0);
         Assert.Equal(["commit L0 w2"], r.Take());
+    }
+
+    [Fact]
+    public void BackPressureHoldsEachCpuForItsBacklogAndTheUnitForItsTranslations()
+    {
+        var r = new Recorder();
+        var s = new LaneSchedule(r, Ns, null, 10 * Ns, [[0]], cpus: 2);
+        s.Start();
+        Assert.Equal(["gen L0.0 w1 [0,1000)"], r.Take());
+        s.HostGenerated(0, 0, 1, 0, [0, 0]);
+        s.DomainCommitted(0, 0, 1);
+        Assert.Equal(["commit L0 w1", "committed L0 w1", "process L0 w1 to 1000", "gen L0.0 w2 [1000,2000)"], r.Take());
+        // Maps answered through window 1 cost CPU 0 3 µs; the unit's unmaps of window 1 another 0.5 µs.
+        s.HostGenerated(0, 0, 2, 0, [3000, 0]);
+        s.UnitProcessed(0, [500, 0], 0, 0);
+        s.DomainCommitted(0, 0, 2);
+        // Step 1: CPU 0 had 3.5 µs of work in a 1 µs step: 2.5 µs behind. CPU 1 idle.
+        Assert.Equal(["commit L0 w2", "committed L0 w2", "process L0 w2 to 2000", "gen L0.0 w3 [2000,3000) held [2500,0]"], r.Take());
+        // Step 2: CPU 0 gets 1 µs more maps and half of 1 µs of timer flushes (spread over both CPUs): 2.5 + 1.5 − 1 =
+        // 3 µs behind; CPU 1's half is within its window; the unit's translations end 0.7 µs after the window.
+        s.HostGenerated(0, 0, 3, 0, [4000, 0]);
+        s.UnitProcessed(0, [500, 0], 1000, 700);
+        s.DomainCommitted(0, 0, 3);
+        Assert.Equal(["commit L0 w3", "committed L0 w3", "process L0 w3 to 3000", "gen L0.0 w4 [3000,4000) held [3000,700]"], r.Take());
+        // Step 3: no more work: the backlog drains by a window (CPU 0: 2 µs behind) and the unit caught up.
+        s.HostGenerated(0, 0, 3, 0, [4000, 0]);
+        s.UnitProcessed(0, [500, 0], 1000, 0);
+        s.DomainCommitted(0, 0, 4);
+        Assert.Equal(["commit L0 w4", "committed L0 w4", "process L0 w4 to 4000", "gen L0.0 w5 [4000,5000) held [2000,0]"], r.Take());
+    }
+
+    [Fact]
+    public void WithBackPressureALaneWaitsForTheOthersCostsOfTheStepItNeeds()
+    {
+        var r = new Recorder();
+        var s = new LaneSchedule(r, Ns, null, 10 * Ns, [[0], [1]], cpus: 1);
+        s.Start();
+        Assert.Equal(["gen L0.0 w1 [0,1000)", "gen L1.0 w1 [0,1000)"], r.Take());
+        s.HostGenerated(0, 0, 1, 0, [0]);
+        s.DomainCommitted(0, 0, 1);
+        // Lane 0 waits for lane 1 to generate window 1.
+        Assert.Equal(["commit L0 w1", "committed L0 w1", "process L0 w1 to 1000"], r.Take());
+        s.HostGenerated(1, 0, 1, 0, [0]);
+        Assert.Equal(["commit L1 w1", "gen L0.0 w2 [1000,2000)"], r.Take());
+        s.DomainCommitted(1, 0, 1);
+        Assert.Equal(["committed L1 w1", "process L1 w1 to 1000", "gen L1.0 w2 [1000,2000)"], r.Take());
+        // Lane 0 goes on with window 2; its window 3 needs step 1 of both lanes: lane 1's unit has not processed window 1.
+        s.HostGenerated(0, 0, 2, 0, [600]);
+        s.UnitProcessed(0, [600], 0, 0);
+        s.DomainCommitted(0, 0, 2);
+        s.HostGenerated(1, 0, 2, 0, [600]);
+        Assert.Equal(["commit L0 w2", "committed L0 w2", "process L0 w2 to 2000"], r.Take());
+        s.UnitProcessed(1, [0], 0, 0);
+        // Step 1 complete: the CPU had 1.8 µs of work from both lanes: 0.8 µs behind, for both lanes' devices.
+        Assert.Equal(["commit L1 w2", "gen L0.0 w3 [2000,3000) held [800]"], r.Take());
+        s.DomainCommitted(1, 0, 2);
+        Assert.Equal(["committed L1 w2", "process L1 w2 to 2000", "gen L1.0 w3 [2000,3000) held [800]"], r.Take());
     }
 
     [Fact]
@@ -293,7 +350,7 @@ public sealed class LaneScheduleTests
             }
         }
 
-        public void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget)
+        public void Generate(int lane, int slot, long window, ulong t0, ulong t1, bool quiet, long budget, long[]? held)
         {
             Assert.Equal(_generated[lane][slot] + 1, window);
             Assert.Equal((ulong)(window - 1) * Ns, t0);

@@ -114,7 +114,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         "use_after_free", "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "lock_waits", "table_pages_max",
         "events_persisted", "ops_persisted", "table_hash", "memory_hash", "faults", "errors",
         "throughput_ratio", "device_gbps", "device_iops", "cpu_utilization", "inv_queue_utilization",
-        "op_latency_p50_us", "op_latency_p99_us", "translation_stall_us",
+        "op_latency_p50_us", "op_latency_p99_us", "translation_stall_us", "throttled",
     ];
 
     /// <summary>What <c>--json</c> writes: the figures, then the distributions.</summary>

@@ -259,7 +259,7 @@ internal static class ReportFigures
         "invalidations_per_unmap", "over_invalidated_bytes", "stale_in_window", "stale_violations", "use_after_free",
         "isolation_breaches", "lock_wait_p50_us", "lock_wait_p99_us", "lock_waits", "table_pages_max", "events_persisted",
         "ops_persisted", "faults", "errors", "throughput_ratio", "device_gbps", "device_iops", "cpu_utilization",
-        "inv_queue_utilization", "op_latency_p50_us", "op_latency_p99_us", "translation_stall_us",
+        "inv_queue_utilization", "op_latency_p50_us", "op_latency_p99_us", "translation_stall_us", "throttled",
     };
 
     /// <summary>Whether <paramref name="key"/> is a figure that must be a number (or null).</summary>

@@ -49,6 +49,7 @@ internal static class SimulationFigures
         ("op_latency_p50_us", r.Cost?.OpLatencyP50Us),
         ("op_latency_p99_us", r.Cost?.OpLatencyP99Us),
         ("translation_stall_us", r.Cost?.TranslationStallUs),
+        ("throttled", r.Cost?.Throttled),
     ];
 
     /// <summary>

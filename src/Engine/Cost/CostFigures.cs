@@ -6,12 +6,14 @@ namespace PtActors.Engine.Cost;
 /// </summary>
 public sealed record CostFigures
 {
-    /// <summary>What the devices moved ÷ what they offered.</summary>
+    /// <summary>What the devices moved ÷ what they offered (moved + held back by back-pressure).</summary>
     public double ThroughputRatio { get; init; }
     /// <summary>Gb/s of data the devices moved by DMA (their data bytes × the ratio, per simulated second).</summary>
     public double DeviceGbps { get; init; }
-    /// <summary>Transfers (packets, commands, accesses) per simulated second the devices completed, × the ratio.</summary>
+    /// <summary>Transfers (packets, commands, accesses) per simulated second the devices completed, slowed as their bytes are.</summary>
     public double DeviceIops { get; init; }
+    /// <summary>Work items (packets, commands, accesses, ticks) the devices did not start because their CPU or unit was behind.</summary>
+    public long Throttled { get; init; }
     /// <summary>Mean over the CPUs of the share of the run's time each spent in DMA-API work (at most 1 each).</summary>
     public double CpuUtilization { get; init; }
     /// <summary>Mean over the units of the share of the run's time the invalidation queue was busy (at most 1 each).</summary>
@@ -81,24 +83,31 @@ public sealed record CostFigures
             stallNs += u.StallNs;
             translations += u.Translations;
         }
-        double offered = 0, moved = 0;
-        long transfers = 0;
+        // Offered: what the devices moved in the run and what they held back because their CPU or unit was behind
+        // (the back-pressure the run applied); moved: the bytes of the run, slowed by whatever backlog the servers
+        // still had that the run did not apply (its last windows, the feedback's lag).
+        double offered = 0, ran = 0, moved = 0;
+        long transfers = 0, throttled = 0;
         foreach (var (lane, h) in hosts)
         {
             transfers += h.Transfers;
+            throttled += h.Throttled;
+            offered += h.ThrottledBytes;
             for (int k = 0; k < h.BytesByCpu.Length; k++)
             {
                 double b = h.BytesByCpu[k];
-                offered += b;
+                ran += b;
                 moved += b / Math.Max(cpuSlow[k % cpuSlow.Length], unitSlow[lane]);
             }
         }
+        offered += ran;
         double ratio = offered > 0 ? moved / offered : 1;
         return new CostFigures
         {
             ThroughputRatio = ratio,
             DeviceGbps = moved * 8 / t,
-            DeviceIops = transfers * ratio / (t / 1e9),
+            Throttled = throttled,
+            DeviceIops = (ran > 0 ? transfers * (moved / ran) : transfers) / (t / 1e9),
             CpuUtilization = utilization / cpuNs.Length,
             InvQueueUtilization = units.Count == 0 ? 0 : queue / units.Count,
             OpLatencyP50Us = latency.Percentile(0.50) / 1000,

@@ -44,6 +44,9 @@ public sealed class UnitCostLedger
     /// <summary>When the last translation completed.</summary>
     public double LastTranslationNs { get; private set; }
 
+    /// <summary>When the first of the translation slots comes free: a DMA arriving earlier waits for it.</summary>
+    public double TranslationFreeNs => _slots[0];
+
     /// <summary>CPU time each CPU spent in unmaps and the flushes they waited for.</summary>
     public double[] CpuNs { get; private set; }
 

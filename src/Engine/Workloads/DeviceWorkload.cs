@@ -42,11 +42,13 @@ public abstract class DeviceWorkload : IDeviceWorkload
     private ulong _t1;
     private ulong _lastT1;
     private ulong _windowNs;
+    private ulong _heldUntil;
     private uint _seq;
     private bool _started;
 
     private long _submitted, _completed, _errors, _addressInUse, _droppedBuffers, _dropped, _deferred, _dmas,
-        _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units, _bytesMoved, _transfers;
+        _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units, _bytesMoved, _transfers,
+        _throttled, _heldNs, _generatedNs, _heldWindows, _heldWindowBytes, _freeWindows, _freeWindowBytes;
 
     private protected DeviceWorkload(string kind, int device, ulong seed, WorkloadOptions options)
     {
@@ -93,11 +95,15 @@ public abstract class DeviceWorkload : IDeviceWorkload
     public long Completed => _completed;
 
     /// <inheritdoc/>
-    public WorkloadStats Stats => new(_submitted, _completed, _errors, _addressInUse, _droppedBuffers, _dropped, _deferred,
-        _dmas, _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units, _bytesMoved, _transfers);
+    public virtual bool SettingUp => false;
 
     /// <inheritdoc/>
-    public void Generate(ulong t0, ulong t1, IWorkloadSink sink)
+    public WorkloadStats Stats => new(_submitted, _completed, _errors, _addressInUse, _droppedBuffers, _dropped, _deferred,
+        _dmas, _lateDmas, _faultDmas, _unmaps, _readDirties, _overlapAttempts, _mismatchedUnmaps, _units, _bytesMoved, _transfers,
+        _throttled, _heldNs, _generatedNs, _heldWindows, _heldWindowBytes, _freeWindows, _freeWindowBytes);
+
+    /// <inheritdoc/>
+    public void Generate(ulong t0, ulong t1, IWorkloadSink sink, ulong heldUntilNs = 0)
     {
         ArgumentNullException.ThrowIfNull(sink);
         if (t1 <= t0 || t0 < _lastT1)
@@ -105,6 +111,12 @@ public abstract class DeviceWorkload : IDeviceWorkload
         _sink = sink;
         _t1 = t1;
         _windowNs = t1 - t0;
+        _heldUntil = heldUntilNs;
+        _generatedNs += (long)(t1 - t0);
+        bool held = heldUntilNs > t0;
+        if (held)
+            _heldNs += (long)(Math.Min(heldUntilNs, t1) - t0);
+        long movedBefore = _bytesMoved;
         Now = t0;
         if (!_started)
         {
@@ -128,6 +140,16 @@ public abstract class DeviceWorkload : IDeviceWorkload
         }
         _sink = null;
         _lastT1 = t1;
+        if (held)
+        {
+            _heldWindows++;
+            _heldWindowBytes += _bytesMoved - movedBefore;
+        }
+        else
+        {
+            _freeWindows++;
+            _freeWindowBytes += _bytesMoved - movedBefore;
+        }
     }
 
     [DoesNotReturn]
@@ -167,6 +189,18 @@ public abstract class DeviceWorkload : IDeviceWorkload
 
     /// <summary>The stamp of the action being handled (the window start between windows).</summary>
     private protected ulong Now { get; private set; }
+
+    /// <summary>The window's end (exclusive).</summary>
+    private protected ulong WindowEnd => _t1;
+
+    /// <summary>Until when in this window the device starts no new work (its CPU or unit is behind); at or before the window's start: not held.</summary>
+    private protected ulong HeldUntil => _heldUntil;
+
+    /// <summary>Postpones <paramref name="ev"/>, the action being handled, to the end of the hold (at most the window's end), keeping its place among its peers.</summary>
+    private protected void HoldOff(in WorkEvent ev) => _events.Reinsert(in ev, Math.Min(_heldUntil, _t1));
+
+    /// <summary>Counts <paramref name="count"/> work items not started because the device is held back.</summary>
+    private protected void CountThrottled(long count) => _throttled += count;
 
     /// <summary>Budget left: operations the device may still submit before a reply.</summary>
     private protected int Budget => MaxInflight - Inflight;

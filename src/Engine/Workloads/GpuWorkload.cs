@@ -101,6 +101,16 @@ public sealed class GpuWorkload : DeviceWorkload
                 _live[_liveCount++] = b;
                 break;
             case EvDma:
+                if (Now < HeldUntil)
+                {
+                    // Its unit's translations (or its CPU) are behind: the accesses until the hold ends in this window
+                    // are not made.
+                    ulong n = (Math.Min(HeldUntil, WindowEnd) - Now + _dmaIntervalNs - 1) / _dmaIntervalNs;
+                    if (_liveCount > 0)
+                        CountThrottled((long)n);
+                    Schedule(Now + n * _dmaIntervalNs, EvDma);
+                    break;
+                }
                 // While the next DMA comes before anything else the device has scheduled, it runs here rather than
                 // as an event of its own (a DMA changes nothing the others depend on).
                 while (true)

@@ -44,10 +44,20 @@ public interface IDeviceWorkload
     WorkloadStats Stats { get; }
 
     /// <summary>
-    /// Emits to <paramref name="sink"/> what the device does in [<paramref name="t0"/>, <paramref name="t1"/>): stamps in
-    /// that window, non-decreasing across operations and DMAs. Windows must not go back in time.
+    /// Whether the device is still being set up: the driver's maps of its rings, queues and pools, made as the device
+    /// comes up, have not all been answered. A real driver does this before traffic flows; the cost model times it
+    /// but does not hold the device back for it.
     /// </summary>
-    void Generate(ulong t0, ulong t1, IWorkloadSink sink);
+    bool SettingUp { get; }
+
+    /// <summary>
+    /// Emits to <paramref name="sink"/> what the device does in [<paramref name="t0"/>, <paramref name="t1"/>): stamps in
+    /// that window, non-decreasing across operations and DMAs. Windows must not go back in time. Until
+    /// <paramref name="heldUntilNs"/> the device starts no new work — its CPU or IOMMU unit is behind (the cost
+    /// model's back-pressure, docs/model.md) — and counts what it held back (<see cref="WorkloadStats.Throttled"/>);
+    /// releases (unmaps) and work already started go on.
+    /// </summary>
+    void Generate(ulong t0, ulong t1, IWorkloadSink sink, ulong heldUntilNs = 0);
 
     /// <summary>The reply to one of this device's operations (any order, any later time).</summary>
     void OnResult(in DmaOpResult result);
@@ -71,6 +81,13 @@ public interface IDeviceWorkload
 /// <param name="UnitsCompleted">Finished work: nic packets, nvme commands, gpu buffer unmaps, random mappings retired.</param>
 /// <param name="BytesMoved">Data bytes the device moved by DMA: nic frames, nvme command data, 64 bytes per gpu or random access to a live mapping (descriptors, completions and late or fault DMAs not counted).</param>
 /// <param name="Transfers">Transfers those bytes came in: nic packets, nvme commands, gpu and random accesses.</param>
+/// <param name="Throttled">Work items not started because the device's CPU or IOMMU unit was behind (the cost model's back-pressure): nic packets dropped, nvme commands not submitted, gpu accesses not made, random ticks postponed.</param>
+/// <param name="HeldNs">Simulated time the device was held back (its CPU or unit behind) in the windows it generated.</param>
+/// <param name="GeneratedNs">Simulated time of the windows it generated (what <see cref="HeldNs"/> is a part of).</param>
+/// <param name="HeldWindows">Windows in which it was held back at all, and <paramref name="HeldWindowBytes"/> the data it moved in them.</param>
+/// <param name="HeldWindowBytes">Data bytes moved in the windows it was held back in.</param>
+/// <param name="FreeWindows">Windows it generated without being held back, and <paramref name="FreeWindowBytes"/> the data it moved in them.</param>
+/// <param name="FreeWindowBytes">Data bytes moved in the windows it was not held back in.</param>
 public readonly record struct WorkloadStats(
     long Submitted,
     long Completed,
@@ -88,4 +105,24 @@ public readonly record struct WorkloadStats(
     long MismatchedUnmaps,
     long UnitsCompleted,
     long BytesMoved,
-    long Transfers);
+    long Transfers,
+    long Throttled = 0,
+    long HeldNs = 0,
+    long GeneratedNs = 0,
+    long HeldWindows = 0,
+    long HeldWindowBytes = 0,
+    long FreeWindows = 0,
+    long FreeWindowBytes = 0)
+{
+    /// <summary>
+    /// Data bytes the device would have moved in the windows it was held back in, had it not been: each such window
+    /// valued at what it moved on average in a window it was not held back in, less what it did move in them
+    /// (HeldWindows × FreeWindowBytes / FreeWindows − HeldWindowBytes, at least 0). A device held back in every window
+    /// has no such average: its rate while not held, over the time it was held, stands in. 0 when never held.
+    /// </summary>
+    public double HeldBytes
+        => HeldWindows == 0 ? 0
+            : FreeWindows > 0 ? Math.Max(0, (double)HeldWindows * FreeWindowBytes / FreeWindows - HeldWindowBytes)
+            : GeneratedNs <= HeldNs ? 0
+            : (double)BytesMoved * HeldNs / (GeneratedNs - HeldNs);
+}

@@ -155,6 +155,11 @@ public sealed class NicWorkload : DeviceWorkload
 
     private static ulong PageAlign(ulong bytes) => (bytes + 4095) & ~4095UL;
 
+    private int _setupAnswered;               // answers to the coherent allocations' and the pools' maps
+
+    /// <inheritdoc/>
+    public override bool SettingUp => _setupAnswered < _coherentBytes.Length + (_poolIova?.Length ?? 0);
+
     /// <summary>RX buffers in the page pools whose page is mapped (0 without a pool).</summary>
     public int PoolBuffersMapped { get; private set; }
 
@@ -205,17 +210,28 @@ public sealed class NicWorkload : DeviceWorkload
     /// </summary>
     private ulong DropWhileBlocked(ulong next)
     {
-        ulong limit = InlineLimit;
+        ulong first = SkipArrivals(next, InlineLimit, out long count);
+        CountDropped(count);
+        return first;
+    }
+
+    /// <summary>
+    /// Skips the packets arriving from <paramref name="next"/> (the next arrival) up to <paramref name="limit"/>
+    /// (exclusive), <paramref name="count"/> of them, without drawing their direction; returns the arrival of the
+    /// first packet not skipped.
+    /// </summary>
+    private ulong SkipArrivals(ulong next, ulong limit, out long count)
+    {
+        count = 0;
         if (next >= limit)
             return next;
         // Packet j from the next one arrives (P + j·I) / 1000 ns after the start (P: the next one's offset in ps).
         ulong p = _arrivalNs * 1000 + _arrivalRestPs;
         ulong span = (limit - _startNs) * 1000 - p;
-        ulong count = (span + _intervalPs - 1) / _intervalPs;
-        // Those packets are dropped; the one after them is the next to arrive.
-        CountDropped((long)count);
-        p += count * _intervalPs;
-        _packet += count;
+        ulong n = (span + _intervalPs - 1) / _intervalPs;
+        count = (long)n;
+        p += n * _intervalPs;
+        _packet += n;
         _arrivalNs = p / 1000;
         _arrivalRestPs = p % 1000;
         return _startNs + _arrivalNs;
@@ -330,6 +346,15 @@ public sealed class NicWorkload : DeviceWorkload
 
     private void Arrive()
     {
+        if (Now < HeldUntil)
+        {
+            // Its CPU is behind (NAPI does not refill the rings, the stack sends nothing) or its unit's translations
+            // are: this packet and every one arriving until the hold ends in this window are lost.
+            ulong after = SkipArrivals(AdvanceArrival(), Math.Min(HeldUntil, WindowEnd), out long held);
+            CountThrottled(1 + held);
+            Schedule(after, EvArrival);
+            return;
+        }
         while (true)
         {
             ulong next = AdvanceArrival();
@@ -386,6 +411,8 @@ public sealed class NicWorkload : DeviceWorkload
 
     private protected override void OnReply(in PendingOp op, in DmaOpResult result)
     {
+        if (op.Tag >= PoolTagBase)
+            _setupAnswered++;
         if (op.Tag >= CoherentTagBase)
         {
             if (result.Error != Errno.None)

@@ -129,6 +129,11 @@ public sealed class NvmeWorkload : DeviceWorkload
         return pa;
     }
 
+    private int _setupAnswered;     // answers to the coherent allocations' maps
+
+    /// <inheritdoc/>
+    public override bool SettingUp => _setupAnswered < _coherentBytes.Length;
+
     private protected override void Start(ulong t0)
     {
         Schedule(t0, EvSetup, prio: PrioRelease);
@@ -158,6 +163,12 @@ public sealed class NvmeWorkload : DeviceWorkload
             case EvStart:
             {
                 ref var cmd = ref _commands[c];
+                if (Now < HeldUntil)
+                {
+                    // The driver maps a queued command on its CPU: not while the CPU is behind.
+                    HoldOff(in ev);
+                    break;
+                }
                 if (Budget < cmd.Segments)
                 {
                     Defer(in ev);
@@ -237,6 +248,12 @@ public sealed class NvmeWorkload : DeviceWorkload
 
     private void Arrive()
     {
+        if (Now < HeldUntil)
+        {
+            // Its CPU is behind: the submitting thread does not get to issue this command.
+            CountThrottled(1);
+            return;
+        }
         int c = TakeCommand();
         if (c < 0)
         {
@@ -277,6 +294,8 @@ public sealed class NvmeWorkload : DeviceWorkload
 
     private protected override void OnReply(in PendingOp op, in DmaOpResult result)
     {
+        if (op.Tag >= CoherentTagBase)
+            _setupAnswered++;
         if (op.Tag >= CoherentTagBase)
         {
             if (result.Error == Errno.None)

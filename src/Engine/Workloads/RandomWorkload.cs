@@ -79,6 +79,13 @@ public sealed class RandomWorkload : DeviceWorkload
         switch (ev.Kind)
         {
             case EvTick:
+                if (Now < HeldUntil)
+                {
+                    // Its CPU or unit is behind: the tick waits for the hold to end.
+                    CountThrottled(1);
+                    Schedule(HeldUntil, EvTick);
+                    break;
+                }
                 if (Budget == 0)
                 {
                     // Blocked: no action, no DMA, no next tick until a reply comes (OnReply re-arms it).

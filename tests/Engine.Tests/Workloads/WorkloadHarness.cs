@@ -218,7 +218,8 @@ internal sealed class WorkloadRun
         return new WorkloadRun(d, domain, record);
     }
 
-    public WorkloadRun Windows(int count, ulong windowNs = 100_000, Action<int>? afterGenerate = null)
+    /// <summary>Runs <paramref name="count"/> windows; <paramref name="held"/> gives window w's hold from its start (the cost model's back-pressure).</summary>
+    public WorkloadRun Windows(int count, ulong windowNs = 100_000, Action<int>? afterGenerate = null, Func<int, ulong>? held = null)
     {
         for (int w = 0; w < count; w++)
         {
@@ -226,7 +227,8 @@ internal sealed class WorkloadRun
             for (int i = 0; i < Devices.Length; i++)
             {
                 Sinks[i].Begin(t0, t1);
-                Devices[i].Generate(t0, t1, Sinks[i]);
+                ulong hold = held?.Invoke(w) ?? 0;
+                Devices[i].Generate(t0, t1, Sinks[i], hold == 0 ? 0 : t0 + hold);
                 Assert.InRange(Devices[i].Inflight, 0, Devices[i].MaxInflight);
             }
             afterGenerate?.Invoke(w);

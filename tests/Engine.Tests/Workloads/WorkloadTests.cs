@@ -237,6 +237,71 @@ public class WorkloadTests
     }
 
     [Theory]
+    [MemberData(nameof(Kinds))]
+    public void AHeldDeviceStartsNoNewWorkButReleasesWhatItHolds(string kind)
+    {
+        // Windows 10..19 wholly held (the CPU or unit far behind), then free again.
+        var options = Busy(kind, new WorkloadOptions { Inflight = 16 });
+        var heldRun = WorkloadRun.Of(kind, 1, 42, options).Windows(30, held: w => w is >= 10 and < 20 ? 1_000_000UL : 0);
+        var freeRun = WorkloadRun.Of(kind, 1, 42, options).Windows(30);
+        var sink = heldRun.Sinks[0];
+        var s = heldRun.Devices[0].Stats;
+        Assert.True(s.Throttled > 0, $"{kind}: nothing throttled");
+        Assert.Equal(0, freeRun.Devices[0].Stats.Throttled);
+        Assert.Equal(10, s.HeldWindows);
+        Assert.Equal(20, s.FreeWindows);
+        Assert.Equal(10 * 100_000L, s.HeldNs);
+        Assert.Equal(30 * 100_000L, s.GeneratedNs);
+        // The same run as the free one until the hold.
+        Assert.Equal(freeRun.Sinks[0].Ops.FindAll(o => o.StampNs < 1_000_000), sink.Ops.FindAll(o => o.StampNs < 1_000_000));
+        // While held: no new map and no data DMA a new transfer would make; unmaps of what it held go on (GPUs have
+        // nothing to release but their rare remaps, random devices' mappings expire).
+        // (Work started before the hold finishes in its first windows.)
+        if (kind is "nic" or "nvme")
+            Assert.DoesNotContain(sink.Ops, o => o.Kind == DmaOpKind.DmaMap && o.StampNs >= 1_500_000 && o.StampNs < 2_000_000);
+        if (kind is "nic" or "nvme")
+            Assert.Contains(sink.Ops, o => o.Kind == DmaOpKind.Unmap && o.StampNs >= 1_000_000 && o.StampNs < 1_300_000);
+        if (kind == "gpu")
+            Assert.True(sink.Dmas.FindAll(d => d.StampNs >= 1_000_000 && d.StampNs < 2_000_000).Count <= s.LateDmas, "a held GPU made accesses");
+        // And work again once free.
+        Assert.Contains(sink.Ops, o => o.StampNs >= 2_000_000);
+        Assert.True(s.BytesMoved < freeRun.Devices[0].Stats.BytesMoved, $"{kind}: held moved {s.BytesMoved}, free {freeRun.Devices[0].Stats.BytesMoved}");
+        if (kind != "random")
+            Assert.True(s.HeldBytes > 0, $"{kind}: no bytes held back");
+    }
+
+    [Fact]
+    public void AHeldNicLosesExactlyThePacketsArrivingWhileHeld()
+    {
+        // Page-pool RX only: nothing but the hold stops a packet. 1500-byte frames at 100 Gb/s: one every 123.04 ns.
+        var options = new WorkloadOptions { LinkGbps = 100, NicPagePool = true, NicRxFraction = 1.0, NicRingSize = 4096 };
+        var free = WorkloadRun.Of("nic", 1, 9, options, record: false).Windows(12);
+        var held = WorkloadRun.Of("nic", 1, 9, options, record: false).Windows(12, held: w => w == 10 ? 25_000UL : 0);
+        var f = (NicWorkload)free.Devices[0];
+        var h = (NicWorkload)held.Devices[0];
+        Assert.Equal(f.Packets, h.Packets); // the link offers the same packets
+        long lost = f.Stats.Transfers - h.Stats.Transfers;
+        Assert.Equal(h.Stats.Throttled, lost);
+        Assert.InRange(lost, 25_000 * 1000 / (long)f.PacketIntervalPs - 1, 25_000 * 1000 / (long)f.PacketIntervalPs + 1);
+        Assert.Equal(f.Stats.Dropped, h.Stats.Dropped);
+    }
+
+    [Fact]
+    public void HeldBytesValueHeldWindowsAtTheFreeWindowsAverage()
+    {
+        var s = new WorkloadStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, BytesMoved: 1300, Transfers: 13, Throttled: 50,
+            HeldNs: 150, GeneratedNs: 400, HeldWindows: 2, HeldWindowBytes: 300, FreeWindows: 2, FreeWindowBytes: 1000);
+        Assert.Equal(2 * 500 - 300, s.HeldBytes);
+        // Held in every window: its rate while not held, over the held time.
+        Assert.Equal(1300.0 * 150 / 250, (s with { FreeWindows = 0, FreeWindowBytes = 0, HeldWindows = 4 }).HeldBytes);
+        // Never held, or held all the time: nothing to go by.
+        Assert.Equal(0, (s with { HeldWindows = 0 }).HeldBytes);
+        Assert.Equal(0, (s with { FreeWindows = 0, HeldNs = 400, HeldWindows = 4 }).HeldBytes);
+        // Held windows that moved more than a free one's average lost nothing.
+        Assert.Equal(0, (s with { HeldWindowBytes = 5000 }).HeldBytes);
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void ABlockedNicDropsEveryPacketTheLinkOffers(bool pagePool)
