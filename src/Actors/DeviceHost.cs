@@ -78,6 +78,9 @@ public sealed class DeviceHost : ReceiveActor
     private readonly int _cpus;
     /// <summary>CPU time of the devices' set-up maps, per CPU: timed, but no back-pressure.</summary>
     private readonly double[] _setupNs;
+    /// <summary>The lock-wait histogram and CPU times last sent (null: changed since).</summary>
+    private long[]? _sentLockWaits;
+    private double[]? _sentCpuNs;
 
     /// <summary>Lock-wait histogram: bucket k counts waits in [2^(k-1), 2^k) µs (bucket 0: below 1 µs).</summary>
     public const int LockWaitBuckets = 40;
@@ -333,6 +336,7 @@ public sealed class DeviceHost : ReceiveActor
         ulong us = r.LockWaitNs / 1000;
         int bucket = us == 0 ? 0 : Math.Min(LockWaitBuckets - 1, 64 - System.Numerics.BitOperations.LeadingZeroCount(us));
         _lockWaits[bucket]++;
+        _sentLockWaits = null;
     }
 
     private HostCounters Counters()
@@ -341,15 +345,25 @@ public sealed class DeviceHost : ReceiveActor
         foreach (var slot in _order)
             inflight += slot.Workload.Inflight;
         var cpuNs = new double[_cpus];
+        bool same = _sentCpuNs is not null;
         foreach (var ledger in _costs)
         {
             for (int c = 0; c < cpuNs.Length; c++)
                 cpuNs[c] += ledger.CpuNs[c];
         }
         for (int c = 0; c < cpuNs.Length; c++)
+        {
             cpuNs[c] -= _setupNs[c];
-        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, (long[])_lockWaits.Clone(), _issued, _cancelled, _lockWaitsAboveZero,
-            cpuNs);
+            if (same && cpuNs[c] != _sentCpuNs![c])
+                same = false;
+        }
+        // The arrays sent are never changed afterwards: a window that changed nothing (a device held back, an idle
+        // one) sends the same ones again rather than copies.
+        if (!same)
+            _sentCpuNs = cpuNs;
+        _sentLockWaits ??= (long[])_lockWaits.Clone();
+        return new HostCounters(_maps, _unmaps, _others, _bytesMapped, _errors, _dmas, _submitted, inflight, _sentLockWaits, _issued, _cancelled, _lockWaitsAboveZero,
+            _sentCpuNs);
     }
 
     /// <summary>Where one kind of a window's traffic goes, and what is collected for it.</summary>

@@ -45,6 +45,9 @@ public class ClusterLaneTests
             var clustered = await new Simulator(Logging.WithFallback(LaneSharding.NodeConfig("127.0.0.1", coordinatorPort, [seed], "coordinator")), cluster: true)
                 .RunAsync(settings, PersistenceBackend.InMemory, null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(120));
             Assert.Equal(plain with { OpsPerSec = 0, WallS = 0 }, clustered with { OpsPerSec = 0, WallS = 0 });
+            // Back-pressure took part (devices were held back, from CPU backlogs folded over both lanes' reports), and
+            // held them back alike on one process and across nodes.
+            Assert.True(plain.Cost!.Throttled > 0, $"{workload} {policy}: nothing held back");
             // The lanes ran on the lane node (the coordinator's node has no lane region, only a proxy): its journal
             // holds every domain's events, as many as the run persisted.
             var journal = Akka.Persistence.Persistence.Instance.Apply(node).JournalFor(null);

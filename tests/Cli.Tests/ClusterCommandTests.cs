@@ -141,6 +141,8 @@ public sealed class ClusterCommandTests(PostgresServer server, ITestOutputHelper
             var one = Ptactors([.. run, "--postgres", conn, "--run-id", "local", "--json", Path.Combine(dir, "local.json")]);
             Assert.True(one.Exit == 0, one.Stderr);
             var expected = Figures(Path.Combine(dir, "local.json"));
+            // 128 NICs on one CPU: back-pressure holds them back, so the rebuilt lane must re-execute its held windows alike.
+            Assert.True(expected["throttled"].GetInt64() > 0);
 
             // A fresh cluster of three: the run's four lanes spread over all of them (the least loaded node gets the
             // next shard), so whichever node is killed holds a lane.

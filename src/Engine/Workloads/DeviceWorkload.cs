@@ -196,8 +196,8 @@ public abstract class DeviceWorkload : IDeviceWorkload
     /// <summary>Until when in this window the device starts no new work (its CPU or unit is behind); at or before the window's start: not held.</summary>
     private protected ulong HeldUntil => _heldUntil;
 
-    /// <summary>Postpones <paramref name="ev"/>, the action being handled, to the end of the hold (at most the window's end), keeping its place among its peers.</summary>
-    private protected void HoldOff(in WorkEvent ev) => _events.Reinsert(in ev, Math.Min(_heldUntil, _t1));
+    /// <summary>Postpones <paramref name="ev"/>, the action being handled, to the end of the hold (which may be past this window), keeping its place among its peers.</summary>
+    private protected void HoldOff(in WorkEvent ev) => _events.Reinsert(in ev, _heldUntil);
 
     /// <summary>Counts <paramref name="count"/> work items not started because the device is held back.</summary>
     private protected void CountThrottled(long count) => _throttled += count;

@@ -157,6 +157,21 @@ public sealed class NvmeWorkload : DeviceWorkload
                     Defer(in ev);
                 break;
             case EvArrival:
+                if (Now < HeldUntil)
+                {
+                    // Held back: this command and every one arriving until the hold ends in this window are not
+                    // submitted; their arrivals drawn here as they would have been, without an event each.
+                    ulong limit = Math.Min(HeldUntil, WindowEnd), next = Now;
+                    long held = 0;
+                    while (next < limit)
+                    {
+                        held++;
+                        next += Jitter(_meanIntervalNs);
+                    }
+                    CountThrottled(held);
+                    Schedule(next, EvArrival);
+                    break;
+                }
                 Schedule(Now + Jitter(_meanIntervalNs), EvArrival);
                 Arrive();
                 break;
@@ -165,7 +180,7 @@ public sealed class NvmeWorkload : DeviceWorkload
                 ref var cmd = ref _commands[c];
                 if (Now < HeldUntil)
                 {
-                    // The driver maps a queued command on its CPU: not while the CPU is behind.
+                    // The driver maps a queued command on its CPU: once the CPU has caught up, as far as it is known now.
                     HoldOff(in ev);
                     break;
                 }
@@ -248,12 +263,6 @@ public sealed class NvmeWorkload : DeviceWorkload
 
     private void Arrive()
     {
-        if (Now < HeldUntil)
-        {
-            // Its CPU is behind: the submitting thread does not get to issue this command.
-            CountThrottled(1);
-            return;
-        }
         int c = TakeCommand();
         if (c < 0)
         {
