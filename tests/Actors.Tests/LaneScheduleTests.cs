@@ -318,6 +318,12 @@ public sealed class LaneScheduleTests
         public LaneSchedule Schedule = null!;
         public int FinishedCount, Restarts;
         public long? Ops;
+        /// <summary>CPUs of back-pressure (0: none): hosts and units report random CPU times, and a lane's window w is asked for only once every lane has reported step w − 2.</summary>
+        public int Cpus;
+        public int HeldWindows;
+        private long[]? _processed;
+        private double[][]? _hostCpu;
+        private double[]? _unitCpu;
 
         public World(int seed, int[][] hosts, bool fullBudget, double restartChance)
         {
@@ -356,6 +362,27 @@ public sealed class LaneScheduleTests
             Assert.Equal((ulong)(window - 1) * Ns, t0);
             Assert.Equal((ulong)window * Ns, t1);
             Assert.Equal(Ops is null, budget < 0);
+            if (!quiet && Cpus > 0)
+            {
+                _processed ??= new long[_hosts.Length];
+                for (int l = 0; l < _hosts.Length; l++)
+                {
+                    if (_hosts[l].Length == 0)
+                        continue;
+                    Assert.All(_generated[l], g => Assert.True(g >= window - 1, $"lane {lane} generates w{window} before lane {l} generated w{window - 1}"));
+                    Assert.True(_processed[l] >= window - 2, $"lane {lane} generates w{window} before lane {l}'s unit processed w{window - 2}");
+                }
+                if (held is not null)
+                {
+                    Assert.Equal(Cpus, held.Length);
+                    Assert.All(held, h => Assert.InRange(h, 0, long.MaxValue));
+                    HeldWindows++;
+                }
+            }
+            else
+            {
+                Assert.Null(held);
+            }
             if (!quiet && Ops is not null)
             {
                 // At most one window ahead: every lane has generated the previous window.
@@ -368,7 +395,7 @@ public sealed class LaneScheduleTests
                 _issued[lane][slot] += n;
                 _inflight[lane][slot] = quiet ? Math.Max(0, _inflight[lane][slot] - 1) : _rng.Next(0, 4);
                 _generated[lane][slot] = window;
-                Schedule.HostGenerated(lane, slot, _issued[lane][slot], _inflight[lane][slot]);
+                Schedule.HostGenerated(lane, slot, _issued[lane][slot], _inflight[lane][slot], Cpus > 0 ? MoreCpu(lane, slot) : null);
             });
         }
 
@@ -408,8 +435,27 @@ public sealed class LaneScheduleTests
             _pending.Add(() =>
             {
                 _unitBusy[lane] = false;
-                Schedule.UnitProcessed(lane);
+                if (Cpus == 0)
+                {
+                    Schedule.UnitProcessed(lane);
+                    return;
+                }
+                _processed ??= new long[_hosts.Length];
+                _processed[lane] = window;
+                _unitCpu ??= new double[_hosts.Length];
+                _unitCpu[lane] += _rng.Next(0, 2000);
+                var cpu = new double[Cpus];
+                cpu[_rng.Next(Cpus)] = _unitCpu[lane];
+                Schedule.UnitProcessed(lane, cpu, _rng.Next(0, 300), _rng.Next(0, 3) == 0 ? _rng.Next(0, 1500) : 0);
             });
+        }
+
+        /// <summary>A host's cumulative CPU times, grown by a random amount on a random CPU (up to twice a window).</summary>
+        private double[] MoreCpu(int lane, int slot)
+        {
+            _hostCpu ??= _hosts.Select(h => new double[h.Length * Cpus]).ToArray();
+            _hostCpu[lane][slot * Cpus + _rng.Next(Cpus)] += _rng.Next(0, 2 * (int)Ns);
+            return _hostCpu[lane].AsSpan(slot * Cpus, Cpus).ToArray();
         }
 
         public void Drain(int lane, ulong atNs)
@@ -481,6 +527,30 @@ public sealed class LaneScheduleTests
             restarts += world.Restarts;
         }
         Assert.Equal(restartChance > 0, restarts > 0);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void InAnyOrderOfAnswersBackPressureKeepsTheLanesWithinAWindowAndFinishes(bool budget)
+    {
+        int held = 0;
+        for (int seed = 0; seed < 200; seed++)
+        {
+            var rng = new Random(seed);
+            var hosts = RandomTopology(rng, out int hostCount);
+            long ops = rng.Next(0, 200);
+            int cpus = rng.Next(1, 4), windows = rng.Next(1, 20);
+            var world = new World(seed, hosts, fullBudget: false, restartChance: 0.05) { Ops = budget ? ops : null, Cpus = cpus };
+            world.Schedule = new LaneSchedule(world, Ns, budget ? ops : null, budget ? null : (ulong)windows * Ns, hosts, cpus);
+            world.Run();
+            Assert.Equal(1, world.FinishedCount);
+            Assert.True(world.Schedule.IsFinished);
+            if (budget)
+                Assert.Equal(hostCount == 0 ? 0 : ops, world.TotalIssued);
+            held += world.HeldWindows;
+        }
+        Assert.True(held > 0, "no window was ever held back");
     }
 
     [Fact]
