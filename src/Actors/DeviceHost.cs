@@ -35,7 +35,7 @@ public sealed class DeviceHost : ReceiveActor
     /// <c>Budget</c> map and unmap calls may be issued (negative: no limit); calls beyond it are not issued and
     /// their devices are told so (ECANCELED), so that a run issues exactly the operations it was asked for.
     /// <c>Held</c> (the cost model's back-pressure; null: none): for each CPU, how long from T0 its devices start no
-    /// new work because the CPU, or the lane's unit, is that far behind.
+    /// new work because the CPU, or the lane's unit, is that far behind; CPUs past its end are not held.
     /// </summary>
     public sealed record Generate(long Window, ulong T0, ulong T1, bool Quiet, long Budget = -1, long[]? Held = null) : ILaneMessage;
 
@@ -138,7 +138,7 @@ public sealed class DeviceHost : ReceiveActor
                 foreach (var slot in _order)
                 {
                     _sink.Current = slot;
-                    ulong heldUntil = held is { Length: > 0 } ? g.T0 + (ulong)Math.Max(0, held[slot.Cpu % held.Length]) : 0;
+                    ulong heldUntil = held is not null && slot.Cpu < held.Length && held[slot.Cpu] > 0 ? g.T0 + (ulong)held[slot.Cpu] : 0;
                     slot.Workload.Generate(g.T0, g.T1, _sink, heldUntil);
                 }
                 _issued += _sink.Issued;

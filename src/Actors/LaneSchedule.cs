@@ -373,15 +373,17 @@ internal sealed class LaneSchedule
         if (_cpus == 0 || step < 1 || !_backlogAt.TryGetValue(step, out var backlog))
             return null;
         double behind = l.UnitCpu.TryGetValue(step, out var unit) ? unit.BehindNs : 0;
-        long[]? held = null;
+        // Only up to the last CPU held (hosts read a missing entry as 0): a run of many CPUs whose backlog sits on a
+        // few sends a few numbers a window, not one per CPU.
+        int last = -1;
         for (int c = 0; c < _cpus; c++)
         {
-            long ns = (long)Math.Min(Math.Max(backlog[c], behind), long.MaxValue / 4);
-            if (ns <= 0)
-                continue;
-            held ??= new long[_cpus];
-            held[c] = ns;
+            if (Math.Max(backlog[c], behind) >= 1)
+                last = c;
         }
+        long[]? held = last < 0 ? null : new long[last + 1];
+        for (int c = 0; c <= last; c++)
+            held![c] = (long)Math.Min(Math.Max(backlog[c], behind), long.MaxValue / 4);
         // What the lane's next generation will not need again.
         l.UnitCpu.Remove(step - 1);
         return held;

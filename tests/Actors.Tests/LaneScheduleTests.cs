@@ -87,7 +87,7 @@ public sealed class LaneScheduleTests
         s.UnitProcessed(0, [500, 0], 0, 0);
         s.DomainCommitted(0, 0, 2);
         // Step 1: CPU 0 had 3.5 µs of work in a 1 µs step: 2.5 µs behind. CPU 1 idle.
-        Assert.Equal(["commit L0 w2", "committed L0 w2", "process L0 w2 to 2000", "gen L0.0 w3 [2000,3000) held [2500,0]"], r.Take());
+        Assert.Equal(["commit L0 w2", "committed L0 w2", "process L0 w2 to 2000", "gen L0.0 w3 [2000,3000) held [2500]"], r.Take());
         // Step 2: CPU 0 gets 1 µs more maps and half of 1 µs of timer flushes (spread over both CPUs): 2.5 + 1.5 − 1 =
         // 3 µs behind; CPU 1's half is within its window; the unit's translations end 0.7 µs after the window.
         s.HostGenerated(0, 0, 3, 0, [4000, 0]);
@@ -98,7 +98,7 @@ public sealed class LaneScheduleTests
         s.HostGenerated(0, 0, 3, 0, [4000, 0]);
         s.UnitProcessed(0, [500, 0], 1000, 0);
         s.DomainCommitted(0, 0, 4);
-        Assert.Equal(["commit L0 w4", "committed L0 w4", "process L0 w4 to 4000", "gen L0.0 w5 [4000,5000) held [2000,0]"], r.Take());
+        Assert.Equal(["commit L0 w4", "committed L0 w4", "process L0 w4 to 4000", "gen L0.0 w5 [4000,5000) held [2000]"], r.Take());
     }
 
     [Fact]
@@ -374,8 +374,9 @@ public sealed class LaneScheduleTests
                 }
                 if (held is not null)
                 {
-                    Assert.Equal(Cpus, held.Length);
+                    Assert.InRange(held.Length, 1, Cpus);
                     Assert.All(held, h => Assert.InRange(h, 0, long.MaxValue));
+                    Assert.True(held[^1] > 0, "a held vector ends with a CPU held");
                     HeldWindows++;
                 }
             }
