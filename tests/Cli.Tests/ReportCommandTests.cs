@@ -227,8 +227,8 @@ public sealed class ReportCommandTests : IDisposable
         string empty = Path.Combine(_dir, "empty");
         Assert.Equal(0, Ptactors("report", "--json", Write("bare.json", "{\"run_id\": \"bare\", \"ops\": 1}"), "--out", empty).Exit);
 
-        var withPlots = Measure(Browser.Screenshot(Path.Combine(full, "index.html"), _dir, 1000, 6000));
-        var withoutPlots = Measure(Browser.Screenshot(Path.Combine(empty, "index.html"), _dir, 1000, 6000));
+        var withPlots = Measure(Browser.Screenshot(Path.Combine(full, "index.html"), _dir, 1320, 6000));
+        var withoutPlots = Measure(Browser.Screenshot(Path.Combine(empty, "index.html"), _dir, 1320, 6000));
         // The bars are ScottPlot's SteelBlue; the series colours are many: the page shows the images, not their alt text.
         Assert.True(withPlots.SteelBlue > 20_000, $"{withPlots.SteelBlue} steel-blue pixels");
         Assert.True(withPlots.Colours > 200, $"{withPlots.Colours} colours");

@@ -136,7 +136,7 @@ internal sealed class ReportCommand
         var h = new StringBuilder();
         static string E(string s) => WebUtility.HtmlEncode(s);
         h.Append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>PtActors report</title>\n<style>\n")
-         .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1000px}")
+         .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1260px}")
          .Append("table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}")
          .Append("th:first-child,td:first-child{text-align:left}figure{margin:2em 0}img{max-width:100%;border:1px solid #eee}")
          .Append(".missing{color:#a33;font-style:italic}figcaption{font-size:.9em;color:#555}\n</style>\n</head>\n<body>\n")

@@ -9,7 +9,7 @@ internal sealed record ReportPlot(string Name, string Title, string Caption, byt
 /// <summary>Draws the report's plots with ScottPlot (PNG, fixed size, no fonts fetched).</summary>
 internal static class ReportPlots
 {
-    private const int Width = 900, Height = 480;
+    private const int Width = 1200, Height = 520;
 
     /// <summary>Every plot of the report for <paramref name="runs"/>, in page order.</summary>
     public static List<ReportPlot> All(IReadOnlyList<ReportRun> runs)
@@ -79,13 +79,19 @@ internal static class ReportPlots
             return new ReportPlot(name, title, caption, null,
                 $"No plot of {key} against IOTLB entries: the inputs do not compare IOTLB sizes (give simulate or replay --iotlb with several sizes).");
         // One series per combination of the other parameters.
+        var files = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var r in runs)
+            files.Add(r.File);
         var series = new SortedDictionary<string, List<(double X, double Y)>>(StringComparer.Ordinal);
         foreach (var r in runs)
         {
             if (r.Parameter("iotlb") is not { } t || !double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double x)
                 || !r.Figures.TryGetValue(key, out double y))
                 continue;
+            // Its file too when there are several: two files may hold the same parameters for different workloads.
             var others = new List<string>();
+            if (files.Count > 1)
+                others.Add(Path.GetFileNameWithoutExtension(r.File));
             foreach (var (k, v) in r.Parameters)
             {
                 if (k != "iotlb")
@@ -125,7 +131,7 @@ internal static class ReportPlots
         plot.Title(title);
         plot.XLabel("IOTLB entries per unit (log scale)");
         plot.YLabel(key);
-        plot.ShowLegend();
+        plot.ShowLegend(Edge.Right);
         return new ReportPlot(name, title, caption, plot.GetImageBytes(Width, Height, ImageFormat.Png), null);
     }
 
@@ -172,7 +178,7 @@ internal static class ReportPlots
         plot.XLabel("simulated time (ms)");
         plot.YLabel(invalidations ? "invalidation commands per interval" : "IOTLB hit rate");
         if (drawn > 1)
-            plot.ShowLegend();
+            plot.ShowLegend(Edge.Right);
         return new ReportPlot(name, title, caption, plot.GetImageBytes(Width, Height, ImageFormat.Png), null);
     }
 
@@ -230,7 +236,7 @@ internal static class ReportPlots
         plot.Title(title);
         plot.XLabel("bucket upper bound (simulated µs)");
         plot.YLabel("count");
-        plot.ShowLegend();
+        plot.ShowLegend(Edge.Right);
         return new ReportPlot(name, title, caption, plot.GetImageBytes(Width, Height, ImageFormat.Png), null);
     }
 
