@@ -43,6 +43,7 @@ public abstract class DeviceWorkload : IDeviceWorkload
     private ulong _lastT1;
     private ulong _windowNs;
     private ulong _heldUntil;
+    private bool _heldBefore;
     private uint _seq;
     private bool _started;
 
@@ -145,11 +146,14 @@ public abstract class DeviceWorkload : IDeviceWorkload
             _heldWindows++;
             _heldWindowBytes += _bytesMoved - movedBefore;
         }
-        else
+        else if (!_heldBefore)
         {
+            // A free window after a free one: the device's steady pace. (The first free windows after a hold are
+            // above it — its rings full and its budget unspent — and are not counted as its pace.)
             _freeWindows++;
             _freeWindowBytes += _bytesMoved - movedBefore;
         }
+        _heldBefore = held;
     }
 
     [DoesNotReturn]

@@ -86,8 +86,8 @@ public interface IDeviceWorkload
 /// <param name="GeneratedNs">Simulated time of the windows it generated (what <see cref="HeldNs"/> is a part of).</param>
 /// <param name="HeldWindows">Windows in which it was held back at all, and <paramref name="HeldWindowBytes"/> the data it moved in them.</param>
 /// <param name="HeldWindowBytes">Data bytes moved in the windows it was held back in.</param>
-/// <param name="FreeWindows">Windows it generated without being held back, and <paramref name="FreeWindowBytes"/> the data it moved in them.</param>
-/// <param name="FreeWindowBytes">Data bytes moved in the windows it was not held back in.</param>
+/// <param name="FreeWindows">Windows it generated without being held back, after a window it was not held back in either (its steady pace: the first windows after a hold, with its rings full and its budget unspent, are above it), and <paramref name="FreeWindowBytes"/> the data it moved in them.</param>
+/// <param name="FreeWindowBytes">Data bytes moved in those windows.</param>
 public readonly record struct WorkloadStats(
     long Submitted,
     long Completed,
@@ -116,9 +116,9 @@ public readonly record struct WorkloadStats(
 {
     /// <summary>
     /// Data bytes the device would have moved in the windows it was held back in, had it not been: each such window
-    /// valued at what it moved on average in a window it was not held back in, less what it did move in them
-    /// (HeldWindows × FreeWindowBytes / FreeWindows − HeldWindowBytes, at least 0). A device held back in every window
-    /// has no such average: its rate while not held, over the time it was held, stands in. 0 when never held.
+    /// valued at what it moved on average in a window of its steady pace (<see cref="FreeWindows"/>), less what it did move in them
+    /// (HeldWindows × FreeWindowBytes / FreeWindows − HeldWindowBytes, at least 0). A device with no such window has
+    /// no such average: its rate while not held, over the time it was held, stands in. 0 when never held.
     /// </summary>
     public double HeldBytes
         => HeldWindows == 0 ? 0

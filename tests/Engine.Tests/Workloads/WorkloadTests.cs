@@ -249,7 +249,7 @@ public class WorkloadTests
         Assert.True(s.Throttled > 0, $"{kind}: nothing throttled");
         Assert.Equal(0, freeRun.Devices[0].Stats.Throttled);
         Assert.Equal(10, s.HeldWindows);
-        Assert.Equal(20, s.FreeWindows);
+        Assert.Equal(19, s.FreeWindows); // the window right after the hold is not its steady pace
         Assert.Equal(10 * 100_000L, s.HeldNs);
         Assert.Equal(30 * 100_000L, s.GeneratedNs);
         // The same run as the free one until the hold.
