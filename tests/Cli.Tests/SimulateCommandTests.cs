@@ -127,7 +127,8 @@ public sealed partial class SimulateCommandTests : IDisposable
     public void NoOptionsIsTheMeaningfulDefaultOnTheSqliteDefault()
     {
         var request = Bind();
-        Assert.Equal(new SimulationSettings { RunId = "generated" }, request.Settings);
+        // The CLI gives each device of a domain its own CPU when --cpus is not given (1024 / 64: 16).
+        Assert.Equal(new SimulationSettings { RunId = "generated", Cpus = 16 }, request.Settings);
         Assert.Equal(4, request.Settings.Iommus);
         Assert.Equal(64, request.Settings.Domains);
         Assert.Equal(1024, request.Settings.Devices);
@@ -147,7 +148,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         var r = Ptactors(["simulate", "--in-memory"]);
         Assert.Equal("", r.Stderr);
         Assert.Equal(0, r.Exit);
-        Assert.Equal(new SimulationSettings { RunId = r.Settings.RunId }, r.Settings);
+        Assert.Equal(new SimulationSettings { RunId = r.Settings.RunId, Cpus = 16 }, r.Settings);
     }
 
     // ---- each option -----------------------------------------------------------------------------------------
@@ -206,6 +207,9 @@ public sealed partial class SimulateCommandTests : IDisposable
     public void EachOptionMapsToItsSetting(string[] option, SimulationSettings expected)
     {
         string[] args = option.Contains("--run-id") ? option : [.. option, "--run-id", "r1"];
+        // Without --cpus, one CPU per device of a domain.
+        if (!option.Contains("--cpus"))
+            expected = expected with { Cpus = PtActors.Cli.Simulate.SimulateValues.DefaultCpus(expected.Devices, expected.Domains) };
         Assert.Equal(expected, Bind(args).Settings);
         var r = Ptactors(["simulate", "--in-memory", .. args]);
         Assert.Equal("", r.Stderr);
@@ -486,7 +490,7 @@ public sealed partial class SimulateCommandTests : IDisposable
         Assert.Equal(0, r.Exit);
         Assert.Equal("run_id=out db=in-memory", r.Lines[0]);
         Assert.Equal(
-            "iommus=4 domains=64 devices=1024 workload=mixed format=x86_64 policy=lazy iotlb=1024 cpus=1 inflight=32 " +
+            "iommus=4 domains=64 devices=1024 workload=mixed format=x86_64 policy=lazy iotlb=1024 cpus=16 inflight=32 " +
             "late_dma=default ops=1000 seed=1 unsafe=none", r.Lines[1]);
         foreach (string key in JsonKeys)
             Assert.Contains(r.Lines, line => Regex.IsMatch(line, $@"\b{key}\b"));

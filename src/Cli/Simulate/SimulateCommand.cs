@@ -122,7 +122,7 @@ internal sealed class SimulateCommand
             $"Page-table format of every domain{Listable} [default: {PtFormatOps.For(d.Format).Name}]", SimulateValues.List(SimulateValues.Format));
         _policy = Valued<Listed<FlushPolicySpec>?>("--policy", "strict|lazy|lazy-single|batch:N|passthrough[,...]", $"IOTLB flush policy of every unit (N at most {SimulateValues.MaxBatch}); passthrough: no IOMMU translation, as iommu.passthrough=1 (the DMA API maps to physical addresses; nothing is journalled){Listable} [default: {d.Policy}]", SimulateValues.List(SimulateValues.Policy));
         _iotlb = Valued<Listed<int>?>("--iotlb", "N[,N...]", $"IOTLB entries per unit, a multiple of 8 up to {SimulateValues.MaxIotlbEntries}; --iommus x --iotlb at most {SimulateValues.MaxIotlbEntriesTotal}{Listable} [default: {d.IotlbEntries}]", SimulateValues.List(SimulateValues.IotlbEntries));
-        _cpus = Valued<Listed<int>?>("--cpus", "N[,N...]", $"CPUs: the k-th device of a domain is on CPU k mod N (its flush-queue ring and its DMA-API calls); at most {SimulateValues.MaxCpus}, --domains x --cpus at most {SimulateValues.MaxRings}{Listable} [default: {d.Cpus}]", SimulateValues.List(CountUpTo(SimulateValues.MaxCpus)));
+        _cpus = Valued<Listed<int>?>("--cpus", "N[,N...]", $"CPUs: the k-th device of a domain is on CPU k mod N (its flush-queue ring and its DMA-API calls); at most {SimulateValues.MaxCpus}, --domains x --cpus at most {SimulateValues.MaxRings}{Listable} [default: one per device of a domain, --devices / --domains rounded up]", SimulateValues.List(CountUpTo(SimulateValues.MaxCpus)));
         _inflight = Valued<int?>("--inflight", "N", $"Operations each device keeps outstanding, at most {SimulateValues.MaxInflight}; --devices x --inflight at most {SimulateValues.MaxOutstanding} [default: {d.Inflight}]", CountUpTo(SimulateValues.MaxInflight));
         _lateDma = Valued<double?>("--late-dma", "P", "Probability of a DMA to an IOVA just unmapped, 0 to 1 [default: the workload's]", SimulateValues.Probability);
         _ops = Valued<long?>("--ops", "N", $"Issue exactly N map+unmap operations; end when all are acknowledged; at most {SimulateValues.MaxOps}, {SimulateValues.MaxOpsInMemory} with --in-memory [default: {d.Ops}]", SimulateValues.Ops);
@@ -226,7 +226,7 @@ internal sealed class SimulateCommand
             || Value(result, _devices, d.Devices, CountUpTo(SimulateValues.MaxDevices)) is not long devices
             || Value(result, _inflight, d.Inflight, CountUpTo(SimulateValues.MaxInflight)) is not long inflight
             || Value(result, _domains, d.Domains, CountUpTo(SimulateValues.MaxDomains)) is not long domains
-            || Max(result, _cpus, d.Cpus, SimulateValues.List(CountUpTo(SimulateValues.MaxCpus))) is not long cpus)
+            || Max(result, _cpus, SimulateValues.DefaultCpus(devices, domains), SimulateValues.List(CountUpTo(SimulateValues.MaxCpus))) is not long cpus)
         {
             return;
         }
@@ -337,7 +337,8 @@ internal sealed class SimulateCommand
         // The cross product of the list options, in option order (policy outermost).
         var policies = parse.GetValue(_policy) ?? new Listed<FlushPolicySpec>([d.Policy], [d.Policy.ToString()]);
         var iotlbs = parse.GetValue(_iotlb) ?? new Listed<int>([d.IotlbEntries], [d.IotlbEntries.ToString(CultureInfo.InvariantCulture)]);
-        var cpus = parse.GetValue(_cpus) ?? new Listed<int>([d.Cpus], [d.Cpus.ToString(CultureInfo.InvariantCulture)]);
+        int defaultCpus = SimulateValues.DefaultCpus(settings.Devices, settings.Domains);
+        var cpus = parse.GetValue(_cpus) ?? new Listed<int>([defaultCpus], [defaultCpus.ToString(CultureInfo.InvariantCulture)]);
         var formats = parse.GetValue(_format) ?? new Listed<PtFormatKind>([d.Format], [PtFormatOps.For(d.Format).Name]);
         var pages = parse.GetValue(_bufferPage) ?? new Listed<ulong>([d.BufferPageBytes], ["4K"]);
         int total = policies.Items.Length * iotlbs.Items.Length * cpus.Items.Length * formats.Items.Length * pages.Items.Length;

@@ -33,6 +33,13 @@ internal static class SimulateValues
     /// <summary>--cpus (Linux's NR_CPUS goes to 8192; a lazy domain keeps one ring per CPU).</summary>
     public const int MaxCpus = 4096;
 
+    /// <summary>
+    /// The CPUs of a run that does not say: one per device of a domain (device k of each domain on CPU k, as a driver
+    /// gives each queue its own CPU), at least 1 and at most <see cref="MaxCpus"/>.
+    /// </summary>
+    public static int DefaultCpus(long devices, long domains)
+        => (int)Math.Clamp((devices + Math.Max(1, domains) - 1) / Math.Max(1, domains), 1, MaxCpus);
+
     /// <summary>--inflight: operations each device keeps outstanding.</summary>
     public const int MaxInflight = 65_536;
 
