@@ -43,7 +43,7 @@ public interface ILaneMessage;
 /// <item><c>lane.image</c> v1 = s Name, z TablePages, n × byte Canonical, n × byte Memory (<see cref="DomainImage"/>).</item>
 /// <item><c>lane.get-counters</c>, <c>lane.get-costs</c> v1 = nothing. <c>lane.counters</c> v2 = s Unit, unit-stats,
 /// b HasCosts, [unit ledger] (v1 had n × image after unit-stats). <c>lane.image-part</c> v1 = s Domain, z TablePages,
-/// z CanonicalLength, z MemoryLength, z Offset, n × byte (<see cref="IotlbActor.ImagePart"/>). <c>lane.costs</c> v2 = n × host ledger (v2 adds z Throttled, f64 ThrottledBytes at its end). A ledger is its cost model (its 13 times
+/// z CanonicalLength, z MemoryLength, z Offset, n × byte (<see cref="IotlbActor.ImagePart"/>). <c>lane.costs</c> v2 = n × host ledger (v2 adds z Throttled, f64 HeldBytes at its end). A ledger is its cost model (its 13 times
 /// as f64, then z IovaMagazineSize, z IovaCacheMaxOrder, z TranslationsInFlight) and everything it holds
 /// (<see cref="UnitCostLedger.State"/>, <see cref="HostCostLedger.State"/>, f64 for times, histograms as z Count,
 /// f64 SumNs, n × z bucket); restored only when it is consistent with its model.</item>
@@ -391,7 +391,7 @@ public sealed class LaneCodecs : IPtCodecSet
         w.WriteVarInt64(s.IovaAllocs);
         w.WriteVarInt64(s.IovaCacheMisses);
         w.WriteVarInt64(s.Throttled);
-        WriteF64(w, s.ThrottledBytes);
+        WriteF64(w, s.HeldBytes);
     }
 
     private static HostCostLedger ReadHostLedger(ref PtReader r, byte version)
@@ -406,8 +406,8 @@ public sealed class LaneCodecs : IPtCodecSet
         var latency = ReadHistogram(ref r);
         long allocs = r.ReadVarInt64(), misses = r.ReadVarInt64();
         long throttled = version >= 2 ? r.ReadVarInt64() : 0;
-        double throttledBytes = version >= 2 ? ReadF64(ref r) : 0;
-        var state = new HostCostLedger.State(orders, cached, depot, cpuNs, bytes, transfers, latency, allocs, misses, throttled, throttledBytes);
+        double heldBytes = version >= 2 ? ReadF64(ref r) : 0;
+        var state = new HostCostLedger.State(orders, cached, depot, cpuNs, bytes, transfers, latency, allocs, misses, throttled, heldBytes);
         return HostCostLedger.Restore(model, state, out string? problem) ?? throw r.Corrupt($"host cost ledger: {problem}");
     }
 

@@ -98,7 +98,7 @@ internal sealed class LaneSchedule
         /// <summary>The last window generated before winding down, and the window of the final drain (0: not yet).</summary>
         public long QuietAfter, FinalWindow;
         /// <summary>The window the unit is processing or last processed.</summary>
-        public long ProcessingWindow, ProcessedWindow;
+        public long ProcessingWindow;
         /// <summary>Back-pressure: the CPU time the lane's hosts reported after generating each window (summed over hosts, cumulative).</summary>
         public readonly Dictionary<long, double[]> HostCpu = new();
         public double[]? Generating;
@@ -276,7 +276,6 @@ internal sealed class LaneSchedule
             return;
         var l = _lanes[lane];
         l.UnitBusy = false;
-        l.ProcessedWindow = l.ProcessingWindow;
         if (_cpus > 0)
         {
             var cpu = new double[_cpus];
@@ -285,7 +284,7 @@ internal sealed class LaneSchedule
                 for (int c = 0; c < cpuNs.Length; c++)
                     cpu[c % _cpus] += cpuNs[c];
             }
-            l.UnitCpu[l.ProcessedWindow] = new UnitReport(cpu, timerCpuNs, translationBehindNs);
+            l.UnitCpu[l.ProcessingWindow] = new UnitReport(cpu, timerCpuNs, translationBehindNs);
             FoldBacklog();
         }
         if (l.Quiet)

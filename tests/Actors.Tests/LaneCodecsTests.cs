@@ -50,7 +50,7 @@ public class LaneCodecsTests(ITestOutputHelper output)
         host.Mapped(0, PtActors.Engine.Dma.DmaOpKind.DmaMap, 8192, ok: true);
         host.Mapped(1, PtActors.Engine.Dma.DmaOpKind.Map, 4096, ok: true);
         host.Freed(0, 8192);
-        host.Moved(1, 1500, 1, throttled: 3, throttledBytes: 4500);
+        host.Moved(1, 1500, 1, throttled: 3, heldBytes: 4500);
         host.Direct(0);
         return (unit, host);
     }
@@ -187,7 +187,7 @@ public class LaneCodecsTests(ITestOutputHelper output)
                     Assert.Equal(costs.Ledgers[k].CpuNs, hc.Ledgers[k].CpuNs);
                     Assert.Equal(costs.Ledgers[k].BytesByCpu, hc.Ledgers[k].BytesByCpu);
                     Assert.Equal((costs.Ledgers[k].Transfers, costs.Ledgers[k].IovaAllocs, costs.Ledgers[k].IovaCacheMisses), (hc.Ledgers[k].Transfers, hc.Ledgers[k].IovaAllocs, hc.Ledgers[k].IovaCacheMisses));
-                    Assert.Equal((costs.Ledgers[k].Throttled, costs.Ledgers[k].ThrottledBytes), (hc.Ledgers[k].Throttled, hc.Ledgers[k].ThrottledBytes));
+                    Assert.Equal((costs.Ledgers[k].Throttled, costs.Ledgers[k].HeldBytes), (hc.Ledgers[k].Throttled, hc.Ledgers[k].HeldBytes));
                     Assert.Equal(costs.Ledgers[k].MapLatency.BucketCounts.ToArray(), hc.Ledgers[k].MapLatency.BucketCounts.ToArray());
                 }
                 break;

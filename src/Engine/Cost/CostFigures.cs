@@ -92,7 +92,7 @@ public sealed record CostFigures
         {
             transfers += h.Transfers;
             throttled += h.Throttled;
-            offered += h.ThrottledBytes;
+            offered += h.HeldBytes;
             for (int k = 0; k < h.BytesByCpu.Length; k++)
             {
                 double b = h.BytesByCpu[k];

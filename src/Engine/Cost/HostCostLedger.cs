@@ -42,7 +42,7 @@ public sealed class HostCostLedger
     public long Throttled { get; private set; }
 
     /// <summary>Data bytes the devices would have moved in the time they were held back (<see cref="PtActors.Engine.Workloads.WorkloadStats.HeldBytes"/>): with <see cref="BytesByCpu"/>, what they offered.</summary>
-    public double ThrottledBytes { get; private set; }
+    public double HeldBytes { get; private set; }
 
     /// <summary>Latency of each map call (its CPU work: nothing a map does waits for the IOMMU).</summary>
     public LatencyHistogram MapLatency { get; private set; } = new();
@@ -66,15 +66,15 @@ public sealed class HostCostLedger
 
     /// <summary>
     /// The devices on CPU <paramref name="cpu"/> moved <paramref name="bytes"/> of data in <paramref name="transfers"/>
-    /// transfers, and held back <paramref name="throttled"/> items, in a time worth <paramref name="throttledBytes"/>, because
-    /// their CPU or unit was behind.
+    /// transfers, and held back <paramref name="throttled"/> items, in windows worth <paramref name="heldBytes"/> of data
+    /// (<see cref="PtActors.Engine.Workloads.WorkloadStats.HeldBytes"/>), because their CPU or unit was behind.
     /// </summary>
-    public void Moved(int cpu, double bytes, long transfers, long throttled = 0, double throttledBytes = 0)
+    public void Moved(int cpu, double bytes, long transfers, long throttled = 0, double heldBytes = 0)
     {
         BytesByCpu[cpu % BytesByCpu.Length] += bytes;
         Transfers += transfers;
         Throttled += throttled;
-        ThrottledBytes += throttledBytes;
+        HeldBytes += heldBytes;
     }
 
     /// <summary>
@@ -141,7 +141,7 @@ public sealed class HostCostLedger
     /// <c>Cached</c> is the IOVAs each CPU's magazines hold, CPU by CPU, <c>Orders</c> size classes each.
     /// </summary>
     public sealed record State(int Orders, int[] Cached, int[] Depot, double[] CpuNs, double[] BytesByCpu, long Transfers,
-        LatencyHistogram MapLatency, long IovaAllocs, long IovaCacheMisses, long Throttled = 0, double ThrottledBytes = 0);
+        LatencyHistogram MapLatency, long IovaAllocs, long IovaCacheMisses, long Throttled = 0, double HeldBytes = 0);
 
     /// <summary>A copy of everything the ledger holds.</summary>
     public State Capture()
@@ -152,7 +152,7 @@ public sealed class HostCostLedger
             for (int o = 0; o < orders; o++)
                 cached[c * orders + o] = _cached[c, o];
         return new State(orders, cached, (int[])_depot.Clone(), (double[])CpuNs.Clone(), (double[])BytesByCpu.Clone(), Transfers,
-            MapLatency.Clone(), IovaAllocs, IovaCacheMisses, Throttled, ThrottledBytes);
+            MapLatency.Clone(), IovaAllocs, IovaCacheMisses, Throttled, HeldBytes);
     }
 
     /// <summary>The ledger <paramref name="state"/> was captured from (under <paramref name="model"/>); null with <paramref name="problem"/> when it cannot be one.</summary>
@@ -176,7 +176,7 @@ public sealed class HostCostLedger
             IovaAllocs = state.IovaAllocs,
             IovaCacheMisses = state.IovaCacheMisses,
             Throttled = state.Throttled,
-            ThrottledBytes = state.ThrottledBytes,
+            HeldBytes = state.HeldBytes,
         };
         for (int c = 0; c < cpus; c++)
             for (int o = 0; o < orders; o++)
